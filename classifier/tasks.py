@@ -1,0 +1,10 @@
+"""Celery tasks: thin, idempotent, taking ids. All work happens in services and ml/."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(bind=True, name="classifier.run_job")
+def run_job(self, job_id: int) -> None:
+    services.run_job(job_id, task_id=self.request.id or "")

@@ -1,0 +1,163 @@
+"""Fixtures shared by the whole suite: the shared data folder, eager Celery, real services."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import kombu.pools
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared research data folder, or a skip when this machine does not have it."""
+    path = Path(os.environ.get("EDUMOOD_DATA_DIR", ROOT.parent / "shared" / "data"))
+    if not (path / "fer2013").is_dir():
+        pytest.skip(f"shared data not found at {path} (set EDUMOOD_DATA_DIR)")
+    return path
+
+
+@pytest.fixture
+def eager_celery():
+    """Run tasks in-process: for unit tests of the task code paths, not of the worker."""
+    from edumood_site.celery import app
+
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server on a free loopback port, for the whole session."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (.ci/run installs it with apt-get)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def answers():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    wait_until(answers, 10, message="redis-server to answer")
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess against the test database and a given broker."""
+
+    def __init__(self, broker_url: str, log_path: Path, stale_seconds: int = 3):
+        from django.conf import settings
+
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "DEBUG": "true",
+            "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+            "CELERY_BROKER_URL": broker_url,
+            "CELERY_VISIBILITY_TIMEOUT": "5",
+            "EDUMOOD_JOB_STALE_SECONDS": str(stale_seconds),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process = None
+
+    def start(self, ready_timeout: float = 60):
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "edumood_site", "worker", "-Q",
+             "inference,training", "-c", "1", "-n", f"test-{os.getpid()}@%h", "-l", "INFO"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_until(
+            lambda: b"ready." in self.log_path.read_bytes() or self.process.poll() is not None,
+            ready_timeout,
+            message="the celery worker to start",
+        )
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
+        return self
+
+    def kill(self):
+        """SIGKILL the worker and its pool children at once, as a crash or OOM would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+@pytest.fixture
+def celery_broker(redis_url):
+    """Point this process's Celery app at the real Redis broker for one test."""
+    from edumood_site.celery import app
+
+    def use(broker_url, transport_options):
+        app.conf.broker_url = broker_url
+        app.conf.broker_transport_options = transport_options
+        # Drop cached connection pools (kombu keeps a global registry of them) so the next
+        # send opens a connection to the new broker.
+        kombu.pools.reset()
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    previous = (app.conf.broker_url, app.conf.broker_transport_options)
+    use(redis_url, {"visibility_timeout": 5})
+    yield redis_url
+    use(*previous)
+
+
+@pytest.fixture
+def worker_factory(celery_broker, tmp_path):
+    """Start real worker processes on the Redis broker; all are stopped after the test."""
+    workers = []
+
+    def start(**kwargs):
+        worker = WorkerProcess(celery_broker, tmp_path / "worker.log", **kwargs).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -1,0 +1,42 @@
+"""A real Redis server and real `celery worker` processes running jobs end to end."""
+
+import pytest
+
+from classifier.choices import JobKind, JobStatus
+from classifier.services import create_job
+from tests.conftest import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _fetch(job):
+    job.refresh_from_db()
+    return job
+
+
+def test_a_queued_job_runs_on_a_real_worker_with_visible_progress(worker_factory):
+    worker_factory()
+    job = create_job(JobKind.DIAGNOSE, {"seconds": 4, "size": 256})
+    seen = wait_until(
+        lambda: 0 < _fetch(job).progress < 1 and job.status == JobStatus.RUNNING and job.progress,
+        60,
+        message="progress while running",
+    )
+    assert 0 < seen < 1
+    wait_until(lambda: _fetch(job).is_terminal, 60, message="the job to finish")
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result["gflops"] > 0 and job.attempts == 1
+
+
+def test_a_job_whose_worker_is_killed_is_run_again_and_finishes(worker_factory):
+    worker = worker_factory(stale_seconds=3)
+    job = create_job(JobKind.DIAGNOSE, {"seconds": 6, "size": 256})
+    wait_until(lambda: _fetch(job).progress > 0.1, 60, message="the job to be under way")
+    worker.kill()
+    assert _fetch(job).status == JobStatus.RUNNING  # what a crash leaves behind
+    worker_factory(stale_seconds=3)
+    wait_until(lambda: _fetch(job).is_terminal, 90, message="the job to end after the crash")
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.attempts == 2
+    assert any("Attempt 2" in line for line in job.log)
+    assert job.result["seconds"] >= 6

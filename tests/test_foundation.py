@@ -1,0 +1,227 @@
+"""Foundation: settings helper, accounts, health check, the Job lifecycle, the ml/ boundary."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.urls import reverse
+
+from classifier.choices import JobKind, JobStatus
+from classifier.models import Job
+from classifier.services import JobCancelled, create_job, job_handler, retry_job, run_job
+from edumood_site import env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_env_helper_casts_and_fails_loudly(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "yes")
+    monkeypatch.setenv("X_INT", "42")
+    monkeypatch.setenv("X_LIST", "a, b,,c")
+    assert env.env_bool("X_BOOL") is True
+    assert env.env_int("X_INT") == 42
+    assert env.env_list("X_LIST") == ["a", "b", "c"]
+    assert env.env_str("X_MISSING", "fallback") == "fallback"
+    monkeypatch.setenv("X_INT", "forty")
+    with pytest.raises(ImproperlyConfigured, match="X_INT"):
+        env.env_int("X_INT")
+    with pytest.raises(ImproperlyConfigured, match="X_REQUIRED is required"):
+        env.env_str("X_REQUIRED")
+    monkeypatch.setenv("X_CHOICE", "tpu")
+    with pytest.raises(ImproperlyConfigured, match="one of"):
+        env.env_choice("X_CHOICE", ("auto", "cpu", "cuda"))
+
+
+def _django(*args, **env_overrides):
+    environment = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    environment.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_production_settings_require_secret_key_and_pass_deploy_check():
+    missing = _django("check", DEBUG="false")
+    assert missing.returncode != 0
+    assert "SECRET_KEY is required" in missing.stderr
+    deploy = _django(
+        "check", "--deploy", "--fail-level", "WARNING", DEBUG="false",
+        SECRET_KEY="k" * 20 + "-Zq8#pL2$vN5@wR7!tY4%uB1^xC6&eD9*",
+        ALLOWED_HOSTS="edumood.example.org",
+    )  # fmt: skip
+    assert deploy.returncode == 0, deploy.stderr
+
+
+def test_ml_package_never_imports_django_or_the_apps():
+    offenders = []
+    for path in (ROOT / "ml").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] in {"django", "classifier", "analytics", "edumood_site"}:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+    assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.django_db
+def test_anonymous_users_are_sent_to_login(client):
+    response = client.get(reverse("home"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_login_shows_navigation_and_logout_requires_post(client, django_user_model):
+    django_user_model.objects.create_user("teacher", password="a-Long-pass-123")
+    response = client.post(
+        reverse("login"), {"username": "teacher", "password": "a-Long-pass-123"}, follow=True
+    )
+    assert response.status_code == 200
+    assert b'aria-label="Main"' in response.content
+    assert b"Log out" in response.content
+    assert client.get(reverse("logout")).status_code == 405
+    client.post(reverse("logout"))
+    assert client.get(reverse("home")).status_code == 302
+
+
+@pytest.mark.django_db
+def test_bootstrap_creates_one_admin_with_a_generated_password(capsys, django_user_model):
+    call_command("bootstrap")
+    printed = capsys.readouterr().out
+    admin = django_user_model.objects.get(username="admin")
+    assert admin.is_superuser and admin.is_staff
+    password = printed.split("password: ")[1].split()[0]
+    assert len(password) >= 12 and admin.check_password(password)
+    call_command("bootstrap")
+    assert "password" not in capsys.readouterr().out
+    assert django_user_model.objects.filter(is_superuser=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_bootstrap_takes_the_password_from_the_environment(settings, capsys, django_user_model):
+    settings.EDUMOOD_ADMIN_PASSWORD = "from-the-env-Pass-9"
+    call_command("bootstrap")
+    assert "from-the-env-Pass-9" not in capsys.readouterr().out
+    assert django_user_model.objects.get(username="admin").check_password("from-the-env-Pass-9")
+
+
+@pytest.mark.django_db
+def test_healthz_reports_each_part(client):
+    response = client.get(reverse("healthz"))
+    body = response.json()
+    assert body["database"]["ok"] is True
+    assert body["broker"]["ok"] is True
+    # No worker runs in this test: the check must say so rather than claim health.
+    assert body["worker"]["ok"] is False
+    assert response.status_code == 503 and body["ok"] is False
+
+
+@pytest.mark.django_db
+def test_plotly_js_is_served_locally(client):
+    response = client.get("/static/vendor/plotly.min.js")
+    assert response.status_code == 200
+    assert b"plotly" in b"".join(response.streaming_content)[:2000].lower()
+
+
+@pytest.mark.django_db
+def test_job_progress_writes_are_throttled_but_forced_writes_land():
+    job = Job.objects.create(kind=JobKind.DIAGNOSE)
+    assert job.claim("t1")
+    job.set_progress(0.25, "first", force=True)
+    job.set_progress(0.5, "too soon")
+    job.refresh_from_db()
+    assert (job.progress, job.message) == (0.25, "first")
+    job.set_progress(0.75, "forced", force=True)
+    job.refresh_from_db()
+    assert (job.progress, job.message) == (0.75, "forced")
+
+
+@pytest.mark.django_db
+def test_a_claimed_job_cannot_be_claimed_again_while_its_heartbeat_is_fresh():
+    job = Job.objects.create(kind=JobKind.DIAGNOSE)
+    assert job.claim("first") is True
+    assert Job.objects.get(pk=job.pk).claim("second") is False
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.attempts == 1 and job.celery_task_id == "first"
+
+
+@pytest.mark.django_db
+def test_diagnose_job_runs_eagerly_to_success(eager_celery, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = create_job(JobKind.DIAGNOSE, {"seconds": 0.2, "size": 64})
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.progress == 1.0 and job.result["gflops"] > 0
+    assert job.result["device"] == "cpu"
+    assert any("Started" in line for line in job.log)
+
+
+@pytest.mark.django_db
+def test_terminal_jobs_are_left_alone():
+    job = Job.objects.create(kind=JobKind.DIAGNOSE, status=JobStatus.SUCCEEDED, result={"x": 1})
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.attempts == 0 and job.result == {"x": 1}
+
+
+@pytest.mark.django_db
+def test_handler_errors_fail_the_job_with_the_reason():
+    @job_handler("test-broken")
+    def broken(job):
+        raise ValueError("the dataset has one class")
+
+    job = Job.objects.create(kind="test-broken")
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "ValueError: the dataset has one class" in job.error
+
+
+@pytest.mark.django_db
+def test_cancel_stops_a_running_job_and_keeps_partial_results():
+    @job_handler("test-cancellable")
+    def cancellable(job):
+        Job.objects.filter(pk=job.pk).update(cancel_requested=True)  # as the API would
+        if job.should_stop():
+            raise JobCancelled({"epochs_done": 1})
+        return {"epochs_done": 2}
+
+    job = Job.objects.create(kind="test-cancellable")
+    run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.result == {"epochs_done": 1}
+
+
+@pytest.mark.django_db
+def test_cancelling_a_queued_job_ends_it_at_once_and_retry_copies_params(
+    django_capture_on_commit_callbacks, eager_celery, django_user_model
+):
+    user = django_user_model.objects.create_user("admin2", is_staff=True)
+    job = Job.objects.create(kind=JobKind.DIAGNOSE, params={"seconds": 0.1, "size": 32})
+    job.request_cancel()
+    assert job.status == JobStatus.CANCELLED
+    with django_capture_on_commit_callbacks(execute=True):
+        again = retry_job(job, user=user)
+    again.refresh_from_db()
+    assert again.retry_of == job and again.requested_by == user
+    assert again.params["seconds"] == 0.1 and again.status == JobStatus.SUCCEEDED
+
+
+def test_each_queue_has_its_own_route_so_gpu_workers_only_get_training_work():
+    from edumood_site.celery import app
+
+    for name in ("inference", "training"):
+        queue = app.amqp.queues[name]
+        assert (queue.exchange.name, queue.routing_key) == (name, name)
+    assert app.conf.task_acks_late and app.conf.worker_prefetch_multiplier == 1
