@@ -30,6 +30,9 @@ test: $(DEV_STAMP)
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
+fuzz: $(DEV_STAMP)  # bounded schemathesis run against a throwaway server; fails on any 5xx
+	$(PY) scripts/fuzz_api.py
+
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 

@@ -6,4 +6,8 @@ class ClassifierConfig(AppConfig):
     verbose_name = "Model lifecycle"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the worker start-up sweep)
+        from . import (  # noqa: F401  (register their job handlers)
+            datasets,
+            handlers,
+            signals,  # noqa: F401  (connects the worker start-up sweep)
+        )

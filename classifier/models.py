@@ -13,6 +13,23 @@ from .choices import TERMINAL_JOB_STATUSES, JobKind, JobStatus
 PROGRESS_WRITE_INTERVAL = 1.0  # seconds; progress is cheap to compute but each write is a query
 
 
+def claim_row(rows, *, queued: str, running: str, **updates) -> bool:
+    """Atomically move a row from `queued` (or `running` with a stale heartbeat) to `running`.
+
+    Work rows (jobs, photos) are claimed this way before a worker starts on them: a redelivered
+    message, or a second worker, finds the row running with a fresh heartbeat and backs off,
+    so nothing runs twice at once; a dead worker's row goes stale and can be taken over.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
+    claimed = rows.filter(
+        Q(status=queued)
+        | Q(status=running, heartbeat_at__lt=stale)
+        | Q(status=running, heartbeat_at__isnull=True)
+    ).update(status=running, heartbeat_at=now, attempts=F("attempts") + 1, **updates)
+    return bool(claimed)
+
+
 class Job(models.Model):
     """One piece of background work: its parameters, live progress and outcome.
 
@@ -57,32 +74,18 @@ class Job(models.Model):
         return self.status in TERMINAL_JOB_STATUSES
 
     def claim(self, task_id: str = "") -> bool:
-        """Atomically move a queued (or abandoned running) job to running; False if not ours.
-
-        A redelivered message, or a second worker, finds the row running with a fresh heartbeat
-        and backs off, so a job never runs twice at once.
-        """
-        now = timezone.now()
-        stale = now - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
-        claimed = (
-            Job.objects.filter(pk=self.pk, cancel_requested=False)
-            .filter(
-                Q(status=JobStatus.QUEUED)
-                | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
-                | Q(status=JobStatus.RUNNING, heartbeat_at__isnull=True)
-            )
-            .update(
-                status=JobStatus.RUNNING,
-                heartbeat_at=now,
-                attempts=F("attempts") + 1,
-                celery_task_id=task_id,
-            )
+        """Atomically move a queued (or abandoned running) job to running; False if not ours."""
+        claimed = claim_row(
+            Job.objects.filter(pk=self.pk, cancel_requested=False),
+            queued=JobStatus.QUEUED,
+            running=JobStatus.RUNNING,
+            celery_task_id=task_id,
         )
         self.refresh_from_db()
         if claimed and self.started_at is None:
-            self.started_at = now
+            self.started_at = self.heartbeat_at
             self.save(update_fields=["started_at"])
-        return bool(claimed)
+        return claimed
 
     def set_progress(self, fraction: float, message: str = "", *, force: bool = False) -> None:
         """Record progress, at most about once a second unless forced."""
@@ -140,3 +143,160 @@ class Job(models.Model):
             self.progress = progress
             fields.append("progress")
         self.save(update_fields=fields)
+
+
+def checkpoint_upload_to(instance, filename: str) -> str:
+    return f"models/{filename}"
+
+
+class ModelVersion(models.Model):
+    """A trained classifier: its checkpoint, what it predicts, how it scored. One is active.
+
+    The checkpoint file holds everything inference needs (weights, class names, input size,
+    normalisation); the columns here copy what pages and the API show without loading it.
+    """
+
+    class Source(models.TextChoices):
+        SHIPPED = "shipped", "Shipped with EduMood"
+        TRAINED = "trained", "Trained here"
+
+    name = models.CharField(max_length=120)
+    arch = models.CharField(max_length=60)
+    classes = models.JSONField()
+    state_mapping = models.JSONField()
+    input_size = models.PositiveSmallIntegerField(default=48)
+    normalisation = models.CharField(max_length=30)
+    checkpoint = models.FileField(upload_to=checkpoint_upload_to, max_length=255)
+    checkpoint_sha256 = models.CharField(max_length=64, unique=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.TRAINED)
+    params = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    history = models.JSONField(default=list, blank=True)
+    device = models.CharField(max_length=40, blank=True)
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    is_active = models.BooleanField(default=False)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dataset_version = models.ForeignKey(
+        "DatasetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="model_versions",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_model_version"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.arch})"
+
+    @property
+    def accuracy(self) -> float | None:
+        # Evaluated versions carry "accuracy"; a checkpoint straight from training has only
+        # its selection score on the validation split.
+        return self.metrics.get("accuracy", self.metrics.get("val_accuracy"))
+
+
+class Dataset(models.Model):
+    """A named line of labelled image sets; each import adds an immutable version."""
+
+    name = models.CharField(max_length=120, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def latest_version(self):
+        return self.versions.order_by("-number").first()
+
+
+class AttributeSource(models.TextChoices):
+    SELF_REPORTED = "self-reported", "Self-reported"
+    ANNOTATOR = "annotator", "Annotator"
+    MODEL_INFERRED = "model-inferred", "Model-inferred"
+
+
+def dataset_cache_upload_to(instance, filename: str) -> str:
+    return f"datasets/{filename}"
+
+
+class DatasetVersion(models.Model):
+    """One imported, preprocessed image set: the decoded uint8 cache plus what was learnt about it.
+
+    Immutable: the content hash (images, labels, classes, attributes) names it, so training,
+    evaluation and audits that name a version always meant exactly these images.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    content_hash = models.CharField(max_length=64, unique=True)
+    cache = models.FileField(upload_to=dataset_cache_upload_to, max_length=255)
+    classes = models.JSONField(default=list)
+    image_size = models.PositiveSmallIntegerField(default=48)
+    size = models.PositiveIntegerField(default=0)
+    class_counts = models.JSONField(default=dict)
+    attribute_counts = models.JSONField(default=dict, blank=True)
+    attribute_source = models.CharField(
+        max_length=20, choices=AttributeSource.choices, default=AttributeSource.ANNOTATOR
+    )
+    summary = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=500, blank=True)
+    import_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "number"], name="dataset_version_number")
+        ]
+
+    def __str__(self):
+        return f"{self.dataset.name} v{self.number}"
+
+    @property
+    def attribute_columns(self) -> list[str]:
+        return list(self.attribute_counts)
+
+
+class AuditReport(models.Model):
+    """A bias audit of one model version on one dataset version (ml.fairness.audit's report)."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="audits")
+    dataset_version = models.ForeignKey(
+        DatasetVersion, on_delete=models.CASCADE, related_name="audits"
+    )
+    attributes = models.JSONField(default=list)
+    source = models.CharField(max_length=20, choices=AttributeSource.choices)
+    result = models.JSONField(default=dict)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Audit #{self.pk} of {self.model_version} on {self.dataset_version}"

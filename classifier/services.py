@@ -1,5 +1,6 @@
 """Domain operations of the model lifecycle. Views, the API and tasks call these."""
 
+import hashlib
 import logging
 import platform
 import threading
@@ -7,13 +8,15 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
 
 from .choices import JobKind, JobStatus
-from .models import Job
+from .models import Job, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -160,10 +163,11 @@ def diagnose_worker(job: Job) -> dict:
     """
     import torch
 
+    from ml.train import resolve_device
+
     seconds = float(job.params.get("seconds", 3))
     size = int(job.params.get("size", 512))
-    wants_gpu = settings.EDUMOOD_DEVICE != "cpu" and torch.cuda.is_available()
-    device = torch.device("cuda" if wants_gpu else "cpu")
+    device = resolve_device(settings.EDUMOOD_DEVICE)
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     flops = 0.0
@@ -189,3 +193,90 @@ def diagnose_worker(job: Job) -> dict:
         "gflops": round(flops / elapsed / 1e9, 2),
         "seconds": round(elapsed, 2),
     }
+
+
+# --- model versions -------------------------------------------------------------------------
+
+# Keyed by the checkpoint's hash as well as the row id: a reused id (after a database reset)
+# must never serve another model's weights.
+_CLASSIFIERS: dict[tuple[int, str], object] = {}
+
+
+def register_model_version(
+    checkpoint_path, *, name: str, source: str = ModelVersion.Source.TRAINED, job=None, user=None
+) -> ModelVersion:
+    """Store a checkpoint file as a new model version (or return the one with the same bytes)."""
+    from ml.labels import default_state_mapping
+    from ml.train import load_checkpoint
+
+    path = Path(checkpoint_path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    existing = ModelVersion.objects.filter(checkpoint_sha256=digest).first()
+    if existing:
+        return existing
+    checkpoint = load_checkpoint(path)
+    version = ModelVersion(
+        name=name,
+        arch=checkpoint["arch"],
+        classes=list(checkpoint["classes"]),
+        state_mapping=checkpoint.get("state_mapping")
+        or default_state_mapping(checkpoint["classes"]),
+        input_size=checkpoint["input_size"],
+        normalisation=checkpoint["normalisation"],
+        checkpoint_sha256=digest,
+        source=source,
+        params=checkpoint.get("config") or {},
+        metrics=checkpoint.get("metrics") or {},
+        history=checkpoint.get("history") or [],
+        device=str(checkpoint.get("device", "")),
+        job=job,
+        created_by=user,
+    )
+    with path.open("rb") as handle:
+        version.checkpoint.save(f"{digest[:16]}.pt", File(handle), save=False)
+    version.save()
+    return version
+
+
+@transaction.atomic
+def promote(version: ModelVersion, *, user=None) -> ModelVersion:
+    """Make this version the one inference uses from the next photo on."""
+    ModelVersion.objects.select_for_update().filter(is_active=True).exclude(pk=version.pk).update(
+        is_active=False
+    )
+    version.is_active = True
+    version.promoted_at = timezone.now()
+    version.promoted_by = user
+    version.save(update_fields=["is_active", "promoted_at", "promoted_by"])
+    return version
+
+
+def active_model_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def load_classifier(version: ModelVersion):
+    """The ml Classifier of a version, loaded once per process and kept for later photos."""
+    from ml.predict import Classifier
+
+    key = (version.pk, version.checkpoint_sha256)
+    classifier = _CLASSIFIERS.get(key)
+    if classifier is None:
+        classifier = Classifier.load(version.checkpoint.path, device=settings.EDUMOOD_DEVICE)
+        _CLASSIFIERS[key] = classifier
+    return classifier
+
+
+def register_default_model() -> str:
+    """Register the shipped default model and make it active when no version is active."""
+    from ml.predict import DEFAULT_WEIGHTS
+
+    if not Path(DEFAULT_WEIGHTS).is_file():
+        return f"No shipped model at {DEFAULT_WEIGHTS}; photo analysis waits for a trained one."
+    version = register_model_version(
+        DEFAULT_WEIGHTS, name="EduMood default (FER2013)", source=ModelVersion.Source.SHIPPED
+    )
+    if active_model_version() is None:
+        promote(version)
+        return f"Registered and activated the default model: {version}"
+    return ""

@@ -42,12 +42,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "classifier",
     "analytics",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -173,14 +173,15 @@ EDUMOOD_JOB_STALE_SECONDS = env_int("EDUMOOD_JOB_STALE_SECONDS", 120)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.TokenAuthentication",  # first: anonymous gets 401, not 403
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "edumood_site.api.AutoSchema",
+    "EXCEPTION_HANDLER": "edumood_site.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "uploads": env_str("EDUMOOD_UPLOAD_RATE", "120/min"),
         "token": env_str("EDUMOOD_TOKEN_RATE", "20/min"),

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -10,4 +10,11 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("django-admin/", admin.site.urls),
+    path("api/", include("classifier.api.urls")),
+    path("", include("classifier.urls")),
+    path("", include("analytics.urls")),
+    path("api/", include("edumood_site.api")),
+    path("api/", include("analytics.api.urls")),
+    path("api/", include("accounts.api.urls")),
+    path("account/", include("accounts.urls")),
 ]

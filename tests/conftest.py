@@ -24,6 +24,24 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def fast_and_quiet(settings):
+    """One torch thread (the tests' models are tiny and the CPUs shared), a cheap hasher.
+
+    Jobs in eager tests run inside the test's transaction; a heartbeat thread writing through
+    its own connection would wait on that transaction's SQLite lock, so it must not fire
+    mid-test. Worker subprocesses get their own stale limit from worker_factory.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.EDUMOOD_JOB_STALE_SECONDS = 3600
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def eager_celery():
     """Run tasks in-process: for unit tests of the task code paths, not of the worker."""
@@ -82,7 +100,7 @@ def redis_url(tmp_path_factory):
 class WorkerProcess:
     """A real `celery worker` subprocess against the test database and a given broker."""
 
-    def __init__(self, broker_url: str, log_path: Path, stale_seconds: int = 3):
+    def __init__(self, broker_url: str, log_path: Path, stale_seconds: int = 60):
         from django.conf import settings
 
         self.log_path = log_path
@@ -94,6 +112,7 @@ class WorkerProcess:
             "CELERY_VISIBILITY_TIMEOUT": "5",
             "EDUMOOD_JOB_STALE_SECONDS": str(stale_seconds),
             "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1",  # tiny test models on shared CPUs: threads only contend
         }
         self.process = None
 
@@ -161,3 +180,38 @@ def worker_factory(celery_broker, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def model_version(db, tmp_path, settings):
+    """An active model version from a small untrained checkpoint with the 7 FER classes.
+
+    Untrained weights are enough where a test checks the plumbing (rows, probabilities summing
+    to one, model loaded once), not the accuracy.
+    """
+    import torch
+
+    from classifier.services import promote, register_model_version
+    from ml.labels import FER_CLASSES, default_state_mapping
+    from ml.models import DEFAULT_ARCH, build_model
+    from ml.train import save_checkpoint
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    torch.manual_seed(0)
+    model = build_model(DEFAULT_ARCH, len(FER_CLASSES))
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(
+        path,
+        {
+            "arch": DEFAULT_ARCH,
+            "state_dict": model.state_dict(),
+            "classes": list(FER_CLASSES),
+            "input_size": 48,
+            "normalisation": "standardize",
+            "state_mapping": default_state_mapping(FER_CLASSES),
+            "config": {"arch": DEFAULT_ARCH},
+            "metrics": {"accuracy": 0.25},
+            "history": [],
+        },
+    )
+    return promote(register_model_version(path, name="test model"))

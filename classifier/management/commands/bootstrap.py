@@ -1,4 +1,4 @@
-"""First-start set-up: an admin account (password generated and printed once)."""
+"""First-start set-up: an admin account (password printed once) and the default model."""
 
 import secrets
 
@@ -6,9 +6,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from classifier.services import register_default_model
+
 
 class Command(BaseCommand):
-    help = "Create the first admin account if none exists."
+    help = "Create the first admin account if none exists; register the shipped model."
 
     def handle(self, *args, **options):
         User = get_user_model()
@@ -22,3 +24,6 @@ class Command(BaseCommand):
                     f"{shown}\nThis password is shown only once; change it after logging in."
                 )
             )
+        message = register_default_model()
+        if message:
+            self.stdout.write(message)

@@ -1,0 +1,64 @@
+"""Token operations: issue, look up by hash, mark used, revoke."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import ApiToken
+
+KEY_PREFIX = "edm_"
+PREFIX_LENGTH = 10  # "edm_" + 6 random characters: enough to tell a user's tokens apart
+# last_used_at is informative, not an audit log: one write a minute per token keeps every
+# authenticated request from also being a database write.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a token secret (hex SHA-256).
+
+    A plain hash is enough (no salt, no slow KDF): the secret is 32 random bytes, not a
+    password a person chose, so it cannot be guessed from its hash.
+    """
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def issue_token(user, name: str) -> tuple[ApiToken, str]:
+    """Create a token for `user`; returns the row and the secret, which is never stored."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name.strip() or "API token",
+        key_hash=hash_key(key),
+        prefix=key[:PREFIX_LENGTH],
+    )
+    return token, key
+
+
+def active_token_for_key(key: str) -> ApiToken | None:
+    """The unrevoked token whose secret is `key`, with its user, or None."""
+    return (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=hash_key(key), revoked_at__isnull=True)
+        .first()
+    )
+
+
+def mark_used(token: ApiToken) -> None:
+    """Record that the token was used now, writing at most once per LAST_USED_RESOLUTION."""
+    now = timezone.now()
+    if token.last_used_at and now - token.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    ).update(last_used_at=now)
+    token.last_used_at = now
+
+
+def revoke_token(token: ApiToken) -> None:
+    """Revoke a token at once; requests with it are rejected from now on."""
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])

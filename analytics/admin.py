@@ -1,0 +1,38 @@
+from django.contrib import admin
+
+from .models import Classroom, Consent, FaceResult, Photo, Session
+
+
+class ConsentInline(admin.TabularInline):
+    model = Consent
+    extra = 0
+    readonly_fields = ("recorded_by", "recorded_at")
+
+
+@admin.register(Classroom)
+class ClassroomAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "subject", "owner", "retention", "created_at")
+    list_filter = ("retention",)
+    search_fields = ("name", "subject", "owner__username")
+    inlines = [ConsentInline]
+
+
+@admin.register(Session)
+class SessionAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "classroom", "kind", "started_at")
+    list_filter = ("kind",)
+
+
+@admin.register(Photo)
+class PhotoAdmin(admin.ModelAdmin):
+    # No image preview: staff can act on a stuck photo without seeing students' faces.
+    list_display = ("id", "session", "status", "image_state", "attempts", "uploaded_at")
+    list_filter = ("status", "image_state")
+    exclude = ("image",)
+    readonly_fields = ("heartbeat_at", "analysed_at", "model_version")
+
+
+@admin.register(FaceResult)
+class FaceResultAdmin(admin.ModelAdmin):
+    list_display = ("id", "photo", "state", "label", "score", "model_version")
+    list_filter = ("state",)

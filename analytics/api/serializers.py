@@ -1,0 +1,165 @@
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Classroom, Consent, FaceResult, Photo, Session
+from ..services import model_versions_used, session_summary
+
+
+class ConsentSerializer(serializers.ModelSerializer):
+    recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Consent
+        fields = ["id", "obtained_from", "method", "obtained_on", "notes", "recorded_by"]
+        fields += ["recorded_at"]
+        read_only_fields = ["id", "recorded_by", "recorded_at"]
+
+
+class ClassroomSerializer(serializers.ModelSerializer):
+    consent = ConsentSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Classroom
+        fields = ["id", "name", "subject", "description", "retention", "consent", "created_at"]
+        read_only_fields = ["id", "consent", "created_at"]
+
+
+class SummarySerializer(serializers.Serializer):
+    """The per-session aggregates; shares and the index are null while there are no faces."""
+
+    faces = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    shares = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    engagement_index = serializers.FloatField(
+        allow_null=True, help_text="Share of detected faces whose state is Engaged (0 to 1)."
+    )
+    photos = serializers.DictField(child=serializers.IntegerField())
+
+
+class ModelVersionRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    classroom = serializers.PrimaryKeyRelatedField(queryset=Classroom.objects.none())
+    summary = serializers.SerializerMethodField()
+    model_versions = serializers.SerializerMethodField(
+        help_text="The model versions the session's current results come from."
+    )
+
+    class Meta:
+        model = Session
+        fields = ["id", "classroom", "title", "started_at", "kind", "summary", "model_versions"]
+        fields += ["created_at"]
+        read_only_fields = ["id", "summary", "model_versions", "created_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            # Another teacher's classroom id is answered like a missing one.
+            self.fields["classroom"].queryset = Classroom.objects.filter(owner=request.user)
+
+    def validate_classroom(self, classroom):
+        if self.instance is not None and classroom != self.instance.classroom:
+            raise serializers.ValidationError("A session cannot move to another classroom.")
+        return classroom
+
+    @extend_schema_field(SummarySerializer)
+    def get_summary(self, session) -> dict:
+        summaries = self.context.get("summaries")
+        if summaries and session.pk in summaries:
+            return summaries[session.pk]
+        return session_summary(session)
+
+    @extend_schema_field(ModelVersionRefSerializer(many=True))
+    def get_model_versions(self, session) -> list[dict]:
+        used = self.context.get("model_versions")
+        if used is None:
+            used = model_versions_used([session.pk])
+        return used.get(session.pk, [])
+
+
+class BoxSerializer(serializers.Serializer):
+    x = serializers.IntegerField()
+    y = serializers.IntegerField()
+    w = serializers.IntegerField()
+    h = serializers.IntegerField()
+
+
+class FaceSerializer(serializers.ModelSerializer):
+    box = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FaceResult
+        fields = ["box", "score", "label", "state", "probabilities", "model_version"]
+
+    @extend_schema_field(BoxSerializer)
+    def get_box(self, face) -> dict:
+        return {"x": face.x, "y": face.y, "w": face.w, "h": face.h}
+
+
+class PhotoSerializer(serializers.ModelSerializer):
+    faces = FaceSerializer(many=True, read_only=True)
+    image_url = serializers.SerializerMethodField(
+        help_text="Where the stored image is served (permission-checked); null once deleted."
+    )
+
+    class Meta:
+        model = Photo
+        fields = ["id", "session", "status", "error", "width", "height", "model_version"]
+        fields += ["faces", "original_name", "captured_at", "uploaded_at", "analysed_at"]
+        fields += ["image_state", "image_url"]
+        read_only_fields = fields
+
+    def get_image_url(self, photo) -> str | None:
+        if not photo.image:
+            return None
+        # The state in the URL makes a browser fetch the blurred copy, not reuse the original.
+        return f"{reverse('analytics:photo-image', args=[photo.pk])}?v={photo.image_state}"
+
+
+class ConsentRequestSerializer(ConsentSerializer):
+    class Meta(ConsentSerializer.Meta):
+        fields = ["obtained_from", "method", "obtained_on", "notes"]
+
+
+class UploadRequestSerializer(serializers.Serializer):
+    image = serializers.ListField(
+        child=serializers.FileField(),
+        help_text="One or more files: JPEG, PNG, WebP or BMP photos, or zips of them.",
+    )
+
+
+class UploadedPhotoSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+
+
+class FileErrorSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class UploadResponseSerializer(serializers.Serializer):
+    photos = UploadedPhotoSerializer(many=True)
+    errors = FileErrorSerializer(many=True)
+
+
+class UploadRejectedSerializer(UploadResponseSerializer):
+    detail = serializers.CharField()
+
+
+class TrendRowSerializer(SummarySerializer):
+    session = serializers.IntegerField()
+    title = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    kind = serializers.CharField()
+
+
+class ReanalyseResponseSerializer(serializers.Serializer):
+    queued = serializers.IntegerField()
+    skipped = serializers.IntegerField(help_text="Photos whose original was deleted or blurred.")
+    detail = serializers.CharField()

@@ -1,0 +1,298 @@
+"""Teacher API: thin viewsets scoped to the requesting teacher; the work lives in services."""
+
+import json
+
+from django.forms import DateTimeField
+from django.forms import ValidationError as FormValidationError
+from django.http import HttpResponse
+from django.urls import reverse
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer
+from rest_framework.response import Response
+
+from edumood_site.api import SettingsRateThrottle
+
+from .. import services
+from ..models import Classroom, Photo, Session
+from .serializers import (
+    ClassroomSerializer,
+    ConsentRequestSerializer,
+    ConsentSerializer,
+    PhotoSerializer,
+    ReanalyseResponseSerializer,
+    SessionSerializer,
+    TrendRowSerializer,
+    UploadRejectedSerializer,
+    UploadRequestSerializer,
+    UploadResponseSerializer,
+)
+
+NOT_FOUND = OpenApiResponse(description="Not found, or owned by another teacher.")
+INVALID = OpenApiResponse(description="Invalid fields: `{field: [messages]}`.")
+RANGE_PARAMETERS = [
+    OpenApiParameter("after", OpenApiTypes.DATETIME, description="Sessions started at or after"),
+    OpenApiParameter("before", OpenApiTypes.DATETIME, description="Sessions started at or before"),
+]
+
+
+class CSVRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, str):
+            return data.encode(self.charset)
+        return json.dumps(data).encode(self.charset)  # an error body, e.g. {"detail": ...}
+
+
+def date_range(params) -> tuple:
+    """`after` and `before` query parameters (ISO date or date-time); 400 when unreadable."""
+    field = DateTimeField(required=False)
+    try:
+        return field.clean(params.get("after")), field.clean(params.get("before"))
+    except FormValidationError as exc:
+        raise ValidationError({"detail": f"after/before: {'; '.join(exc.messages)}"}) from None
+
+
+def csv_response(text: str, filename: str) -> HttpResponse:
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: ClassroomSerializer(many=True)}),
+    create=extend_schema(responses={201: ClassroomSerializer, 400: INVALID}),
+    retrieve=extend_schema(responses={200: ClassroomSerializer, 404: NOT_FOUND}),
+    partial_update=extend_schema(
+        responses={200: ClassroomSerializer, 400: INVALID, 404: NOT_FOUND},
+        description="Changing `retention` to blur or delete also applies it to photos already "
+        "analysed.",
+    ),
+    destroy=extend_schema(
+        responses={204: None, 404: NOT_FOUND},
+        description="Deletes the classroom, its sessions, results and every stored image.",
+    ),
+)
+class ClassroomViewSet(viewsets.ModelViewSet):
+    """The requesting teacher's classrooms; another teacher's answer 404."""
+
+    serializer_class = ClassroomSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return Classroom.objects.none()
+        return Classroom.objects.filter(owner=self.request.user).prefetch_related("consents")
+
+    def perform_create(self, serializer):
+        serializer.save(owner=self.request.user)
+
+    def perform_update(self, serializer):
+        retention = serializer.validated_data.pop("retention", None)
+        classroom = serializer.save()
+        if retention is not None and retention != classroom.retention:
+            services.set_retention(classroom, retention)
+
+    @extend_schema(
+        request=ConsentRequestSerializer,
+        responses={201: ConsentSerializer, 400: INVALID, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["post"])
+    def consent(self, request, pk=None):
+        """Record who consented, how and when; uploads need it."""
+        classroom = self.get_object()
+        serializer = ConsentRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        consent = services.record_consent(classroom, user=request.user, **serializer.validated_data)
+        return Response(ConsentSerializer(consent).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=RANGE_PARAMETERS,
+        responses={200: TrendRowSerializer(many=True), 400: INVALID, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def trends(self, request, pk=None):
+        """One row per session (oldest first) with the summary fields."""
+        after, before = date_range(request.query_params)
+        rows = services.classroom_trends(self.get_object(), after, before)
+        return Response(TrendRowSerializer(rows, many=True).data)
+
+    @extend_schema(
+        parameters=RANGE_PARAMETERS,
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="Per-session aggregates (faces rows with ?rows=faces)"
+            ),
+            (404, "text/csv"): NOT_FOUND,
+        },
+    )
+    def export_csv(self, request, pk=None):
+        """Per-session aggregates of the classroom as CSV; `?rows=faces` for one row per face."""
+        classroom = self.get_object()
+        after, before = date_range(request.query_params)
+        if request.query_params.get("rows") == "faces":
+            sessions = services.classroom_sessions(classroom, after, before)
+            return csv_response(services.faces_csv(sessions), f"classroom-{pk}-faces.csv")
+        return csv_response(
+            services.sessions_csv(classroom, after, before), f"classroom-{pk}-sessions.csv"
+        )
+
+
+class SessionFilter(filters.FilterSet):
+    after = filters.DateTimeFilter(field_name="started_at", lookup_expr="gte")
+    before = filters.DateTimeFilter(field_name="started_at", lookup_expr="lte")
+
+    class Meta:
+        model = Session
+        fields = ["classroom", "kind", "after", "before"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: SessionSerializer(many=True)}),
+    create=extend_schema(responses={201: SessionSerializer, 400: INVALID}),
+    retrieve=extend_schema(responses={200: SessionSerializer, 404: NOT_FOUND}),
+    partial_update=extend_schema(responses={200: SessionSerializer, 400: INVALID, 404: NOT_FOUND}),
+    destroy=extend_schema(
+        responses={204: None, 404: NOT_FOUND},
+        description="Deletes the session, its results and every stored image.",
+    ),
+)
+class SessionViewSet(viewsets.ModelViewSet):
+    """Sessions of the requesting teacher's classrooms, each with its summary."""
+
+    serializer_class = SessionSerializer
+    filterset_class = SessionFilter
+    throttle_scope = None  # set to "uploads" on the upload action only
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return Session.objects.none()
+        return Session.objects.filter(classroom__owner=self.request.user).order_by(
+            "-started_at", "-id"
+        )
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        context = self.get_serializer_context()
+        context["summaries"] = services.session_summaries(s.pk for s in page)
+        context["model_versions"] = services.model_versions_used(s.pk for s in page)
+        serializer = self.get_serializer_class()(page, many=True, context=context)
+        return self.get_paginated_response(serializer.data)
+
+    @extend_schema(
+        request={"multipart/form-data": UploadRequestSerializer},
+        responses={
+            202: UploadResponseSerializer,
+            400: OpenApiResponse(
+                UploadRejectedSerializer, description="Every file rejected, or none/too many sent."
+            ),
+            404: NOT_FOUND,
+            409: OpenApiResponse(description="The classroom has no consent record yet."),
+            429: OpenApiResponse(description="Too many uploads; retry after the given delay."),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        parser_classes=[MultiPartParser, FormParser],
+        throttle_classes=[SettingsRateThrottle],
+        throttle_scope="uploads",
+    )
+    def photos(self, request, pk=None):
+        """Upload photos (or zips of photos) in `image` parts; each is queued for analysis."""
+        session = self.get_object()
+        try:
+            outcome = services.upload_photos(session, request.FILES.getlist("image"))
+        except services.ConsentRequired as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except services.UploadError as exc:
+            return Response(
+                {"detail": str(exc), "photos": [], "errors": []},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        body = {
+            "photos": [
+                {"id": p.pk, "url": reverse("analytics-api:photo-detail", args=[p.pk])}
+                for p in outcome.photos
+            ],
+            "errors": outcome.errors,
+        }
+        if not outcome.photos:
+            body["detail"] = "No file was accepted; see `errors`."
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: ReanalyseResponseSerializer, 404: NOT_FOUND})
+    @action(detail=True, methods=["post"])
+    def reanalyse(self, request, pk=None):
+        """Analyse the session's stored originals again with the active model."""
+        queued, skipped = services.reanalyse_session(self.get_object())
+        detail = f"{queued} photo(s) queued for analysis with the active model."
+        if skipped:
+            detail += f" {skipped} photo(s) keep their results: their originals were not kept."
+        return Response(
+            {"queued": queued, "skipped": skipped, "detail": detail},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per face"),
+            (404, "text/csv"): NOT_FOUND,
+        }
+    )
+    def export_csv(self, request, pk=None):
+        """One row per detected face of the session (box, state, probabilities); no images."""
+        session = self.get_object()
+        return csv_response(services.faces_csv([session]), f"session-{pk}-faces.csv")
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: PhotoSerializer(many=True)}),
+    retrieve=extend_schema(responses={200: PhotoSerializer, 404: NOT_FOUND}),
+)
+class PhotoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Photos of the requesting teacher's sessions with their per-face results."""
+
+    serializer_class = PhotoSerializer
+    filterset_fields = ["session", "status"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return Photo.objects.none()
+        return (
+            Photo.objects.filter(session__classroom__owner=self.request.user)
+            .prefetch_related("faces")
+            .order_by("uploaded_at", "id")
+        )
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: PhotoSerializer,
+            404: NOT_FOUND,
+            409: OpenApiResponse(description="Not failed, or its original is no longer stored."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue a failed photo for analysis again."""
+        try:
+            photo = services.retry_photo(self.get_object())
+        except services.PhotoActionError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(PhotoSerializer(photo).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,37 @@
+from django.db import models
+
+
+class Retention(models.TextChoices):
+    """What happens to an original photo once its faces are analysed."""
+
+    DELETE = "delete", "Delete originals after analysis (results kept)"
+    BLUR = "blur", "Keep a copy with every face blurred"
+    KEEP = "keep", "Keep originals"
+
+
+class ConsentMethod(models.TextChoices):
+    WRITTEN = "written", "Signed written form"
+    ELECTRONIC = "electronic", "Electronic form or e-mail"
+    SCHOOL_POLICY = "school_policy", "School policy agreement with guardians"
+    OTHER = "other", "Other (described in the notes)"
+
+
+class SessionKind(models.TextChoices):
+    IN_PERSON = "in_person", "In person"
+    ONLINE = "online", "Online meeting"
+
+
+class PhotoStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    ANALYSING = "analysing", "Analysing"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImageState(models.TextChoices):
+    ORIGINAL = "original", "Original kept"
+    BLURRED = "blurred", "Faces blurred"
+    DELETED = "deleted", "Deleted after analysis"
+
+
+TERMINAL_PHOTO_STATUSES = frozenset({PhotoStatus.DONE, PhotoStatus.FAILED})

@@ -1,0 +1,179 @@
+"""The classroom side: classrooms, their consent records, sessions, photos and per-face results."""
+
+import uuid
+from pathlib import PurePath
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from classifier.models import claim_row
+
+from .choices import (
+    TERMINAL_PHOTO_STATUSES,
+    ConsentMethod,
+    ImageState,
+    PhotoStatus,
+    Retention,
+    SessionKind,
+)
+
+
+class Classroom(models.Model):
+    """A class a teacher photographs; only its owner ever sees it or anything under it."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="classrooms"
+    )
+    name = models.CharField(max_length=120)
+    subject = models.CharField(max_length=120, blank=True)
+    description = models.TextField(blank=True)
+    # Deleting originals is the default: results are what the teacher needs, and a photo of
+    # students that no longer exists cannot leak.
+    retention = models.CharField(max_length=10, choices=Retention.choices, default=Retention.DELETE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def consent(self) -> "Consent | None":
+        """The latest consent record; uploads are refused while there is none."""
+        return self.consents.order_by("-recorded_at", "-id").first()
+
+
+class Consent(models.Model):
+    """Who agreed to photos of this class being analysed, how and when (kept as a history)."""
+
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="consents")
+    obtained_from = models.CharField(
+        max_length=200, help_text="Who consented, e.g. 'parents/guardians of all 24 students'."
+    )
+    method = models.CharField(max_length=20, choices=ConsentMethod.choices)
+    obtained_on = models.DateField()
+    notes = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_method_display()} from {self.obtained_from} on {self.obtained_on}"
+
+
+class Session(models.Model):
+    """One lesson or meeting of a classroom; photos taken during it are analysed together."""
+
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="sessions")
+    title = models.CharField(max_length=200)
+    started_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(
+        max_length=10, choices=SessionKind.choices, default=SessionKind.IN_PERSON
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self):
+        return self.title
+
+
+def photo_upload_to(instance: "Photo", filename: str) -> str:
+    # A random name: the teacher's file name may carry a student's name, and must not be
+    # guessable from a URL either (files are only ever served through a permission check).
+    suffix = PurePath(filename).suffix.lower()[:6]
+    return (
+        f"photos/{instance.session.classroom_id}/{instance.session_id}/{uuid.uuid4().hex}{suffix}"
+    )
+
+
+class Photo(models.Model):
+    """An uploaded photo and its analysis status. Results outlive the image file."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="photos")
+    image = models.FileField(upload_to=photo_upload_to, max_length=255, null=True, blank=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    status = models.CharField(
+        max_length=10, choices=PhotoStatus.choices, default=PhotoStatus.QUEUED, db_index=True
+    )
+    error = models.TextField(blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True, help_text="EXIF DateTimeOriginal")
+    model_version = models.ForeignKey(
+        "classifier.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="photos",
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    analysed_at = models.DateTimeField(null=True, blank=True)
+    image_state = models.CharField(
+        max_length=10, choices=ImageState.choices, default=ImageState.ORIGINAL
+    )
+
+    MAX_ATTEMPTS = 3
+
+    class Meta:
+        ordering = ["uploaded_at", "id"]
+
+    def __str__(self):
+        return f"Photo #{self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_PHOTO_STATUSES
+
+    def claim(self) -> bool:
+        """Atomically move a queued (or abandoned analysing) photo to analysing.
+
+        A redelivered message or a second worker finds the photo analysing with a fresh
+        heartbeat and backs off, so one photo is never analysed twice at once.
+        """
+        claimed = claim_row(
+            Photo.objects.filter(pk=self.pk),
+            queued=PhotoStatus.QUEUED,
+            running=PhotoStatus.ANALYSING,
+        )
+        self.refresh_from_db()
+        return claimed
+
+
+class FaceResult(models.Model):
+    """One detected face: its box in the photo, the class probabilities and the state.
+
+    No crop of the face is stored, and nothing here identifies the person.
+    """
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="faces")
+    x = models.IntegerField()
+    y = models.IntegerField()
+    w = models.PositiveIntegerField()
+    h = models.PositiveIntegerField()
+    score = models.FloatField(help_text="Detector confidence")
+    label = models.CharField(max_length=40)
+    state = models.CharField(max_length=40, db_index=True)
+    probabilities = models.JSONField(default=dict)
+    model_version = models.ForeignKey(
+        "classifier.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="face_results",
+    )
+
+    class Meta:
+        ordering = ["photo_id", "y", "x", "id"]
+
+    def __str__(self):
+        return f"{self.state} face in photo #{self.photo_id}"

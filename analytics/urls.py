@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+app_name = "analytics"
+
+urlpatterns = [
+    path("classrooms/", views.classroom_list, name="classrooms"),
+    path("classrooms/<int:pk>/", views.classroom_detail, name="classroom"),
+    path("classrooms/<int:pk>/consent/", views.record_consent, name="consent"),
+    path("classrooms/<int:pk>/retention/", views.update_retention, name="retention"),
+    path("classrooms/<int:pk>/delete/", views.delete_classroom, name="classroom-delete"),
+    path("classrooms/<int:pk>/sessions/new/", views.create_session, name="session-create"),
+    path("classrooms/<int:pk>/dashboard/", views.dashboard, name="dashboard"),
+    path("classrooms/<int:pk>/report/", views.report, name="report"),
+    path("sessions/<int:pk>/", views.session_detail, name="session"),
+    path("sessions/<int:pk>/reanalyse/", views.reanalyse_session, name="session-reanalyse"),
+    path("sessions/<int:pk>/delete/", views.delete_session, name="session-delete"),
+    path("photos/<int:pk>/image", views.photo_image, name="photo-image"),
+]

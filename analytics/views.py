@@ -1,0 +1,277 @@
+"""Teacher pages. Every object is looked up within the teacher's own classrooms (else 404)."""
+
+import mimetypes
+from datetime import datetime, time
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from classifier.services import active_model_version
+
+from . import charts, services
+from .api.serializers import PhotoSerializer
+from .choices import PhotoStatus, Retention, SessionKind
+from .forms import ClassroomForm, ConsentForm, DateRangeForm, RetentionForm, SessionForm
+from .models import Classroom, Photo, Session
+
+
+def _classroom(request, pk) -> Classroom:
+    return get_object_or_404(Classroom, pk=pk, owner=request.user)
+
+
+def _session(request, pk) -> Session:
+    return get_object_or_404(
+        Session.objects.select_related("classroom"), pk=pk, classroom__owner=request.user
+    )
+
+
+def _model_note() -> dict:
+    version = active_model_version()
+    return {"active_version": version, "accuracy": version.accuracy if version else None}
+
+
+@login_required
+def classroom_list(request):
+    form = ClassroomForm(request.POST or None, initial={"retention": Retention.DELETE})
+    if request.method == "POST" and form.is_valid():
+        form.instance.owner = request.user
+        classroom = form.save()
+        messages.success(
+            request, f"Classroom “{classroom}” created. Record consent before uploading photos."
+        )
+        return redirect("analytics:classroom", classroom.pk)
+    classrooms = list(request.user.classrooms.prefetch_related("consents", "sessions"))
+    return render(
+        request, "analytics/classroom_list.html", {"classrooms": classrooms, "form": form}
+    )
+
+
+def _classroom_page(request, classroom, **forms):
+    sessions = list(classroom.sessions.order_by("-started_at", "-id"))
+    summaries = services.session_summaries(s.pk for s in sessions)
+    context = {
+        "classroom": classroom,
+        "consent": classroom.consent,
+        "consents": classroom.consents.select_related("recorded_by"),
+        "sessions": [(s, summaries[s.pk]) for s in sessions],
+        "consent_form": forms.get("consent_form") or ConsentForm(),
+        "retention_form": forms.get("retention_form") or RetentionForm(instance=classroom),
+        "session_form": forms.get("session_form") or SessionForm(),
+        "definition": services.ENGAGEMENT_DEFINITION,
+    }
+    status = 400 if forms else 200
+    return render(request, "analytics/classroom_detail.html", context, status=status)
+
+
+@login_required
+def classroom_detail(request, pk):
+    return _classroom_page(request, _classroom(request, pk))
+
+
+@login_required
+@require_POST
+def record_consent(request, pk):
+    classroom = _classroom(request, pk)
+    form = ConsentForm(request.POST)
+    if not form.is_valid():
+        return _classroom_page(request, classroom, consent_form=form)
+    services.record_consent(classroom, user=request.user, **form.cleaned_data)
+    messages.success(request, "Consent recorded. You can now upload photos to this classroom.")
+    return redirect("analytics:classroom", classroom.pk)
+
+
+@login_required
+@require_POST
+def update_retention(request, pk):
+    classroom = _classroom(request, pk)
+    form = RetentionForm(request.POST, instance=Classroom.objects.get(pk=classroom.pk))
+    if not form.is_valid():
+        return _classroom_page(request, classroom, retention_form=form)
+    changed = services.set_retention(classroom, form.cleaned_data["retention"])
+    message = f"Retention set to: {classroom.get_retention_display().lower()}."
+    if changed:
+        message += f" Applied to {changed} photo(s) already analysed."
+    messages.success(request, message)
+    return redirect("analytics:classroom", classroom.pk)
+
+
+@login_required
+@require_POST
+def delete_classroom(request, pk):
+    classroom = _classroom(request, pk)
+    name = str(classroom)
+    classroom.delete()
+    messages.success(request, f"Classroom “{name}”, its sessions, results and photos deleted.")
+    return redirect("analytics:classrooms")
+
+
+@login_required
+def create_session(request, pk):
+    classroom = _classroom(request, pk)
+    form = SessionForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            form.instance.classroom = classroom
+            session = form.save()
+            return redirect("analytics:session", session.pk)
+        return _classroom_page(request, classroom, session_form=form)
+    return render(request, "analytics/session_form.html", {"classroom": classroom, "form": form})
+
+
+@login_required
+def session_detail(request, pk):
+    session = _session(request, pk)
+    photos = session.photos.prefetch_related("faces").order_by("uploaded_at", "id")
+    summary = services.session_summary(session)
+    context = {
+        "session": session,
+        "classroom": session.classroom,
+        "consent": session.classroom.consent,
+        "summary": summary,
+        "state_rows": [
+            (state, charts.colour(state), summary["counts"][state], summary["shares"][state])
+            for state in summary["counts"]
+        ],
+        "versions": services.model_versions_used([session.pk])[session.pk],
+        "definition": services.ENGAGEMENT_DEFINITION,
+        "config": {
+            "uploadUrl": reverse("analytics-api:session-photos", args=[session.pk]),
+            "photosUrl": reverse("analytics-api:photo-list") + f"?session={session.pk}",
+            "sessionUrl": reverse("analytics-api:session-detail", args=[session.pk]),
+            "retryUrl": reverse("analytics-api:photo-retry", args=[0]),
+            "colours": {**charts.STATE_COLOURS, "_other": charts.OTHER_COLOUR},
+            "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
+            "photos": PhotoSerializer(photos, many=True).data,
+        },
+        "statuses": PhotoStatus.choices,
+        **_model_note(),
+    }
+    return render(request, "analytics/session_detail.html", context)
+
+
+@login_required
+@require_POST
+def reanalyse_session(request, pk):
+    session = _session(request, pk)
+    queued, skipped = services.reanalyse_session(session)
+    if queued:
+        messages.success(request, f"{queued} photo(s) queued for analysis with the active model.")
+    if skipped:
+        messages.warning(
+            request,
+            f"{skipped} photo(s) keep their current results: their originals were deleted or "
+            "blurred after analysis (the classroom's retention setting).",
+        )
+    if not queued and not skipped:
+        messages.info(request, "Nothing to re-analyse yet.")
+    return redirect("analytics:session", session.pk)
+
+
+@login_required
+@require_POST
+def delete_session(request, pk):
+    session = _session(request, pk)
+    classroom = session.classroom
+    session.delete()
+    messages.success(request, f"Session “{session.title}”, its results and photos deleted.")
+    return redirect("analytics:classroom", classroom.pk)
+
+
+@login_required
+def photo_image(request, pk):
+    """The stored image of a photo, to its owner only; never a public media URL."""
+    photo = get_object_or_404(Photo, pk=pk, session__classroom__owner=request.user)
+    if not photo.image:
+        raise Http404("The original was deleted after analysis.")
+    content_type = mimetypes.guess_type(photo.image.name)[0] or "application/octet-stream"
+    response = FileResponse(photo.image.open("rb"), content_type=content_type)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _range(request):
+    form = DateRangeForm(request.GET or None)
+    after = before = None
+    if form.is_bound and form.is_valid():
+        zone = timezone.get_current_timezone()
+        if form.cleaned_data["after"]:
+            after = datetime.combine(form.cleaned_data["after"], time.min, zone)
+        if form.cleaned_data["before"]:
+            before = datetime.combine(form.cleaned_data["before"], time.max, zone)
+    return form, after, before
+
+
+@login_required
+def dashboard(request, pk):
+    classroom = _classroom(request, pk)
+    form, after, before = _range(request)
+    trends = services.classroom_trends(classroom, after, before)
+    analysed = [row for row in trends if row["faces"]]
+    chosen = None
+    if analysed:
+        wanted = request.GET.get("session")
+        chosen = next((r for r in analysed if str(r["session"]) == wanted), analysed[-1])
+    timeline = (
+        services.session_timeline(Session.objects.get(pk=chosen["session"])) if chosen else None
+    )
+    kinds = services.compare_kinds(analysed)
+    figures = {
+        "engagement": charts.engagement_over_time(trends),
+        "distribution": charts.state_distribution(trends),
+        "timeline": charts.session_timeline(timeline, chosen["title"]) if chosen else None,
+        "kinds": charts.kind_comparison(kinds),
+    }
+    context = {
+        "classroom": classroom,
+        "form": form,
+        "trends": trends,
+        "analysed": analysed,
+        "chosen": chosen,
+        "timeline": timeline,
+        "kinds": kinds,
+        "figures": figures,
+        "query": request.GET.urlencode(),
+        "definition": services.ENGAGEMENT_DEFINITION,
+        **_model_note(),
+    }
+    return render(request, "analytics/dashboard.html", context)
+
+
+@login_required
+def report(request, pk):
+    """A printable summary of a classroom's sessions (the browser prints it to PDF)."""
+    classroom = _classroom(request, pk)
+    form, after, before = _range(request)
+    trends = services.classroom_trends(classroom, after, before)
+    versions = services.model_versions_used(row["session"] for row in trends)
+    kinds = services.compare_kinds([row for row in trends if row["faces"]])
+    states = list(trends[0]["counts"]) if trends else list(charts.STATE_COLOURS)
+    context = {
+        "classroom": classroom,
+        "consent": classroom.consent,
+        "form": form,
+        "after": after,
+        "before": before,
+        "states": states,
+        "rows": [
+            {
+                **row,
+                "cells": [(row["counts"].get(s, 0), row["shares"].get(s)) for s in states],
+                "versions": ", ".join(v["name"] for v in versions[row["session"]]),
+                "kind_label": SessionKind(row["kind"]).label,
+            }
+            for row in trends
+        ],
+        "kinds": kinds,
+        "generated_at": timezone.now(),
+        "definition": services.ENGAGEMENT_DEFINITION,
+        **_model_note(),
+    }
+    return render(request, "analytics/report.html", context)

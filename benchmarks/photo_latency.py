@@ -1,0 +1,190 @@
+"""Whole-photo analysis: end-to-end time per photo, and the effect of the crop framing.
+
+    nice -n 10 .venv/bin/python benchmarks/photo_latency.py [--weights default] [--json]
+    nice -n 10 .venv/bin/python benchmarks/photo_latency.py --fer 1400
+
+Latency (group photos): milliseconds per photo to load, detect, crop and classify, with all
+faces of a photo in one forward pass (as analyze_photo does) and with one forward pass per
+face, on 2 torch threads and 2 onnxruntime threads; also for the photos with 20-40 faces.
+
+FER faces in scenes (--fer N): N FER2013 validation faces, each pasted 3x enlarged into a
+random background and detected: the detection rate overall and per attribute group (from
+attributes.csv; a face the detector misses is a student the analysis leaves out). Each found
+face is then cropped with several expansion factors and classified: agreement with the
+classifier's prediction on the original crop, and accuracy, per factor. The pasted face has
+no real surroundings (hair, neck) beyond the FER square, so wide crops see background there
+that a real photo would not show.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ml.data import attach_attributes, load_images  # noqa: E402
+from ml.detect import get_detector, load_annotations  # noqa: E402
+from ml.photo import crop_faces, detect_faces, open_image  # noqa: E402
+from ml.predict import Classifier  # noqa: E402
+
+FRAMING_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5)
+
+
+def ms(seconds: float) -> float:
+    return 1000 * seconds
+
+
+def latency(folder: Path, classifier: Classifier) -> dict:
+    """Per-photo stage times (ms) over every photo of the folder."""
+    detector = get_detector()
+    names = sorted(load_annotations(folder))
+    detect_faces(open_image(folder / "images" / names[0]), detector)  # warm up
+    rows = []
+    for name in names:
+        t0 = time.perf_counter()
+        image = open_image(folder / "images" / name)
+        t1 = time.perf_counter()
+        boxes = detect_faces(image, detector)
+        t2 = time.perf_counter()
+        crops = crop_faces(image, boxes, classifier.input_size)
+        t3 = time.perf_counter()
+        if len(crops):
+            classifier.predict_proba(crops)
+        t4 = time.perf_counter()
+        for crop in crops:
+            classifier.predict_proba(crop[None])
+        t5 = time.perf_counter()
+        rows.append(dict(faces=len(boxes), load=ms(t1 - t0), detect=ms(t2 - t1),
+                         crop=ms(t3 - t2), classify_batched=ms(t4 - t3),
+                         classify_per_face=ms(t5 - t4)))  # fmt: skip
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    common = out["load"] + out["detect"] + out["crop"]
+    out["total_batched"] = common + out["classify_batched"]
+    out["total_per_face"] = common + out["classify_per_face"]
+    out["photos"] = len(rows)
+    return out
+
+
+def random_background(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
+    """Blurred colour noise over a colour gradient: a busy but face-free scene."""
+    width, height = size
+    ramp = np.linspace(0, 1, width)[None, :, None]
+    base = rng.uniform(30, 220, 3) * (1 - ramp) + rng.uniform(30, 220, 3) * ramp
+    noise = rng.normal(0, 40, (height // 8, width // 8, 3))
+    noise = np.asarray(Image.fromarray(np.clip(noise + 128, 0, 255).astype(np.uint8))
+                       .resize(size, Image.Resampling.BICUBIC)).astype(float) - 128  # fmt: skip
+    image = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+    return image.filter(ImageFilter.GaussianBlur(2))
+
+
+def fer_in_scenes(data_dir: Path, classifier: Classifier, n: int, seed: int = 0) -> dict:
+    """Detection rate of pasted FER faces by attribute group; agreement and accuracy of their
+    re-detected, re-cropped versions per crop expansion factor."""
+    val = load_images(data_dir / "fer2013" / "val", size=48)
+    val = attach_attributes(val, data_dir / "fer2013" / "attributes.csv")
+    rng = np.random.default_rng(seed)
+    index = rng.choice(len(val), size=min(n, len(val)), replace=False)
+    original = classifier.predict_proba(val.images[index]).argmax(1)
+    truth = np.array([classifier.classes.index(val.classes[y]) for y in val.labels[index]])
+    detector = get_detector()
+    crops = {s: [] for s in FRAMING_SCALES}
+    found = []
+    for k, i in enumerate(index):
+        canvas = random_background(rng, (480, 360))
+        side = 144
+        x, y = int(rng.integers(0, 480 - side)), int(rng.integers(0, 360 - side))
+        canvas.paste(Image.fromarray(val.images[i]).resize((side, side), Image.Resampling.BICUBIC)
+                     .convert("RGB"), (x, y))  # fmt: skip
+        boxes = [b for b in detector.detect(canvas)
+                 if x <= b.x + b.w / 2 < x + side and y <= b.y + b.h / 2 < y + side]  # fmt: skip
+        if boxes:
+            found.append(k)
+            for s in FRAMING_SCALES:
+                crops[s].append(crop_faces(canvas, boxes[:1], classifier.input_size, scale=s)[0])
+    found = np.array(found)
+    detected = np.isin(np.arange(len(index)), found)
+    by_group = {}
+    for column in ("race", "gender", "age_group"):
+        values = val.attributes.get(column, np.array([], dtype=object))[index]
+        for group in sorted(set(values.tolist()) - {""}):
+            members = values == group
+            if members.sum() >= 30:
+                rate = float(detected[members].mean())
+                by_group[f"{column}={group}"] = (rate, int(members.sum()))
+    result = {
+        "faces": len(index),
+        "detected": len(found),
+        "detection_by_group": by_group,
+        "original_accuracy": float((original[found] == truth[found]).mean()),
+        "by_scale": {},
+    }
+    for s in FRAMING_SCALES:
+        predicted = classifier.predict_proba(np.stack(crops[s])).argmax(1)
+        result["by_scale"][s] = {
+            "agreement": float((predicted == original[found]).mean()),
+            "accuracy": float((predicted == truth[found]).mean()),
+        }
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_data = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    default_data = Path(os.environ.get("EDUMOOD_DATA_DIR", default_data))
+    parser.add_argument("--data", type=Path, default=default_data)
+    parser.add_argument("--weights", default="default")
+    parser.add_argument("--fer", type=int, metavar="N", help="run the FER-in-scenes study instead")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    classifier = Classifier.load(args.weights, device="cpu")
+
+    if args.fer:
+        result = fer_in_scenes(args.data, classifier, args.fer)
+        if args.json:
+            print(json.dumps(result, indent=1))
+            return 0
+        print(f"{result['detected']}/{result['faces']} pasted FER val faces detected; accuracy "
+              f"of the original crops on them {result['original_accuracy']:.3f} "
+              f"({classifier.arch}, val accuracy "
+              f"{classifier.metrics.get('val_accuracy')})")  # fmt: skip
+        for group, (rate, count) in result["detection_by_group"].items():
+            print(f"  detected {rate:.3f} of {count:4d} faces with {group}")
+        for s, r in result["by_scale"].items():
+            print(f"  crop = {s:.1f} x box height: agreement with original "
+                  f"{r['agreement']:.3f}, accuracy {r['accuracy']:.3f}")  # fmt: skip
+        return 0
+
+    rows = latency(args.data / "group-photos", classifier)
+    result = {"all": summarise(rows)}
+    crowded = [r for r in rows if 20 <= r["faces"] <= 40]
+    if crowded:
+        result["20-40 faces"] = summarise(crowded)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    for name, s in result.items():
+        print(f"{name}: {s['photos']} photos, {s['faces']:.1f} faces on average")
+        print(f"  load {s['load']:.1f} + detect {s['detect']:.1f} + crop {s['crop']:.1f} ms")
+        print(f"  classify: one batch {s['classify_batched']:.1f} ms, one pass per face "
+              f"{s['classify_per_face']:.1f} ms")  # fmt: skip
+        print(f"  end to end: batched {s['total_batched']:.1f} ms/photo, per face "
+              f"{s['total_per_face']:.1f} ms/photo")  # fmt: skip
+    print(f"torch threads 2, onnxruntime threads 2, cpus {os.cpu_count()}, "
+          f"load average {os.getloadavg()[0]:.1f}, model {classifier.arch}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""API representations of datasets, jobs, model versions and audits (issue 8's field names)."""
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from ..choices import JobKind
+from ..models import AttributeSource, AuditReport, Dataset, DatasetVersion, Job, ModelVersion
+
+User = get_user_model()
+
+
+class DatasetVersionSerializer(serializers.ModelSerializer):
+    warnings = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetVersion
+        fields = [
+            "id", "dataset", "number", "content_hash", "size", "image_size", "classes",
+            "class_counts", "attribute_counts", "attribute_source", "warnings", "errors",
+            "import_job", "created_at",
+        ]  # fmt: skip
+
+    def get_warnings(self, obj) -> list[str]:
+        return obj.summary.get("warnings", [])
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    versions = DatasetVersionSerializer(many=True, read_only=True)
+    class_counts = serializers.SerializerMethodField()
+    attribute_counts = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "name", "created_by", "created_at", "class_counts", "attribute_counts",
+            "versions",
+        ]  # fmt: skip
+
+    def get_class_counts(self, obj) -> dict:
+        """Counts per class of the latest version ({} until the first import finishes)."""
+        latest = obj.latest_version
+        return latest.class_counts if latest else {}
+
+    def get_attribute_counts(self, obj) -> dict:
+        """Counts per attribute group of the latest version: {column: {group: n}}."""
+        latest = obj.latest_version
+        return latest.attribute_counts if latest else {}
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    file = serializers.FileField(help_text="A zip of <class>/<image> folders (+ attributes.csv).")
+    attribute_source = serializers.ChoiceField(
+        choices=AttributeSource.choices, default=AttributeSource.ANNOTATOR
+    )
+    face_crop = serializers.ChoiceField(choices=["auto", "always", "never"], default="auto")
+
+
+class DatasetImportStartedSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    job = serializers.IntegerField()
+
+
+class JobSerializer(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+    dataset_version = serializers.SerializerMethodField()
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "status", "progress", "message", "result", "error", "model_version",
+            "dataset_version", "params", "log", "cancel_requested", "attempts", "retry_of",
+            "requested_by", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+
+    def get_model_version(self, obj) -> int | None:
+        """The version a job produced (train, mitigate) or else the one it was about."""
+        return (obj.result or {}).get("model_version") or obj.params.get("model_version")
+
+    def get_dataset_version(self, obj) -> int | None:
+        return (obj.result or {}).get("dataset_version") or obj.params.get("dataset_version")
+
+
+class JobCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=[JobKind.TRAIN, JobKind.EVALUATE, JobKind.KFOLD, JobKind.AUDIT, JobKind.MITIGATE]
+    )
+    dataset_version = serializers.IntegerField(required=False, allow_null=True)
+    model_version = serializers.IntegerField(required=False, allow_null=True)
+    params = serializers.DictField(required=False, default=dict)
+
+    def validate(self, attrs):
+        """Run the page's form of this kind, so API and browser accept the same jobs."""
+        from ..forms import JOB_FORMS
+
+        form_class = JOB_FORMS[attrs["kind"]]
+        # Omitted parameters take the form's initial values, as a page's untouched fields do.
+        data = {n: f.initial for n, f in form_class().fields.items() if f.initial is not None}
+        data.update(attrs.get("params") or {})
+        for key in ("dataset_version", "model_version"):
+            if attrs.get(key) is not None:
+                data[key] = attrs[key]
+        form = form_class(data)
+        if not form.is_valid():
+            errors = form.errors.get_json_data()
+            raise serializers.ValidationError(
+                {k: [e["message"] for e in v] for k, v in errors.items()}
+            )
+        attrs["form"] = form
+        return attrs
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    promoted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    audits = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "name", "arch", "classes", "state_mapping", "input_size", "normalisation",
+            "source", "params", "metrics", "history", "device", "dataset_version", "job",
+            "checkpoint_sha256", "created_by", "created_at", "is_active", "promoted_at",
+            "promoted_by", "audits",
+        ]  # fmt: skip
+
+
+class AuditSerializer(serializers.ModelSerializer):
+    source = serializers.CharField(
+        read_only=True,
+        help_text="Where the attribute labels came from: self-reported, annotator or "
+        "model-inferred.",
+    )
+
+    class Meta:
+        model = AuditReport
+        fields = [
+            "id", "model_version", "dataset_version", "attributes", "source", "result", "job",
+            "created_at",
+        ]  # fmt: skip

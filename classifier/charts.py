@@ -1,0 +1,107 @@
+"""Plotly figures of the admin pages, built from stored JSON (metrics, histories, audits)."""
+
+import plotly.graph_objects as go
+
+FOLD_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+LAYOUT = {"margin": {"l": 50, "r": 20, "t": 50, "b": 50}, "height": 360}
+
+
+def confusion_matrix(metrics: dict, normalised: bool) -> go.Figure | None:
+    key = "confusion_matrix_normalised" if normalised else "confusion_matrix"
+    matrix, classes = metrics.get(key), metrics.get("classes")
+    if not matrix or not classes:
+        return None
+    text = [[f"{v:.2f}" if normalised else str(v) for v in row] for row in matrix]
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=classes,
+            y=classes,
+            colorscale="Blues",
+            text=text,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}<br>predicted %{x}: %{text}<extra></extra>",
+        )  # fmt: skip
+    )
+    figure.update_layout(
+        title="Confusion matrix" + (" (normalised by true class)" if normalised else " (counts)"),
+        xaxis_title="predicted",
+        yaxis={"title": "true", "autorange": "reversed"},
+        **{**LAYOUT, "height": 420},
+    )
+    return figure
+
+
+def training_curves(history: list[dict]) -> go.Figure | None:
+    if not history:
+        return None
+    epochs = [h["epoch"] for h in history]
+    figure = go.Figure()
+    figure.add_scatter(x=epochs, y=[h.get("loss") for h in history], name="train loss")
+    figure.add_scatter(x=epochs, y=[h.get("accuracy") for h in history], name="train accuracy")
+    if any(h.get("val_accuracy") is not None for h in history):
+        figure.add_scatter(
+            x=epochs, y=[h.get("val_accuracy") for h in history], name="validation accuracy"
+        )
+    figure.update_layout(title="Training curves", xaxis_title="epoch", **LAYOUT)
+    return figure
+
+
+def kfold_chart(result: dict) -> go.Figure | None:
+    folds = result.get("folds") or []
+    if not folds:
+        return None
+    figure = go.Figure()
+    x = list(range(1, len(folds) + 1))
+    for metric in FOLD_METRICS:
+        figure.add_scatter(
+            x=x, y=[fold.get(metric) for fold in folds], mode="lines+markers", name=metric
+        )
+    figure.update_layout(title="Metrics per fold", xaxis_title="fold", **LAYOUT)
+    return figure
+
+
+def fairness_chart(column: str, table: dict, title_suffix: str = "") -> go.Figure:
+    """Accuracy per group with its bootstrap interval, and the overall accuracy as a line."""
+    groups = list(table["groups"])
+    values = [table["groups"][g]["accuracy"] for g in groups]
+    figure = go.Figure(
+        go.Bar(
+            x=groups,
+            y=values,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [
+                    table["groups"][g]["ci_high"] - v for g, v in zip(groups, values, strict=True)
+                ],
+                "arrayminus": [
+                    v - table["groups"][g]["ci_low"] for g, v in zip(groups, values, strict=True)
+                ],
+            },
+            text=[f"n={table['groups'][g]['n']}" for g in groups],
+            marker_color=[
+                "#c0392b" if table["groups"][g].get("flagged") else "#2e86c1" for g in groups
+            ],
+        )  # fmt: skip
+    )
+    figure.add_hline(y=table["overall"]["accuracy"], line_dash="dash", annotation_text="overall")
+    figure.update_layout(
+        title=f"Accuracy by {column}{title_suffix} (95% interval)",
+        yaxis={"title": "accuracy", "range": [0, 1]},
+        **LAYOUT,
+    )
+    return figure
+
+
+def eda_figures(version) -> dict[str, str]:
+    """ml.eda's figures of a dataset version, as Plotly JSON."""
+    from ml.eda import figures
+
+    from .datasets import load_version
+
+    return {name: figure.to_json() for name, figure in figures(load_version(version)).items()}
+
+
+def to_json(figures: dict) -> dict[str, str]:
+    return {name: figure.to_json() for name, figure in figures.items() if figure is not None}

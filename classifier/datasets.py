@@ -1,0 +1,327 @@
+"""Datasets: safe uploads, the import job, the immutable decoded cache of each version."""
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+import zipfile
+from collections import Counter
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from .choices import JobKind
+from .models import AttributeSource, Dataset, DatasetVersion, Job
+from .services import JobCancelled, create_job, job_handler
+
+ATTRIBUTES_FILE = "attributes.csv"
+# Images larger than this (longest side, pixels) are photos, not face crops: import detects and
+# crops the largest face in them, as the seed's preprocessing did.
+FACE_CROP_ABOVE = 160
+UPLOAD_DIR = "datasets/uploads"
+
+
+class DatasetImportError(Exception):
+    """An upload or server folder that cannot be imported; the message is shown to the admin."""
+
+
+def media_path(relative: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / relative
+
+
+def save_upload(uploaded) -> str:
+    """Store an uploaded zip under MEDIA_ROOT before queueing its import; returns its path.
+
+    Rejects at once what the import would reject anyway: too big, or not a zip at all.
+    """
+    if uploaded.size > settings.EDUMOOD_MAX_DATASET_BYTES:
+        raise DatasetImportError(
+            f"The file is {uploaded.size} bytes; the limit is {settings.EDUMOOD_MAX_DATASET_BYTES}."
+        )
+    relative = f"{UPLOAD_DIR}/{uuid.uuid4().hex}.zip"
+    target = media_path(relative)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        for chunk in uploaded.chunks():
+            out.write(chunk)
+    if not zipfile.is_zipfile(target):
+        target.unlink()
+        raise DatasetImportError("The file is not a zip archive.")
+    return relative
+
+
+def resolve_server_folder(folder: str) -> Path:
+    """A server-side folder inside EDUMOOD_DATASET_IMPORT_ROOT, or DatasetImportError."""
+    root = Path(settings.EDUMOOD_DATASET_IMPORT_ROOT).resolve()
+    path = (root / folder).resolve()
+    if path != root and root not in path.parents:
+        raise DatasetImportError(f"{folder!r} is outside the allowed import root.")
+    if not path.is_dir():
+        raise DatasetImportError(f"{folder!r} is not a folder under the import root.")
+    return path
+
+
+def start_import(
+    name: str,
+    *,
+    user=None,
+    upload=None,
+    folder: str = "",
+    attribute_source: str = AttributeSource.ANNOTATOR,
+    face_crop: str = "auto",
+) -> tuple[Dataset, Job]:
+    """Create (or reuse by name) a dataset and queue the job that imports one version of it."""
+    if (upload is None) == (not folder):
+        raise DatasetImportError("Give either a zip upload or a server folder.")
+    params = {"attribute_source": attribute_source, "face_crop": face_crop}
+    if upload is not None:
+        params["upload"] = save_upload(upload)
+    else:
+        params["folder"] = str(resolve_server_folder(folder))
+    with transaction.atomic():
+        dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"created_by": user})
+        params["dataset"] = dataset.pk
+        job = create_job(JobKind.IMPORT_DATASET, params, user=user)
+    return dataset, job
+
+
+# --- reading sources ----------------------------------------------------------------------------
+
+
+def _image_entries(source: Path) -> tuple[int, int, list[str]]:
+    """(number of image files, their total bytes, names of other files) of a zip or folder."""
+    from ml.data import IMAGE_EXTENSIONS
+
+    if source.is_dir():
+        names = [
+            (str(p.relative_to(source)), p.stat().st_size) for p in source.rglob("*") if p.is_file()
+        ]
+    else:
+        with zipfile.ZipFile(source) as archive:
+            names = [(m.filename, m.file_size) for m in archive.infolist() if not m.is_dir()]
+    count, total, others = 0, 0, []
+    for name, size in names:
+        path = PurePosixPath(name.replace("\\", "/"))
+        if any(part.startswith((".", "__")) for part in path.parts):
+            continue
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            count += 1
+            total += size
+        elif path.name != ATTRIBUTES_FILE:
+            others.append(name)
+    return count, total, others
+
+
+def _extract_attributes(source: Path, workdir: Path) -> Path | None:
+    """The attributes CSV at the top of the folder or zip (or of its one wrapping folder)."""
+    if source.is_dir():
+        found = sorted(source.glob(f"*/{ATTRIBUTES_FILE}")) + [source / ATTRIBUTES_FILE]
+        found = [p for p in found if p.is_file()]
+        return found[-1] if found else None
+    with zipfile.ZipFile(source) as archive:
+        for member in archive.infolist():
+            path = PurePosixPath(member.filename.replace("\\", "/"))
+            if path.name == ATTRIBUTES_FILE and len(path.parts) <= 2 and ".." not in path.parts:
+                if member.file_size > settings.EDUMOOD_MAX_DATASET_BYTES:
+                    raise DatasetImportError(f"{member.filename} is too large.")
+                target = workdir / ATTRIBUTES_FILE
+                target.write_bytes(archive.read(member))
+                return target
+    return None
+
+
+def _age_column(csv_path: Path) -> bool:
+    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    return any(c in header for c in ("age_estimate", "age"))
+
+
+class _Decoder:
+    """The per-image hook of ml.data.load_images: crops faces in photos, reports, cancels.
+
+    load_images calls it once per image, which is the only point inside a long import where
+    progress can be written and the cancel flag read.
+    """
+
+    def __init__(self, job: Job, total: int, mode: str):
+        self.job, self.total, self.mode, self.done = job, max(total, 1), mode, 0
+        self.sizes: Counter = Counter()
+
+    def __call__(self, image, size: int):
+        from ml.preprocess import to_grayscale_array
+
+        self.done += 1
+        self.sizes[image.size] += 1
+        if self.done % 64 == 0:
+            if self.job.should_stop():
+                raise JobCancelled()
+            self.job.set_progress(
+                0.05 + 0.8 * self.done / self.total, f"Decoded {self.done} of {self.total} images"
+            )
+        if self.mode == "never" or (self.mode == "auto" and max(image.size) <= FACE_CROP_ABOVE):
+            return to_grayscale_array(image, size)
+        return self._largest_face(image.convert("RGB"), size)
+
+    @staticmethod
+    def _largest_face(image, size: int):
+        from ml.errors import InvalidImage
+        from ml.photo import crop_faces, detect_faces
+
+        boxes = detect_faces(image)
+        if not boxes:
+            raise InvalidImage("no face found")
+        largest = max(boxes, key=lambda box: box.w * box.h)
+        return crop_faces(image, [largest], size)[0]
+
+
+# --- the cache ------------------------------------------------------------------------------
+
+
+def content_hash(data) -> str:
+    """sha256 of what a model learns from: pixels, labels, class names and attributes."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(data.images).tobytes())
+    digest.update(np.ascontiguousarray(data.labels, dtype=np.int64).tobytes())
+    digest.update(json.dumps(list(data.classes)).encode())
+    for column in sorted(data.attributes):
+        digest.update(json.dumps([column, [str(v) for v in data.attributes[column]]]).encode())
+    return digest.hexdigest()
+
+
+def write_cache(data, path: Path) -> None:
+    """Write the ImageSet as an .npz (no pickled objects), atomically."""
+    arrays = {
+        "images": data.images,
+        "labels": data.labels,
+        "classes": np.asarray(data.classes, dtype=str),
+        "files": np.asarray(data.files, dtype=str),
+    }
+    for column, values in data.attributes.items():
+        arrays[f"attr__{column}"] = np.asarray([str(v) for v in values], dtype=str)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_version(version: DatasetVersion):
+    """The ml.data.ImageSet of a dataset version, read from its cache."""
+    from ml.data import ImageSet
+
+    with np.load(version.cache.path, allow_pickle=False) as arrays:
+        attributes = {
+            key.removeprefix("attr__"): arrays[key].astype(object)
+            for key in arrays.files
+            if key.startswith("attr__")
+        }
+        return ImageSet(
+            images=arrays["images"],
+            labels=arrays["labels"].astype(np.int64),
+            classes=[str(c) for c in arrays["classes"]],
+            files=[str(f) for f in arrays["files"]],
+            attributes=attributes,
+        )
+
+
+def _attribute_counts(data) -> dict:
+    counts = {}
+    for column, values in data.attributes.items():
+        names, sizes = np.unique(np.asarray(values, dtype=str), return_counts=True)
+        counts[column] = {(n or "(missing)"): int(s) for n, s in zip(names, sizes, strict=True)}
+    return counts
+
+
+# --- the import job -------------------------------------------------------------------------
+
+
+@job_handler(JobKind.IMPORT_DATASET)
+def import_dataset(job: Job) -> dict:
+    """Decode, crop and check every image, then store one immutable version, or nothing."""
+    from ml.data import attach_attributes, load_images
+    from ml.eda import summarize
+
+    dataset = Dataset.objects.get(pk=job.params["dataset"])
+    if job.params.get("upload"):
+        source = media_path(job.params["upload"])
+        if not source.is_file():
+            raise DatasetImportError("The uploaded file is gone; upload it again.")
+    else:
+        source = resolve_server_folder(job.params["folder"])
+    count, total_bytes, others = _image_entries(source)
+    if total_bytes > settings.EDUMOOD_MAX_DATASET_BYTES:
+        raise DatasetImportError(
+            f"The images add up to {total_bytes} bytes; the limit is "
+            f"{settings.EDUMOOD_MAX_DATASET_BYTES}."
+        )
+    job.add_log(f"Importing {count} images from {source.name}")
+    job.set_progress(0.05, f"Decoding {count} images", force=True)
+    decoder = _Decoder(job, count, job.params.get("face_crop", "auto"))
+    workdir = Path(tempfile.mkdtemp(prefix="edumood-import-"))
+    try:
+        data = load_images(source, size=48, face_crop=decoder)
+        attributes_csv = _extract_attributes(source, workdir)
+        if attributes_csv is not None:
+            data = attach_attributes(data, attributes_csv, age_bins=_age_column(attributes_csv))
+            job.add_log(f"Attributes: {', '.join(data.attributes)}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    errors = [{"file": f, "detail": d} for f, d in data.errors]
+    errors += [{"file": name, "detail": "not an image file"} for name in others]
+    job.set_progress(0.88, "Summarising", force=True)
+    digest = content_hash(data)
+    existing = DatasetVersion.objects.filter(content_hash=digest).first()
+    if existing is not None:
+        job.add_log(f"Same content as {existing}; nothing new stored.")
+        return {"dataset": existing.dataset_id, "dataset_version": existing.pk, "duplicate": True}
+    summary = summarize(data)
+    summary["original_sizes"] = {f"{w}x{h}": n for (w, h), n in decoder.sizes.most_common(20)}
+    odd = sum(n for (w, h), n in decoder.sizes.items() if (w, h) != (48, 48))
+    if odd:
+        (w, h), _ = next((size, n) for size, n in decoder.sizes.most_common() if size != (48, 48))
+        summary["warnings"].append(
+            f"{odd} of {decoder.done} images were not 48x48 (e.g. {w}x{h}) and were "
+            + ("cropped to a face or resized" if decoder.mode != "never" else "resized")
+        )
+    relative = f"datasets/{digest[:24]}.npz"
+    cache = media_path(relative)
+    write_cache(data, cache)
+    try:
+        with transaction.atomic():
+            last = dataset.versions.order_by("-number").values_list("number", flat=True).first()
+            version = DatasetVersion.objects.create(
+                dataset=dataset,
+                number=(last or 0) + 1,
+                content_hash=digest,
+                cache=relative,
+                classes=list(data.classes),
+                image_size=int(data.images.shape[1]),
+                size=len(data),
+                class_counts=summary["class_counts"],
+                attribute_counts=_attribute_counts(data),
+                attribute_source=job.params.get("attribute_source", AttributeSource.ANNOTATOR),
+                summary=summary,
+                errors=errors[:1000],
+                source=job.params.get("folder") or "upload",
+                import_job=job,
+            )
+    except BaseException:
+        cache.unlink(missing_ok=True)  # nothing half-imported: no row, no orphan cache
+        raise
+    if job.params.get("upload"):
+        source.unlink(missing_ok=True)
+    job.add_log(f"Stored {version}: {len(data)} images, {len(errors)} invalid entries")
+    return {
+        "dataset": dataset.pk,
+        "dataset_version": version.pk,
+        "images": len(data),
+        "invalid": len(errors),
+    }

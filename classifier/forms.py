@@ -1,0 +1,187 @@
+"""Forms of the admin workflow. The job forms are the one definition of each job's parameters:
+the pages render them and the API validates `{"dataset_version", "model_version", "params"}`
+through them, so both accept exactly the same jobs."""
+
+from django import forms
+
+from .choices import JobKind
+from .models import AttributeSource, DatasetVersion, ModelVersion
+
+FACE_CROP_CHOICES = [
+    ("auto", "Detect and crop faces in photos (images larger than face crops)"),
+    ("always", "Detect and crop faces in every image"),
+    ("never", "Images are already face crops"),
+]
+
+
+class DatasetImportForm(forms.Form):
+    """A zip upload or (for large sets) a folder on the server under the allowed root."""
+
+    name = forms.CharField(max_length=120)
+    file = forms.FileField(required=False, help_text="A zip of <class>/<image> folders.")
+    folder = forms.CharField(
+        required=False, max_length=500, help_text="Or a folder path under the server's import root."
+    )
+    attribute_source = forms.ChoiceField(
+        choices=AttributeSource.choices,
+        initial=AttributeSource.ANNOTATOR,
+        help_text="Where the attributes.csv labels (age group, gender, ...) came from.",
+    )
+    face_crop = forms.ChoiceField(choices=FACE_CROP_CHOICES, initial="auto")
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("file")) == bool(cleaned.get("folder")):
+            raise forms.ValidationError("Give either a zip file or a server folder.")
+        return cleaned
+
+
+def _dataset_versions():
+    return DatasetVersion.objects.select_related("dataset")
+
+
+def _architectures():
+    from ml.models import ARCHITECTURES
+
+    return [(name, name) for name in ARCHITECTURES]
+
+
+class JobForm(forms.Form):
+    """Base of the job forms: `params()` is what the job stores and its handler reads."""
+
+    kind: str = ""
+
+    def params(self) -> dict:
+        values = {}
+        for key, value in self.cleaned_data.items():
+            if isinstance(value, DatasetVersion | ModelVersion):
+                value = value.pk
+            if value not in (None, ""):
+                values[key] = value
+        return values
+
+
+class TrainForm(JobForm):
+    kind = JobKind.TRAIN
+    dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
+    name = forms.CharField(max_length=120, required=False)
+    arch = forms.ChoiceField(choices=_architectures)
+    epochs = forms.IntegerField(min_value=1, max_value=500, initial=30)
+    batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=128)
+    lr = forms.FloatField(min_value=1e-6, max_value=10, initial=0.1, label="Learning rate")
+    patience = forms.IntegerField(
+        min_value=0, max_value=500, initial=5, help_text="Early stopping; 0 = never stop early."
+    )
+    augment = forms.BooleanField(required=False, initial=True)
+    class_weighting = forms.BooleanField(required=False)
+    seed = forms.IntegerField(min_value=0, initial=0)
+    val_fraction = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2)
+    val_dataset_version = forms.ModelChoiceField(
+        queryset=_dataset_versions(),
+        required=False,
+        help_text="Validate on this version instead of a stratified split.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from ml.models import DEFAULT_ARCH
+
+        self.fields["arch"].initial = DEFAULT_ARCH
+
+
+class EvaluateForm(JobForm):
+    kind = JobKind.EVALUATE
+    model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
+    dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
+
+
+class KFoldForm(JobForm):
+    kind = JobKind.KFOLD
+    model_version = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.all(),
+        required=False,
+        help_text="Cross-validate this version's recipe (architecture and hyper-parameters).",
+    )
+    dataset_version = forms.ModelChoiceField(
+        queryset=_dataset_versions(), required=False, help_text="Default: the model's data."
+    )
+    k = forms.IntegerField(min_value=2, max_value=20, initial=10)
+    epochs = forms.IntegerField(min_value=1, max_value=500, initial=10)
+    arch = forms.ChoiceField(choices=_architectures, required=False)
+    batch_size = forms.IntegerField(min_value=1, max_value=4096, required=False)
+    seed = forms.IntegerField(min_value=0, initial=0)
+    group_column = forms.CharField(
+        max_length=60, required=False, help_text="Attribute with subject ids (group-aware folds)."
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        model = cleaned.get("model_version")
+        if not cleaned.get("dataset_version") and not (model and model.dataset_version_id):
+            raise forms.ValidationError("Choose a dataset version.")
+        if not model and not cleaned.get("arch"):
+            raise forms.ValidationError("Choose an architecture or a model version.")
+        return cleaned
+
+
+class AuditForm(JobForm):
+    kind = JobKind.AUDIT
+    model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
+    dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
+    attributes = forms.CharField(
+        required=False, help_text="Comma-separated columns; empty = all of the version's."
+    )
+    min_group_size = forms.IntegerField(min_value=1, initial=30)
+    threshold = forms.FloatField(min_value=0, max_value=1, initial=0.05)
+
+    def clean_attributes(self):
+        value = self.cleaned_data["attributes"]
+        if isinstance(value, list):
+            value = ",".join(value)
+        return [c.strip() for c in value.split(",") if c.strip()]
+
+    def clean(self):
+        cleaned = super().clean()
+        version, columns = cleaned.get("dataset_version"), cleaned.get("attributes")
+        if version is not None:
+            known = set(version.attribute_columns)
+            if not known:
+                raise forms.ValidationError(f"{version} has no attributes to audit.")
+            unknown = sorted(set(columns or []) - known)
+            if unknown:
+                raise forms.ValidationError(f"{version} has no column {', '.join(unknown)}.")
+        return cleaned
+
+
+class MitigateForm(JobForm):
+    kind = JobKind.MITIGATE
+    model_version = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.all(), help_text="The version to improve (its recipe)."
+    )
+    dataset_version = forms.ModelChoiceField(
+        queryset=_dataset_versions(), help_text="Evaluation set with attributes (before/after)."
+    )
+    train_dataset_version = forms.ModelChoiceField(
+        queryset=_dataset_versions(), required=False, help_text="Default: the model's data."
+    )
+    attribute = forms.CharField(max_length=60)
+    strategy = forms.ChoiceField(
+        choices=[("rebalance", "Rebalance (oversample small groups)"), ("reweight", "Reweight")]
+    )
+    epochs = forms.IntegerField(min_value=1, max_value=500, required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        model = cleaned.get("model_version")
+        train = cleaned.get("train_dataset_version") or (model and model.dataset_version)
+        if model is not None and train is None:
+            raise forms.ValidationError("Choose the dataset version to retrain on.")
+        attribute = cleaned.get("attribute")
+        if train is not None and attribute and attribute not in train.attribute_columns:
+            raise forms.ValidationError(f"{train} has no attribute {attribute!r}.")
+        return cleaned
+
+
+JOB_FORMS: dict[str, type[JobForm]] = {
+    form.kind: form for form in (TrainForm, EvaluateForm, KFoldForm, AuditForm, MitigateForm)
+}

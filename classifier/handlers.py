@@ -1,0 +1,351 @@
+"""Job handlers of the research workflow: train, evaluate, k-fold, audit, mitigate.
+
+Each handler reads its parameters from the job, loads dataset versions from their cache, calls
+`ml/` with the job's progress and cancel hooks, and stores what came out (model versions, audit
+reports, metrics on the job's result). None of the ML itself lives here.
+"""
+
+import time
+
+from django.conf import settings
+from django.db.models import F
+
+from .choices import JobKind
+from .datasets import load_version, media_path
+from .models import PROGRESS_WRITE_INTERVAL, AuditReport, DatasetVersion, Job, ModelVersion
+from .services import JobCancelled, job_handler, load_classifier, register_model_version
+
+TRAIN_FIELDS = (
+    "arch", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "scheduler", "patience",
+    "augment", "class_weighting", "label_smoothing", "seed",
+)  # fmt: skip
+
+
+class JobParamsError(Exception):
+    """Parameters that name something missing or unusable; the message is shown as the error."""
+
+
+def train_config(params: dict, **overrides):
+    """An ml.train.TrainConfig from job parameters (unknown keys ignored, device from settings)."""
+    from ml.train import TrainConfig
+
+    values = {k: params[k] for k in TRAIN_FIELDS if params.get(k) is not None}
+    values.update(overrides)
+    return TrainConfig(**values, device=settings.EDUMOOD_DEVICE)
+
+
+def _dataset_version(job: Job, key: str = "dataset_version") -> DatasetVersion:
+    pk = job.params.get(key)
+    version = DatasetVersion.objects.filter(pk=pk).first() if pk else None
+    if version is None:
+        raise JobParamsError(f"Dataset version {pk!r} does not exist.")
+    return version
+
+
+def _model_version(job: Job) -> ModelVersion:
+    pk = job.params.get("model_version")
+    version = ModelVersion.objects.filter(pk=pk).first() if pk else None
+    if version is None:
+        raise JobParamsError(f"Model version {pk!r} does not exist.")
+    return version
+
+
+def _update_result(job: Job, **values) -> None:
+    """Merge values into the job's live result (what the job page charts while it runs)."""
+    job.result = {**(job.result or {}), **values}
+    Job.objects.filter(pk=job.pk).update(result=job.result)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    return f" · ETA {minutes}m {secs:02d}s" if minutes else f" · ETA {secs}s"
+
+
+def training_progress(job: Job):
+    """A progress callback for ml.train: throttled progress, plus the per-epoch history."""
+    history: list[dict] = list((job.result or {}).get("history", []))
+    last_write = [0.0]
+
+    def report(p) -> None:
+        job.set_progress(
+            p.fraction,
+            f"Epoch {p.epoch}/{p.epochs} · step {p.step}/{p.steps} · loss {p.loss:.3f}"
+            + _eta(p.eta_seconds),
+        )
+        live = {"epoch": p.epoch, "epochs": p.epochs, "eta_seconds": p.eta_seconds}
+        if p.step == p.steps:
+            # The end of an epoch is reported twice: after its last batch, then after validation.
+            entry = {"epoch": p.epoch, "loss": p.loss, "accuracy": p.accuracy,
+                     "val_accuracy": p.val_accuracy}  # fmt: skip
+            if history and history[-1]["epoch"] == p.epoch:
+                history[-1] = entry
+            else:
+                history.append(entry)
+            live["history"] = history
+        elif time.monotonic() - last_write[0] < PROGRESS_WRITE_INTERVAL:
+            return
+        last_write[0] = time.monotonic()
+        _update_result(job, **live)
+
+    return report
+
+
+# --- train ----------------------------------------------------------------------------------
+
+
+def _split(job: Job, version: DatasetVersion, params: dict):
+    from ml.data import stratified_split
+
+    data = load_version(version)
+    if params.get("val_dataset_version"):
+        return data, load_version(_dataset_version(job, "val_dataset_version"))
+    fraction, seed = float(params.get("val_fraction", 0.2)), int(params.get("seed", 0))
+    return stratified_split(data, fraction, seed)
+
+
+def score(checkpoint: dict, val_set) -> dict:
+    """The checkpoint's metrics plus ml.evaluate's metrics of its best weights on val_set."""
+    from ml.evaluate import classification_metrics, predict_labels
+    from ml.predict import Classifier
+
+    if val_set is None:
+        return checkpoint["metrics"]
+    predictions = predict_labels(Classifier(checkpoint, device=settings.EDUMOOD_DEVICE), val_set)
+    metrics = classification_metrics(val_set.labels, predictions, list(val_set.classes))
+    return {**checkpoint["metrics"], **metrics}
+
+
+def store_checkpoint(job: Job, checkpoint: dict, dataset_version, name: str) -> ModelVersion:
+    """Write a checkpoint atomically under MEDIA_ROOT and register it as a model version."""
+    from ml.train import save_checkpoint
+
+    path = media_path(f"checkpoints/job-{job.pk}-final.pt")
+    save_checkpoint(path, checkpoint)
+    try:
+        version = register_model_version(path, name=name, job=job, user=job.requested_by)
+    finally:
+        path.unlink(missing_ok=True)
+    if version.dataset_version_id is None:
+        ModelVersion.objects.filter(pk=version.pk).update(dataset_version=dataset_version)
+        version.dataset_version = dataset_version
+    job.add_log(f"Model version #{version.pk} stored (trained on {checkpoint['device']})")
+    return version
+
+
+def train_and_register(job: Job, train_set, val_set, config, dataset_version, name):
+    """Train, score the best weights on the validation set, store them as a model version.
+
+    ml.train writes its checkpoint after every epoch (atomically) under MEDIA_ROOT, so a job
+    redelivered after its worker died resumes from the last finished epoch. A cancelled run
+    keeps its best finished epoch as a version.
+    """
+    from ml.train import train
+
+    path = media_path(f"checkpoints/job-{job.pk}.pt")
+    checkpoint = train(
+        train_set, val_set, config, progress=training_progress(job),
+        should_stop=job.should_stop, checkpoint_path=path, resume=True,
+    )  # fmt: skip
+    path.unlink(missing_ok=True)
+    if not checkpoint["history"]:
+        raise JobCancelled({"history": []})
+    checkpoint["metrics"] = score(checkpoint, val_set)
+    version = store_checkpoint(job, checkpoint, dataset_version, name)
+    if checkpoint["cancelled"]:
+        raise JobCancelled({**(job.result or {}), "model_version": version.pk})
+    return version
+
+
+@job_handler(JobKind.TRAIN)
+def train_job(job: Job) -> dict:
+    """Train a model on a dataset version; the best epoch becomes a new model version."""
+    params = job.params
+    dataset_version = _dataset_version(job)
+    train_set, val_set = _split(job, dataset_version, params)
+    config = train_config(params)
+    job.add_log(
+        f"Training {config.arch} on {dataset_version} ({len(train_set)} train, "
+        f"{len(val_set)} validation images) for {config.epochs} epochs"
+    )
+    _update_result(job, history=[], epochs=config.epochs)
+    name = params.get("name") or f"{config.arch} on {dataset_version}"
+    version = train_and_register(job, train_set, val_set, config, dataset_version, name)
+    return {
+        **(job.result or {}),
+        "model_version": version.pk,
+        "device": version.device,
+        "metrics": version.metrics,
+    }
+
+
+# --- evaluate, k-fold -----------------------------------------------------------------------
+
+
+def evaluation_data(version: ModelVersion, dataset_version: DatasetVersion):
+    """(ImageSet, what it is): the images a model version is fairly scored on.
+
+    On the version it was trained on, that is the validation split its training job held out
+    (the same stratified split again: same data, fraction and seed); anywhere else, all images.
+    """
+    data = load_version(dataset_version)
+    params = version.job.params if version.job else {}
+    trained_here = version.dataset_version_id == dataset_version.pk and version.job is not None
+    if trained_here and not params.get("val_dataset_version"):
+        _, held_out = _split(version.job, dataset_version, params)
+        return held_out, f"the validation split of {dataset_version} held out from training"
+    return data, f"all of {dataset_version}"
+
+
+@job_handler(JobKind.EVALUATE)
+def evaluate_job(job: Job) -> dict:
+    """Metrics of a model version on a dataset version (its held-out part, if trained on it)."""
+    from ml.evaluate import classification_metrics, predict_labels, true_labels_for
+
+    version, dataset_version = _model_version(job), _dataset_version(job)
+    data, subset = evaluation_data(version, dataset_version)
+    job.set_progress(0.1, f"Predicting {len(data)} images", force=True)
+    y_true = true_labels_for(data, list(version.classes))
+    y_pred = predict_labels(load_classifier(version), data)
+    return {
+        "model_version": version.pk,
+        "dataset_version": dataset_version.pk,
+        "evaluated_on": subset,
+        "metrics": classification_metrics(y_true, y_pred, list(version.classes)),
+    }
+
+
+@job_handler(JobKind.KFOLD)
+def kfold_job(job: Job) -> dict:
+    """Stratified k-fold of a training recipe on a dataset version (ml.cv.kfold).
+
+    With a model version, its architecture and hyper-parameters are the recipe (and its
+    dataset version the default data), so the result says how stable that recipe is.
+    """
+    from ml.cv import kfold
+
+    params = dict(job.params)
+    if params.get("model_version"):
+        version = _model_version(job)
+        params = {**version.params, **params}
+        params.setdefault("dataset_version", version.dataset_version_id)
+        job.params = params
+    data = load_version(_dataset_version(job))
+    k = int(params.get("k", 10))
+    job.add_log(f"{k}-fold cross-validation on {len(data)} images")
+
+    def progress(p) -> None:
+        fold = min(int(p.fraction * k), k - 1) + 1
+        job.set_progress(
+            p.fraction,
+            f"Fold {fold}/{k} · epoch {p.epoch}/{p.epochs} · step {p.step}/{p.steps}",
+        )
+
+    result = kfold(
+        data, train_config(params), k=k, seed=int(params.get("seed", 0)),
+        group_column=params.get("group_column") or None, progress=progress,
+        should_stop=job.should_stop,
+    )  # fmt: skip
+    result["dataset_version"] = params["dataset_version"]
+    if result["cancelled"]:
+        raise JobCancelled(result)
+    return result
+
+
+# --- audit, mitigate ------------------------------------------------------------------------
+
+
+def store_audit(job, version, dataset_version, report: dict, subset: str) -> AuditReport:
+    report = {**report, "evaluated_on": subset}
+    return AuditReport.objects.create(
+        model_version=version,
+        dataset_version=dataset_version,
+        attributes=list(report["attributes"]),
+        source=dataset_version.attribute_source,
+        result=report,
+        job=job,
+    )
+
+
+@job_handler(JobKind.AUDIT)
+def audit_job(job: Job) -> dict:
+    """Per-group metrics of a model version on a dataset version with attributes."""
+    from ml.fairness import audit_classifier
+
+    version, dataset_version = _model_version(job), _dataset_version(job)
+    data, subset = evaluation_data(version, dataset_version)
+    job.set_progress(0.1, f"Predicting {len(data)} images", force=True)
+    report = audit_classifier(
+        load_classifier(version), data, job.params.get("attributes") or None,
+        source=dataset_version.attribute_source,
+        min_group_size=int(job.params.get("min_group_size", 30)),
+        threshold=float(job.params.get("threshold", 0.05)),
+    )  # fmt: skip
+    stored = store_audit(job, version, dataset_version, report, subset)
+    job.add_log(f"Audit #{stored.pk} on {subset}: {len(report['findings'])} flagged group(s)")
+    return {
+        "audit": stored.pk,
+        "model_version": version.pk,
+        "dataset_version": dataset_version.pk,
+        "findings": report["findings"],
+    }
+
+
+@job_handler(JobKind.MITIGATE)
+def mitigate_job(job: Job) -> dict:
+    """Retrain a model version's recipe rebalanced or reweighted by one attribute (ml.fairness).
+
+    The baseline is the chosen version itself; the new version trains on the same dataset
+    version and split. Both are audited on the evaluation dataset version (its held-out split
+    when it is the training version), and both audits are stored for the before/after page.
+    """
+    from ml.fairness import mitigate
+
+    before = _model_version(job)
+    params = job.params
+    train_version = (
+        DatasetVersion.objects.filter(pk=params.get("train_dataset_version")).first()
+        or before.dataset_version
+    )
+    if train_version is None:
+        raise JobParamsError(f"{before} names no training dataset version; choose one.")
+    eval_version = _dataset_version(job)
+    recipe = {**(before.job.params if before.job else {}), **before.params}
+    recipe.update({k: params[k] for k in TRAIN_FIELDS if k in params})
+    train_set, val_set = _split(job, train_version, recipe)
+    if eval_version == train_version:
+        eval_set, subset = val_set, f"the validation split of {eval_version}"
+    else:
+        eval_set, subset = load_version(eval_version), f"all of {eval_version}"
+    attribute, strategy = params["attribute"], params.get("strategy", "rebalance")
+    job.add_log(f"Retraining {before} with {strategy} on {attribute}; auditing on {subset}")
+    result = mitigate(
+        train_set, val_set, eval_set, attribute, strategy, train_config(recipe),
+        baseline_checkpoint=before.checkpoint.path, progress=training_progress(job),
+        should_stop=job.should_stop, source=eval_version.attribute_source,
+    )  # fmt: skip
+    mitigated = result.pop("checkpoints")["mitigated"]
+    if result["cancelled"]:
+        raise JobCancelled(result)
+    mitigated["metrics"] = score(mitigated, val_set)
+    after = store_checkpoint(
+        job, mitigated, train_version, f"{before.name} · {strategy} {attribute}"
+    )
+    audit_before = store_audit(job, before, eval_version, result["before"], subset)
+    audit_after = store_audit(job, after, eval_version, result["after"], subset)
+    return {
+        **{k: v for k, v in result.items() if k not in ("before", "after")},
+        "history": (job.result or {}).get("history", []),
+        "model_version": after.pk,
+        "dataset_version": eval_version.pk,
+        "before": {"model_version": before.pk, "audit": audit_before.pk},
+        "after": {"model_version": after.pk, "audit": audit_after.pk},
+    }
+
+
+def jobs_about(version: ModelVersion, kind: str):
+    """Jobs of a kind that named this model version in their parameters."""
+    return Job.objects.filter(kind=kind, params__model_version=version.pk).order_by(
+        F("created_at").desc()
+    )

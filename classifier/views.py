@@ -1,0 +1,346 @@
+"""Admin pages: datasets, jobs, model registry, fairness. Staff only; others get 403."""
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from . import charts
+from .choices import JobKind, JobStatus
+from .datasets import DatasetImportError, start_import
+from .forms import JOB_FORMS, DatasetImportForm
+from .handlers import jobs_about
+from .models import AuditReport, Dataset, DatasetVersion, Job, ModelVersion
+from .services import create_job, promote, retry_job
+
+METRIC_ROWS = (
+    ("accuracy", "Accuracy"),
+    ("macro_precision", "Macro precision"),
+    ("macro_recall", "Macro recall"),
+    ("macro_f1", "Macro F1"),
+    ("micro_precision", "Micro precision"),
+    ("micro_recall", "Micro recall"),
+    ("micro_f1", "Micro F1"),
+)
+
+
+def staff_required(view):
+    """Anonymous users go to the login page; logged-in non-staff get 403."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            raise PermissionDenied("Admins only.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+@staff_required
+def dataset_list(request):
+    form = DatasetImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            dataset, job = start_import(
+                form.cleaned_data["name"],
+                user=request.user,
+                upload=form.cleaned_data["file"],
+                folder=form.cleaned_data["folder"],
+                attribute_source=form.cleaned_data["attribute_source"],
+                face_crop=form.cleaned_data["face_crop"],
+            )
+        except DatasetImportError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Importing a new version of {dataset}.")
+            return redirect("classifier:job", job.pk)
+    datasets = Dataset.objects.prefetch_related("versions")
+    imports = Job.objects.filter(kind=JobKind.IMPORT_DATASET)[:10]
+    return render(
+        request,
+        "classifier/dataset_list.html",
+        {"datasets": datasets, "form": form, "imports": imports},
+    )
+
+
+@staff_required
+def dataset_detail(request, pk):
+    dataset = get_object_or_404(Dataset, pk=pk)
+    versions = list(dataset.versions.order_by("-number"))
+    if not versions:
+        raise Http404("This dataset has no imported version yet.")
+    number = request.GET.get("version")
+    version = next((v for v in versions if str(v.number) == number), versions[0])
+    return render(
+        request,
+        "classifier/dataset_detail.html",
+        {
+            "dataset": dataset,
+            "version": version,
+            "versions": versions,
+            "figures": charts.eda_figures(version),
+            "models": version.model_versions.all(),
+        },
+    )
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+@staff_required
+def job_list(request):
+    jobs = Job.objects.select_related("requested_by")
+    kind, status = request.GET.get("kind", ""), request.GET.get("status", "")
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    if status:
+        jobs = jobs.filter(status=status)
+    return render(
+        request,
+        "classifier/job_list.html",
+        {
+            "jobs": jobs[:200],
+            "kinds": JobKind.choices,
+            "statuses": JobStatus.choices,
+            "kind": kind,
+            "status": status,
+            "start_kinds": [(k, JobKind(k).label) for k in JOB_FORMS],
+        },
+    )
+
+
+@staff_required
+def job_start(request, kind):
+    form_class = JOB_FORMS.get(kind)
+    if form_class is None:
+        raise Http404("No such job kind.")
+    form = form_class(request.POST or None, initial=request.GET.dict())
+    if request.method == "POST" and form.is_valid():
+        job = create_job(form.kind, form.params(), user=request.user)
+        return redirect("classifier:job", job.pk)
+    return render(
+        request, "classifier/job_start.html", {"form": form, "kind_label": JobKind(kind).label}
+    )
+
+
+@staff_required
+def job_detail(request, pk):
+    job = get_object_or_404(Job, pk=pk)
+    context = {"job": job, "links": _job_links(job), "figures": {}}
+    if job.kind == JobKind.KFOLD and job.status == JobStatus.SUCCEEDED:
+        context["kfold"] = {"job": job, "summary": kfold_summary(job.result)}
+        context["figures"] = charts.to_json({f"kfold_{job.pk}": charts.kfold_chart(job.result)})
+    return render(request, "classifier/job_detail.html", context)
+
+
+def _job_links(job: Job) -> list[tuple[str, str]]:
+    """Pages of what a job used and made, for the job page."""
+    result, params = job.result or {}, job.params
+    links = []
+    for key in ("model_version",):
+        pk = result.get(key) or params.get(key)
+        if pk:
+            links.append((f"Model version #{pk}", reverse("classifier:model", args=[pk])))
+    dataset_pk = result.get("dataset") or params.get("dataset")
+    version = DatasetVersion.objects.filter(
+        pk=result.get("dataset_version") or params.get("dataset_version")
+    ).first()
+    if version is not None:
+        url = reverse("classifier:dataset", args=[version.dataset_id])
+        links.append((str(version), f"{url}?version={version.number}"))
+    elif dataset_pk and result:
+        links.append(("Dataset", reverse("classifier:dataset", args=[dataset_pk])))
+    if result.get("audit"):
+        url = reverse("classifier:audit", args=[result["audit"]])
+        links.append((f"Audit #{result['audit']}", url))
+    if "before" in result and "after" in result:
+        url = reverse("classifier:fairness_compare")
+        query = f"?before={result['before']['audit']}&after={result['after']['audit']}"
+        links.append(("Before / after", url + query))
+    return links
+
+
+@staff_required
+@require_POST
+def job_cancel(request, pk):
+    job = get_object_or_404(Job, pk=pk)
+    if not job.is_terminal:
+        job.request_cancel()
+        messages.info(request, "Cancel requested; the job stops after the current batch.")
+    return redirect("classifier:job", pk)
+
+
+@staff_required
+@require_POST
+def job_retry(request, pk):
+    job = get_object_or_404(Job, pk=pk)
+    if not job.is_terminal:
+        messages.error(request, "The job has not ended yet.")
+        return redirect("classifier:job", pk)
+    return redirect("classifier:job", retry_job(job, user=request.user).pk)
+
+
+# --- model registry -------------------------------------------------------------------------
+
+
+@staff_required
+def model_list(request):
+    versions = ModelVersion.objects.select_related("dataset_version__dataset", "created_by")
+    return render(request, "classifier/model_list.html", {"versions": versions})
+
+
+def _metric_rows(metrics: dict) -> list[tuple[str, float]]:
+    return [(label, metrics[key]) for key, label in METRIC_ROWS if metrics.get(key) is not None]
+
+
+def kfold_summary(result: dict) -> list[tuple[str, float, float]]:
+    """(metric, mean, std) rows of an ml.cv.kfold result."""
+    mean, std = result.get("mean") or {}, result.get("std") or {}
+    return [(metric, mean.get(metric), std.get(metric)) for metric in charts.FOLD_METRICS]
+
+
+@staff_required
+def model_detail(request, pk):
+    version = get_object_or_404(
+        ModelVersion.objects.select_related("dataset_version__dataset"), pk=pk
+    )
+    metrics = version.metrics or {}
+    kfolds = [
+        {"job": j, "summary": kfold_summary(j.result)}
+        for j in jobs_about(version, JobKind.KFOLD)
+        if j.status == JobStatus.SUCCEEDED
+    ]
+    evaluations = [
+        j for j in jobs_about(version, JobKind.EVALUATE) if j.status == JobStatus.SUCCEEDED
+    ]
+    figures = charts.to_json(
+        {
+            "confusion_counts": charts.confusion_matrix(metrics, normalised=False),
+            "confusion_normalised": charts.confusion_matrix(metrics, normalised=True),
+            "curves": charts.training_curves(version.history),
+            **{f"kfold_{k['job'].pk}": charts.kfold_chart(k["job"].result) for k in kfolds},
+        }
+    )
+    return render(
+        request,
+        "classifier/model_detail.html",
+        {
+            "version": version,
+            "metric_rows": _metric_rows(metrics),
+            "per_class": metrics.get("per_class", {}),
+            "figures": figures,
+            "kfolds": kfolds,
+            "evaluations": evaluations,
+            "audits": version.audits.select_related("dataset_version__dataset"),
+        },
+    )
+
+
+@staff_required
+def model_compare(request):
+    ids = [int(i) for i in request.GET.getlist("ids") if i.isdigit()]
+    versions = list(ModelVersion.objects.filter(pk__in=ids).order_by("pk"))
+    if len(versions) < 2:
+        messages.error(request, "Tick two or more versions to compare.")
+        return redirect("classifier:models")
+    rows = [
+        (label, [v.metrics.get(key) for v in versions])
+        for key, label in METRIC_ROWS
+        if any(v.metrics.get(key) is not None for v in versions)
+    ]
+    classes = sorted({c for v in versions for c in v.metrics.get("per_class", {})})
+    per_class = [
+        (c, [v.metrics.get("per_class", {}).get(c, {}).get("f1") for v in versions])
+        for c in classes
+    ]
+    return render(
+        request,
+        "classifier/model_compare.html",
+        {"versions": versions, "rows": rows, "per_class": per_class},
+    )
+
+
+@staff_required
+def model_promote(request, pk):
+    version = get_object_or_404(ModelVersion, pk=pk)
+    if request.method == "POST":
+        promote(version, user=request.user)
+        messages.success(request, f"{version} is now the active model.")
+        return redirect("classifier:model", pk)
+    return render(request, "classifier/model_promote.html", {"version": version})
+
+
+# --- fairness (the architecture puts this in analytics; it lives here while that app is
+# being built by another engineer) -----------------------------------------------------------
+
+
+def audit_columns(audit: AuditReport, prefix: str = "audit") -> list[dict]:
+    """Per attribute column: rows per group (flagged marked) and the chart, for the templates."""
+    flagged = {(f["attribute"], f["group"]) for f in audit.result.get("findings", [])}
+    columns = []
+    for index, (column, table) in enumerate(audit.result.get("attributes", {}).items()):
+        for group, entry in table["groups"].items():
+            entry["flagged"] = (column, group) in flagged
+        columns.append(
+            {
+                "name": column,
+                "key": f"{prefix}_{index}",
+                "table": table,
+                "rows": sorted(table["groups"].items(), key=lambda item: -item[1]["accuracy"]),
+                "figure": charts.fairness_chart(column, table).to_json(),
+            }
+        )
+    return columns
+
+
+@staff_required
+def audit_detail(request, pk):
+    audit = get_object_or_404(
+        AuditReport.objects.select_related("model_version", "dataset_version__dataset"), pk=pk
+    )
+    columns = audit_columns(audit)
+    figures = {column["key"]: column["figure"] for column in columns}
+    return render(
+        request,
+        "classifier/audit_detail.html",
+        {"audit": audit, "columns": columns, "figures": figures},
+    )
+
+
+@staff_required
+def fairness_compare(request):
+    before = get_object_or_404(AuditReport, pk=request.GET.get("before") or 0)
+    after = get_object_or_404(AuditReport, pk=request.GET.get("after") or 0)
+    pairs = []
+    after_columns = {c["name"]: c for c in audit_columns(after, "after")}
+    figures = {}
+    for column in audit_columns(before, "before"):
+        other = after_columns.get(column["name"])
+        if other is None:
+            continue
+        groups = sorted(set(column["table"]["groups"]) | set(other["table"]["groups"]))
+        changes = [
+            (
+                g,
+                column["table"]["groups"].get(g, {}).get("accuracy"),
+                other["table"]["groups"].get(g, {}).get("accuracy"),
+            )
+            for g in groups
+        ]
+        pairs.append({"name": column["name"], "before": column, "after": other, "changes": changes})
+        figures.update({column["key"]: column["figure"], other["key"]: other["figure"]})
+    return render(
+        request,
+        "classifier/fairness_compare.html",
+        {"before": before, "after": after, "pairs": pairs, "figures": figures},
+    )

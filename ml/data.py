@@ -1,0 +1,227 @@
+"""Image folders and zips decoded once into compact in-memory uint8 datasets; attributes; splits."""
+
+import csv
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ml.errors import DataError, InvalidImage
+from ml.preprocess import to_grayscale_array
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# Any single image above this many pixels is treated as a decompression bomb.
+MAX_IMAGE_PIXELS = 40_000_000
+# Zip limits: a dataset of face crops never needs more; larger archives are refused before
+# anything is extracted.
+MAX_ZIP_MEMBER_BYTES = 50 * 1024 * 1024
+MAX_ZIP_TOTAL_BYTES = 4 * 1024 * 1024 * 1024
+MAX_ZIP_RATIO = 200
+
+
+@dataclass
+class ImageSet:
+    """A labelled dataset held in memory as uint8 grayscale, ready for any number of epochs."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    files: list[str]
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> "ImageSet":
+        """The rows at `index` (class list kept whole so label ids stay valid)."""
+        index = np.asarray(index, dtype=np.int64)
+        return ImageSet(
+            images=self.images[index],
+            labels=self.labels[index],
+            classes=list(self.classes),
+            files=[self.files[i] for i in index],
+            attributes={k: v[index] for k, v in self.attributes.items()},
+            errors=list(self.errors),
+        )
+
+
+def decode_image(data: bytes | Path, size: int, face_crop: Callable | None = None) -> np.ndarray:
+    """Decode one image file (bytes or path) into a uint8 (size, size) grayscale array."""
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise InvalidImage(f"image of {image.width}x{image.height} pixels is too large")
+            image.load()
+            if face_crop is not None:
+                return face_crop(image, size)
+            return to_grayscale_array(image, size)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidImage(f"not a readable image ({type(exc).__name__})") from exc
+
+
+def _folder_entries(root: Path) -> dict[str, list[tuple[str, Callable[[], bytes | Path]]]]:
+    classes = {}
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name)):
+        files = sorted(
+            p
+            for p in class_dir.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _hidden(p.name)
+        )
+        classes[class_dir.name] = [(p.name, (lambda p=p: p)) for p in files]
+    return classes
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name.startswith("__")
+
+
+def _zip_entries(archive: zipfile.ZipFile) -> dict[str, list[tuple[str, Callable[[], bytes]]]]:
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    total = sum(m.file_size for m in members)
+    if total > MAX_ZIP_TOTAL_BYTES:
+        raise DataError(f"zip expands to {total} bytes, above the {MAX_ZIP_TOTAL_BYTES} limit")
+    classes: dict[str, list] = {}
+    for member in members:
+        path = PurePosixPath(member.filename.replace("\\", "/"))
+        # Only names are used (nothing is written to disk), but a path that tries to escape is
+        # a sign of a hostile archive, so refuse it rather than guess.
+        if path.is_absolute() or ".." in path.parts:
+            raise DataError(f"zip entry {member.filename!r} points outside the archive")
+        if path.suffix.lower() not in IMAGE_EXTENSIONS or any(_hidden(p) for p in path.parts):
+            continue
+        if member.file_size > MAX_ZIP_MEMBER_BYTES or (
+            member.compress_size and member.file_size / member.compress_size > MAX_ZIP_RATIO
+        ):
+            raise DataError(f"zip entry {member.filename!r} looks like a zip bomb")
+        if len(path.parts) < 2:
+            continue
+        classes.setdefault(path.parts[-2], []).append((path.name, lambda m=member: archive.read(m)))
+    # A zip of "dataset/<class>/x.png" has one wrapping folder; class names are the parents.
+    return {name: sorted(classes[name], key=lambda e: e[0]) for name in sorted(classes)}
+
+
+def load_images(source: str | Path, size: int = 48, face_crop: Callable | None = None) -> ImageSet:
+    """Load `root/<class>/*.{png,jpg,jpeg,bmp,webp}` or a zip of the same, decoding images once.
+
+    Unreadable files are listed in `errors` rather than raised; a missing path, no classes or a
+    class without a single readable image raise DataError.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"dataset path {str(path)!r} does not exist")
+    archive = None
+    if path.is_dir():
+        entries = _folder_entries(path)
+    elif zipfile.is_zipfile(path):
+        archive = zipfile.ZipFile(path)
+        entries = _zip_entries(archive)
+    else:
+        raise DataError(f"{str(path)!r} is neither a folder of class folders nor a zip")
+    try:
+        if not entries:
+            raise DataError(f"no class folders with images found in {str(path)!r}")
+        images, labels, files, errors = [], [], [], []
+        for label, (name, members) in enumerate(entries.items()):
+            before = len(labels)
+            for file_name, read in members:
+                rel = f"{name}/{file_name}"
+                try:
+                    images.append(decode_image(read(), size, face_crop))
+                except InvalidImage as exc:
+                    errors.append((rel, str(exc)))
+                    continue
+                labels.append(label)
+                files.append(rel)
+            if len(labels) == before:
+                raise DataError(f"class {name!r} has no readable images")
+    finally:
+        if archive is not None:
+            archive.close()
+    return ImageSet(
+        images=np.stack(images).astype(np.uint8, copy=False),
+        labels=np.asarray(labels, dtype=np.int64),
+        classes=list(entries),
+        files=files,
+        errors=errors,
+    )
+
+
+def _age_bin(value: str) -> str:
+    """The seed's age groups: Young < 28, Mid 28-54, Senior >= 55 ("" when not a number)."""
+    try:
+        age = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if age < 28:
+        return "Young"
+    return "Mid" if age < 55 else "Senior"
+
+
+def attach_attributes(data: ImageSet, csv_path: str | Path, age_bins: bool = False) -> ImageSet:
+    """Join a CSV's columns onto the dataset by image file name (`file` column).
+
+    Every other column becomes an attribute (an empty string where a file has no row). With
+    `age_bins`, an `age_bin` column (Young/Mid/Senior) is derived from `age_estimate` or `age`.
+    When the CSV has a `class` column, rows are matched on (class, file) so equal file names in
+    different classes stay apart.
+    """
+    path = Path(csv_path)
+    if not path.is_file():
+        raise DataError(f"attributes CSV {str(path)!r} does not exist")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c for c in (reader.fieldnames or []) if c]
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read attributes CSV {str(path)!r}: {exc}") from exc
+    if "file" not in columns:
+        raise DataError(f"attributes CSV {str(path)!r} has no 'file' column")
+    by_class = "class" in columns
+    table = {}
+    for row in rows:
+        name = PurePosixPath((row.get("file") or "").replace("\\", "/")).name
+        table[(row.get("class", "") if by_class else "", name)] = row
+    keep = [c for c in columns if c not in ("file", "class", "split")]
+    values = {c: [] for c in keep}
+    for rel in data.files:
+        cls, name = rel.rsplit("/", 1)
+        row = table.get((cls if by_class else "", name), {})
+        for c in keep:
+            values[c].append(row.get(c) or "")
+    attributes = dict(data.attributes)
+    attributes.update({c: np.asarray(v, dtype=object) for c, v in values.items()})
+    if age_bins:
+        source = next((c for c in ("age_estimate", "age") if c in attributes), None)
+        if source is None:
+            raise DataError("age binning needs an 'age_estimate' or 'age' column")
+        attributes["age_bin"] = np.asarray([_age_bin(v) for v in attributes[source]], dtype=object)
+    return ImageSet(
+        data.images,
+        data.labels,
+        list(data.classes),
+        list(data.files),
+        attributes,
+        list(data.errors),
+    )
+
+
+def stratified_split(data: ImageSet, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """A class-stratified (train, val) split, the same for the same seed."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    from sklearn.model_selection import train_test_split  # deferred: slow import for the CLI
+
+    index = np.arange(len(data))
+    try:
+        train_idx, val_idx = train_test_split(
+            index, test_size=val_fraction, random_state=seed, stratify=data.labels
+        )
+    except ValueError as exc:
+        raise DataError(f"cannot split the dataset: {exc}") from exc
+    return data.subset(np.sort(train_idx)), data.subset(np.sort(val_idx))

@@ -1,0 +1,196 @@
+"""Classification metrics (scikit-learn) and batch prediction over an ImageSet."""
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from ml.data import ImageSet
+from ml.errors import DataError
+
+
+def classification_metrics(y_true, y_pred, classes) -> dict:
+    """Accuracy, macro/micro precision, recall, F1, per-class report and confusion matrices.
+
+    Labels are indices into `classes` or the class names themselves. Rows of the confusion
+    matrix are true classes, columns predictions; the normalised one divides each row by its
+    support (a row of zeros for a class with no samples).
+    """
+    classes = [str(c) for c in classes]
+    y_true, y_pred = _as_index(y_true, classes), _as_index(y_pred, classes)
+    if len(y_true) != len(y_pred):
+        raise DataError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
+    labels = list(range(len(classes)))
+    n = len(y_true)
+    p, r, f, s = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average=None, zero_division=0
+    )
+    macro = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="macro", zero_division=0
+    )
+    micro = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="micro", zero_division=0
+    )
+    cm = confusion_matrix(y_true, y_pred, labels=labels) if n else np.zeros((len(labels),) * 2, int)
+    support = cm.sum(1, keepdims=True)
+    normalised = np.divide(cm, support, out=np.zeros(cm.shape), where=support > 0)
+    return {
+        "accuracy": float((y_true == y_pred).mean()) if n else 0.0,
+        "macro_precision": float(macro[0]),
+        "macro_recall": float(macro[1]),
+        "macro_f1": float(macro[2]),
+        "micro_precision": float(micro[0]),
+        "micro_recall": float(micro[1]),
+        "micro_f1": float(micro[2]),
+        "per_class": {
+            c: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(s[i]),
+            }
+            for i, c in enumerate(classes)
+        },
+        "confusion_matrix": cm.astype(int).tolist(),
+        "confusion_matrix_normalised": normalised.round(6).tolist(),
+        "classes": classes,
+        "n": int(n),
+    }
+
+
+def _as_index(labels, classes: list[str]) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "iu":
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
+            raise DataError("label index outside the class list")
+        return labels.astype(np.int64)
+    lookup = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in labels} - lookup.keys())
+    if unknown:
+        raise DataError(f"labels {unknown} are not among the classes {classes}")
+    return np.asarray([lookup[str(v)] for v in labels], dtype=np.int64)
+
+
+def predict_labels(model_or_classifier, data: ImageSet, batch_size: int = 512) -> np.ndarray:
+    """Predicted class indices (into the model's classes) for every image of `data`.
+
+    Takes anything with a Classifier's `predict_proba`, or a bare nn.Module fed with per-image
+    standardised input.
+    """
+    if hasattr(model_or_classifier, "predict_proba"):
+        out = [
+            model_or_classifier.predict_proba(data.images[i : i + batch_size]).argmax(1)
+            for i in range(0, len(data), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+    import torch
+
+    from ml.train import evaluate
+
+    model = model_or_classifier
+    images = torch.from_numpy(data.images).to(next(model.parameters()).device)
+    result = evaluate(
+        model, images, None, normalisation="standardize", amp_dtype=None, batch_size=batch_size
+    )
+    return result["predictions"]
+
+
+def true_labels_for(data: ImageSet, classes: list[str]) -> np.ndarray:
+    """The data's labels as indices into a model's `classes` (DataError when a class is unknown)."""
+    missing = [c for c in data.classes if c not in classes]
+    if missing:
+        raise DataError(f"data classes {missing} are not classes of the model ({classes})")
+    remap = np.asarray([classes.index(c) for c in data.classes], dtype=np.int64)
+    return remap[data.labels]
+
+
+def evaluate_classifier(classifier, data: ImageSet, map_states: bool = False) -> dict:
+    """Score a Classifier on a dataset.
+
+    Data whose classes are the model's classes (or a subset) is scored per class, and with
+    `map_states` on classroom states too (top level = states, per class under "unmapped").
+    Data whose classes are classroom states the model maps to is scored on states.
+    """
+    from ml.labels import STATES
+
+    predictions = predict_labels(classifier, data)
+    mapping = classifier.state_mapping
+    if all(c in classifier.classes for c in data.classes):
+        y_true = true_labels_for(data, classifier.classes)
+        metrics = classification_metrics(y_true, predictions, classifier.classes)
+        if not map_states:
+            return metrics
+        true_states = [mapping[classifier.classes[i]] for i in y_true]
+        unmapped = metrics
+    elif all(c in set(mapping.values()) for c in data.classes):
+        true_states = [data.classes[i] for i in data.labels]
+        unmapped = None
+    else:
+        raise DataError(
+            f"data classes {data.classes} match neither the model's classes {classifier.classes} "
+            "nor its classroom states"
+        )
+    pred_states = [mapping[classifier.classes[i]] for i in predictions]
+    names = [s for s in STATES if s in set(mapping.values())] + sorted(
+        set(mapping.values()) - set(STATES)
+    )
+    metrics = classification_metrics(true_states, pred_states, names)
+    metrics["mapped_to_states"] = True
+    if unmapped is not None:
+        metrics["unmapped"] = unmapped
+    return metrics
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def add_parser(subparsers) -> None:
+    """Register `python -m ml evaluate`."""
+    from ml import cli
+
+    parser = subparsers.add_parser("evaluate", help="score a checkpoint on a labelled folder")
+    parser.add_argument("--weights", required=True, help="checkpoint path or 'default'")
+    parser.add_argument("--data", required=True, help="folder of class folders, or a zip")
+    parser.add_argument(
+        "--map-states",
+        action="store_true",
+        help="also score the classroom states the classes map to",
+    )
+    parser.add_argument("--device", default="auto")
+    cli.add_json_flag(parser)
+    parser.set_defaults(func=_run_cli)
+
+
+def format_metrics(metrics: dict) -> str:
+    """A plain-text report: headline numbers, per-class table, confusion matrix."""
+    lines = [
+        f"n={metrics['n']}  accuracy={metrics['accuracy']:.4f}  macro_f1={metrics['macro_f1']:.4f}"
+        f"  macro_precision={metrics['macro_precision']:.4f}"
+        f"  macro_recall={metrics['macro_recall']:.4f}",
+        f"{'class':>10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>7}",
+    ]
+    for c, m in metrics["per_class"].items():
+        lines.append(
+            f"{c:>10} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:7.3f} {m['support']:7d}"
+        )
+    width = max(len(c) for c in metrics["classes"])
+    lines.append("confusion matrix (rows: true, columns: predicted)")
+    lines.append(" " * (width + 1) + " ".join(f"{c[:6]:>6}" for c in metrics["classes"]))
+    for c, row in zip(metrics["classes"], metrics["confusion_matrix"], strict=True):
+        lines.append(f"{c:>{width}} " + " ".join(f"{v:6d}" for v in row))
+    return "\n".join(lines)
+
+
+def _run_cli(args) -> int:
+    from ml import cli
+    from ml.data import load_images
+    from ml.predict import Classifier
+
+    classifier = Classifier.load(args.weights, device=args.device)
+    data = load_images(cli.require_path(args.data, "dataset"), size=classifier.input_size)
+    metrics = evaluate_classifier(classifier, data, map_states=args.map_states)
+    metrics["weights"] = str(args.weights)
+    metrics["unreadable_files"] = [{"file": f, "reason": r} for f, r in data.errors]
+    text = format_metrics(metrics)
+    if "unmapped" in metrics:
+        text = "classroom states:\n" + text + "\n\nclasses:\n" + format_metrics(metrics["unmapped"])
+    cli.emit(args, metrics, text)
+    return 0

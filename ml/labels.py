@@ -1,0 +1,32 @@
+"""Class lists and the mapping from FER2013 expressions to classroom states (defined once)."""
+
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+STATES = ("Angry", "Neutral", "Engaged", "Bored")
+FER_TO_STATE: dict[str, str] = {
+    "angry": "Angry",
+    "disgust": "Angry",
+    "neutral": "Neutral",
+    "happy": "Engaged",
+    "surprise": "Engaged",
+    "sad": "Bored",
+    "fear": "Bored",
+}
+
+
+def default_state_mapping(classes) -> dict[str, str]:
+    """Map each class name to a classroom state.
+
+    FER2013 names use FER_TO_STATE and state names map to themselves, both case-insensitively.
+    Classes that are neither map to themselves, so nothing is silently merged.
+    """
+    states = {s.lower(): s for s in STATES}
+    mapping = {}
+    for name in classes:
+        key = str(name).lower()
+        mapping[name] = FER_TO_STATE.get(key) or states.get(key) or str(name)
+    return mapping
+
+
+def to_state(label: str, mapping: dict[str, str]) -> str:
+    """The classroom state of one predicted label (the label itself when unmapped)."""
+    return mapping.get(label, label)

@@ -1,0 +1,316 @@
+"""Whole-photo analysis: open a photo safely, find every face, classify all faces in one batch.
+
+Serving crops are framed like the classifier's training data (FER2013's tight 48x48 faces):
+a square as tall as the detector's face box, centred on it. That framing was measured by
+detecting faces on FER2013 images pasted into larger canvases (the FER square is 0.97x the
+detected box height, centred within 2 %), and its effect on predictions by re-cropping such
+pasted faces with other expansion factors (benchmarks/photo_latency.py --fer).
+"""
+
+import argparse
+import io
+import math
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+from ml.detect import Detector, FaceBox, get_detector
+from ml.errors import InvalidImage
+from ml.preprocess import to_grayscale_array
+
+if TYPE_CHECKING:
+    from ml.predict import Classifier
+
+# Refuse photos above this many pixels before decoding them (decompression bombs): 64 MP is
+# above any phone or DSLR photo in its default mode and still fits a worker's memory as RGB.
+MAX_PHOTO_PIXELS = 64_000_000
+# Photos with a longer side are reduced (integer box filter, fast) before detection; crops are
+# still taken from the original pixels.
+DETECT_MAX_SIDE = 4096
+# The crop is a square of CROP_SCALE x the face box's longer side (its height, for upright faces).
+CROP_SCALE = 1.0
+
+# Box colours per classroom state; the web app uses the same ones.
+STATE_COLOURS = {
+    "Angry": "#d62728",
+    "Neutral": "#7f7f7f",
+    "Engaged": "#2ca02c",
+    "Bored": "#1f77b4",
+}
+# For labels of a model whose classes map to no known state.
+OTHER_COLOUR = "#ff7f0e"
+
+
+# --- opening photos -------------------------------------------------------------------------
+
+
+def open_image(
+    source: bytes | str | Path | IO[bytes], max_pixels: int = MAX_PHOTO_PIXELS
+) -> Image.Image:
+    """A decoded RGB image with its EXIF orientation applied.
+
+    Accepts file bytes, a path or a binary file object. Any colour mode is turned into RGB:
+    transparency is composited on white, 16-bit and float samples are scaled to 8 bits.
+    Raises InvalidImage for a missing, non-image, corrupt or truncated file and for an image
+    over `max_pixels` (checked from the header, before decoding: a decompression bomb).
+    """
+    name = str(source) if isinstance(source, str | Path) else "image"
+    fp = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with warnings.catch_warnings():
+            # Our own limit below replaces Pillow's warning (its hard error still applies).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(fp)
+        pixels = image.width * image.height
+        if pixels > max_pixels:
+            raise InvalidImage(
+                f"{name}: {image.width}x{image.height} pixels is over the limit of "
+                f"{max_pixels / 1e6:.0f} megapixels (refused as a possible decompression bomb)"
+            )
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)
+        return _to_rgb(image)
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"{name}: refused as a decompression bomb ({exc})") from exc
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise InvalidImage(f"{name}: cannot read the file ({exc.strerror})") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage(f"{name}: not an image file") from exc
+    # struct.error: some Pillow plugins raise it on malformed headers.
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        raise InvalidImage(f"{name}: corrupt or truncated image ({exc})") from exc
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB pixels of an image in any Pillow mode."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        return Image.fromarray(_to_8bit(np.asarray(image))).convert("RGB")
+    if "A" in image.mode or "a" in image.mode or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except ValueError as exc:
+        raise InvalidImage(f"unsupported colour mode {image.mode}") from exc
+
+
+def _to_8bit(samples: np.ndarray) -> np.ndarray:
+    """uint8 from 16-bit, 32-bit integer or float samples (16-bit range unless larger)."""
+    samples = samples.astype(np.float64)
+    top = samples.max(initial=0.0)
+    if top <= 255:
+        return np.clip(samples, 0, 255).astype(np.uint8)
+    scale = 255 / (65535 if top <= 65535 else top)
+    return np.clip(samples * scale, 0, 255).round().astype(np.uint8)
+
+
+# --- faces ----------------------------------------------------------------------------------
+
+
+def detect_faces(image: Image.Image, detector: Detector | None = None) -> list[FaceBox]:
+    """Faces in `image`, in its own pixel coordinates.
+
+    A photo longer than DETECT_MAX_SIDE is reduced by an integer factor first (no detector
+    needs more pixels than that, and a 50 MP resize would cost more than the detection).
+    """
+    detector = detector or get_detector()
+    factor = math.ceil(max(image.size) / DETECT_MAX_SIDE)
+    if factor <= 1:
+        return detector.detect(image)
+    boxes = detector.detect(image.reduce(factor))
+    return [box.scaled(factor).clipped(*image.size) for box in boxes]
+
+
+def crop_faces(
+    image: Image.Image, boxes: list[FaceBox], size: int, scale: float = CROP_SCALE
+) -> np.ndarray:
+    """uint8 (N, size, size) grayscale face crops framed like FER2013's faces.
+
+    Each crop is a square of `scale` x the box's longer side, centred on the box; parts
+    outside the photo repeat its edge pixels (black borders would shift the per-image
+    brightness normalisation of the classifier).
+    """
+    crops = np.zeros((len(boxes), size, size), dtype=np.uint8)
+    width, height = image.size
+    for i, box in enumerate(boxes):
+        side = max(1, round(scale * max(box.w, box.h)))
+        x0 = round(box.x + box.w / 2 - side / 2)
+        y0 = round(box.y + box.h / 2 - side / 2)
+        inside = (max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side))
+        if inside[0] >= inside[2] or inside[1] >= inside[3]:
+            raise InvalidImage(f"face box {box} lies outside the {width}x{height} image")
+        gray = np.asarray(image.crop(inside).convert("L"))
+        pad = ((inside[1] - y0, y0 + side - inside[3]), (inside[0] - x0, x0 + side - inside[2]))
+        square = np.pad(gray, pad, mode="edge") if any(map(any, pad)) else gray
+        crops[i] = to_grayscale_array(Image.fromarray(square), size)
+    return crops
+
+
+@dataclass
+class FaceResult:
+    """One face of a photo: where it is and what the classifier reads in it."""
+
+    box: FaceBox
+    probabilities: dict[str, float]
+    label: str
+    state: str
+
+    def to_dict(self) -> dict:
+        """The JSON form used by the CLI and the web layer."""
+        return {
+            **self.box.to_dict(),
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "label": self.label,
+            "state": self.state,
+        }
+
+
+@dataclass
+class PhotoAnalysis:
+    """All faces of one photo, in original-pixel coordinates."""
+
+    width: int
+    height: int
+    faces: list[FaceResult]
+
+    def to_dict(self) -> dict:
+        """The JSON form used by the CLI and the web layer."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "faces": [f.to_dict() for f in self.faces],
+        }
+
+
+def analyze_photo(
+    image: Image.Image | bytes | str | Path,
+    classifier: "Classifier",
+    detector: Detector | None = None,
+) -> PhotoAnalysis:
+    """Detect every face of a photo and classify all of them in one predict_proba call.
+
+    `image` is a PIL image (EXIF orientation already applied, as open_image does) or anything
+    open_image accepts. A photo without faces gives an empty list.
+    """
+    image = _to_rgb(image) if isinstance(image, Image.Image) else open_image(image)
+    boxes = detect_faces(image, detector)
+    if not boxes:
+        return PhotoAnalysis(image.width, image.height, [])
+    probabilities = classifier.predict_proba(crop_faces(image, boxes, classifier.input_size))
+    faces = []
+    for box, row in zip(boxes, probabilities, strict=True):
+        label = classifier.classes[int(row.argmax())]
+        faces.append(
+            FaceResult(
+                box=box,
+                probabilities={c: float(p) for c, p in zip(classifier.classes, row, strict=True)},
+                label=label,
+                state=classifier.state_of(label),
+            )
+        )
+    return PhotoAnalysis(image.width, image.height, faces)
+
+
+def annotate(image: Image.Image, analysis: PhotoAnalysis) -> Image.Image:
+    """A copy of the photo with each face boxed in its state's colour and the state written on it.
+
+    No identity is drawn: only the box and the estimated state.
+    """
+    out = _to_rgb(image).copy()
+    draw = ImageDraw.Draw(out)
+    line = max(2, round(max(out.size) / 400))
+    font = ImageFont.load_default(size=max(12, round(max(out.size) / 60)))
+    for face in analysis.faces:
+        colour = STATE_COLOURS.get(face.state, OTHER_COLOUR)
+        b = face.box
+        draw.rectangle((b.x, b.y, b.x + b.w - 1, b.y + b.h - 1), outline=colour, width=line)
+        text = f"{face.state} {face.probabilities[face.label]:.0%}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        ty = b.y - (bottom - top) - 2 * line if b.y >= bottom - top + 2 * line else b.y + b.h
+        draw.rectangle((b.x, ty, b.x + right - left + 2 * line, ty + bottom - top + 2 * line),
+                       fill=colour)  # fmt: skip
+        draw.text((b.x + line - left, ty + line - top), text, fill="white", font=font)
+    return out
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def run_per_file(files: list[Path], work) -> tuple[list[dict], bool]:
+    """`work(path) -> dict` for each file; a file that fails gives {"file", "error"} instead."""
+    from ml.errors import MLError
+
+    results, failed = [], False
+    for path in files:
+        try:
+            results.append(work(path))
+        except MLError as exc:
+            results.append({"file": str(path), "error": str(exc)})
+            failed = True
+    return results, failed
+
+
+def add_parser(subparsers) -> None:
+    """Register `python -m ml analyze --weights CKPT|default FILE_OR_DIR... [--annotate DIR]`."""
+    from ml.cli import add_json_flag
+    from ml.detect import add_detector_options
+
+    parser = subparsers.add_parser(
+        "analyze", help="find and classify every face in photos (boxes, probabilities, states)"
+    )
+    parser.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    parser.add_argument("--weights", default="default", help="checkpoint path or 'default'")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--annotate", metavar="DIR", type=Path,
+                        help="write each photo with boxes coloured by state into DIR")  # fmt: skip
+    add_detector_options(parser)
+    add_json_flag(parser)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from ml.cli import emit
+    from ml.detect import detector_from_args
+    from ml.predict import Classifier, image_files
+
+    classifier = Classifier.load(args.weights, device=args.device)
+    detector = detector_from_args(args)
+    if args.annotate:
+        args.annotate.mkdir(parents=True, exist_ok=True)
+    written: set[str] = set()
+
+    def one(path: Path) -> dict:
+        image = open_image(path)
+        analysis = analyze_photo(image, classifier, detector)
+        result = {"file": str(path), **analysis.to_dict()}
+        if args.annotate:
+            name, n = f"{path.stem}.jpg", 1
+            while name in written:  # same file name in two folders
+                n += 1
+                name = f"{path.stem}-{n}.jpg"
+            written.add(name)
+            annotate(image, analysis).save(args.annotate / name, quality=90)
+            result["annotated"] = str(args.annotate / name)
+        return result
+
+    results, failed = run_per_file(image_files(args.paths), one)
+    lines = []
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['file']}: error: {r['error']}")
+        else:
+            states = Counter(f["state"] for f in r["faces"])
+            summary = ", ".join(f"{s} {n}" for s, n in states.most_common()) or "no faces"
+            lines.append(f"{r['file']}: {len(r['faces'])} faces: {summary}")
+    emit(args, results, "\n".join(lines) or "no image files found")
+    return 2 if failed else 0

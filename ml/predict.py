@@ -1,0 +1,178 @@
+"""Load a checkpoint once and classify face crops in batches."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ml.errors import CheckpointError, InvalidImage, MLError
+from ml.labels import default_state_mapping, to_state
+from ml.train import (
+    autocast,
+    autocast_dtype,
+    load_checkpoint,
+    model_from_checkpoint,
+    model_input,
+    prepare_model,
+    resolve_device,
+)
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"
+# Above this many faces a call is split into chunks, to bound memory; below it, one forward.
+MAX_BATCH = 1024
+
+
+def resolve_weights(weights: str | Path) -> Path:
+    """The checkpoint path for a path or the name "default" (the shipped model)."""
+    if str(weights) == "default":
+        if not DEFAULT_WEIGHTS.is_file():
+            raise CheckpointError(f"the default model {DEFAULT_WEIGHTS} is missing")
+        return DEFAULT_WEIGHTS
+    return Path(weights)
+
+
+class Classifier:
+    """An expression classifier: a model plus the classes and preprocessing it was trained with."""
+
+    def __init__(self, checkpoint: dict, device: str = "auto", precision: str | None = None):
+        self.checkpoint = checkpoint
+        self.classes: list[str] = list(checkpoint["classes"])
+        self.input_size: int = int(checkpoint["input_size"])
+        self.normalisation: str = checkpoint["normalisation"]
+        self.input_blur: float = float(
+            checkpoint.get("input_blur", (checkpoint.get("config") or {}).get("input_blur", 0.0))
+        )
+        self.state_mapping: dict[str, str] = dict(
+            checkpoint.get("state_mapping") or default_state_mapping(self.classes)
+        )
+        self.arch: str = checkpoint["arch"]
+        self.metrics: dict = dict(checkpoint.get("metrics") or {})
+        self.device = resolve_device(device)
+        if precision is None:
+            precision = (checkpoint.get("config") or {}).get("precision", "auto")
+        self.amp_dtype = autocast_dtype(self.device, precision)
+        self.model = prepare_model(model_from_checkpoint(checkpoint), self.device).eval()
+
+    @classmethod
+    def load(cls, weights: str | Path = "default", device: str = "auto") -> "Classifier":
+        """Load a checkpoint file, or the shipped default model for "default"."""
+        return cls(load_checkpoint(resolve_weights(weights)), device=device)
+
+    def _as_batch(self, faces: np.ndarray) -> np.ndarray:
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.ndim != 3:
+            raise InvalidImage(f"faces must be an (N, H, W) grayscale array, got {faces.shape}")
+        if faces.dtype != np.uint8:
+            raise InvalidImage(f"faces must be uint8 pixels, got {faces.dtype}")
+        if faces.shape[1:] != (self.input_size, self.input_size):
+            size = (self.input_size, self.input_size)
+            faces = (
+                np.stack(
+                    [
+                        np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR))
+                        for f in faces
+                    ]
+                )
+                if len(faces)
+                else np.zeros((0, *size), np.uint8)
+            )
+        return faces
+
+    @torch.no_grad()
+    def predict_proba(self, faces: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) float32 for uint8 grayscale faces (N, S, S).
+
+        One forward pass per call (chunked only above MAX_BATCH faces); faces of another size
+        are resized first.
+        """
+        faces = self._as_batch(faces)
+        out = np.zeros((len(faces), len(self.classes)), dtype=np.float32)
+        for start in range(0, len(faces), MAX_BATCH):
+            batch = torch.from_numpy(np.ascontiguousarray(faces[start : start + MAX_BATCH]))
+            with autocast(self.device, self.amp_dtype):
+                x = model_input(batch.to(self.device), self.normalisation, self.input_blur)
+                logits = self.model(x)
+            out[start : start + len(batch)] = logits.float().softmax(1).cpu().numpy()
+        return out
+
+    def predict(self, faces: np.ndarray) -> list[str]:
+        """The most likely class name of each face."""
+        return [self.classes[i] for i in self.predict_proba(faces).argmax(1)]
+
+    def state_of(self, label: str) -> str:
+        """The classroom state of a predicted class name."""
+        return to_state(label, self.state_mapping)
+
+
+def image_files(paths: list[str]) -> list[Path]:
+    """Image files named directly or found (recursively, sorted) in the given folders."""
+    from ml.data import IMAGE_EXTENSIONS
+
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise MLError(f"{raw!r} does not exist")
+    return files
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def add_parser(subparsers) -> None:
+    """Register `python -m ml predict`."""
+    from ml import cli
+
+    parser = subparsers.add_parser("predict", help="classify face images with a checkpoint")
+    parser.add_argument("--weights", default="default", help="checkpoint path or 'default'")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("files", nargs="+", metavar="FILE_OR_DIR")
+    cli.add_json_flag(parser)
+    parser.set_defaults(func=_run_cli)
+
+
+def _run_cli(args) -> int:
+    from ml import cli
+    from ml.data import decode_image
+
+    classifier = Classifier.load(args.weights, device=args.device)
+    files = image_files(args.files)
+    faces, ok, results = [], [], []
+    for path in files:
+        try:
+            faces.append(decode_image(path, classifier.input_size))
+            ok.append(len(results))
+            results.append({"file": str(path)})
+        except InvalidImage as exc:
+            results.append({"file": str(path), "error": str(exc)})
+    if faces:
+        probabilities = classifier.predict_proba(np.stack(faces))
+        for row, p in zip(ok, probabilities, strict=True):
+            label = classifier.classes[int(p.argmax())]
+            results[row].update(
+                label=label,
+                state=classifier.state_of(label),
+                probabilities={
+                    c: round(float(v), 6) for c, v in zip(classifier.classes, p, strict=True)
+                },
+            )
+    text = "\n".join(
+        f"{r['file']}: "
+        + (
+            f"error: {r['error']}"
+            if "error" in r
+            else f"{r['label']} ({r['probabilities'][r['label']]:.2f}) -> {r['state']}"
+        )
+        for r in results
+    )
+    cli.emit(args, results, text or "no image files found")
+    return 0 if all("error" not in r for r in results) else 1

@@ -1,0 +1,231 @@
+// Session page: upload with a progress bar per file, then photos and the summary kept up to date
+// by polling the API (no reload). Charts on other pages are drawn by a few inline lines.
+(function () {
+  "use strict";
+  const configNode = document.getElementById("session-config");
+  if (!configNode) return;
+  const cfg = JSON.parse(configNode.textContent);
+  const photosNode = document.getElementById("photos");
+  const uploadsNode = document.getElementById("uploads");
+  const cards = new Map(); // photo id -> signature of what the card shows
+  let pending = 0; // uploads in flight
+  let timer = null;
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else node.setAttribute(key, value);
+    }
+    children.forEach((child) => child && node.append(child));
+    return node;
+  }
+
+  function svgEl(tag, attrs) {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+    return node;
+  }
+
+  function colour(state) {
+    return cfg.colours[state] || cfg.colours._other;
+  }
+
+  function pct(value) {
+    return value === null || value === undefined ? "—" : Math.round(value * 100) + "%";
+  }
+
+  function statusText(photo) {
+    if (photo.status === "done") {
+      return `done, ${photo.faces.length} face${photo.faces.length === 1 ? "" : "s"}`;
+    }
+    return photo.status;
+  }
+
+  function renderPhoto(photo) {
+    const width = photo.width || 4;
+    const height = photo.height || 3;
+    const frame = el("div", { class: "frame", style: `aspect-ratio: ${width} / ${height}` });
+    if (photo.image_url) {
+      frame.append(el("img", { src: photo.image_url, alt: "Session photo " + photo.id, loading: "lazy" }));
+    } else {
+      frame.append(el("div", { class: "neutral", text: "Original deleted after analysis; boxes shown on a blank canvas of the photo's size." }));
+    }
+    const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img", "aria-label": "Face boxes" });
+    for (const face of photo.faces) {
+      const rect = svgEl("rect", {
+        x: face.box.x, y: face.box.y, width: face.box.w, height: face.box.h,
+        fill: "none", stroke: colour(face.state), "stroke-width": 2, class: "face-box",
+        "vector-effect": "non-scaling-stroke",
+        "data-state": face.state,
+      });
+      const best = Math.max(...Object.values(face.probabilities));
+      const title = svgEl("title", {});
+      title.textContent = `${face.state} (${face.label} ${pct(best)})`;
+      rect.append(title);
+      svg.append(rect);
+    }
+    frame.append(svg);
+    const caption = el("figcaption", {},
+      el("span", { class: "status " + photo.status, text: statusText(photo), "data-status": photo.status }),
+      " ", el("span", { class: "muted", text: photo.original_name || "" }));
+    if (photo.status === "failed") {
+      caption.append(el("div", { class: "error", text: photo.error }));
+      if (photo.image_url) {
+        const retry = el("button", { type: "button", text: "Retry" });
+        retry.addEventListener("click", () => retryPhoto(photo.id, retry));
+        caption.append(retry);
+      }
+    }
+    return el("figure", { class: "photo", id: "photo-" + photo.id, "data-id": photo.id }, frame, caption);
+  }
+
+  function showPhotos(photos) {
+    document.getElementById("no-photos").hidden = photos.length > 0;
+    for (const photo of photos) {
+      const signature = JSON.stringify([photo.status, photo.faces, photo.image_url, photo.error]);
+      if (cards.get(photo.id) === signature) continue;
+      cards.set(photo.id, signature);
+      const card = renderPhoto(photo);
+      const old = document.getElementById("photo-" + photo.id);
+      if (old) old.replaceWith(card);
+      else photosNode.append(card);
+    }
+  }
+
+  function showSummary(summary) {
+    document.querySelector("[data-engagement]").textContent = pct(summary.engagement_index);
+    document.querySelector("[data-faces]").textContent = summary.faces;
+    for (const [state, n] of Object.entries(summary.counts)) {
+      const count = document.querySelector(`[data-count="${state}"]`);
+      if (count) count.textContent = n;
+      const share = document.querySelector(`[data-share="${state}"]`);
+      if (share) share.textContent = pct(summary.shares[state]);
+    }
+    for (const [status, n] of Object.entries(summary.photos)) {
+      const node = document.querySelector(`[data-photos="${status}"]`);
+      if (node) node.textContent = n;
+    }
+  }
+
+  async function getJSON(url) {
+    const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    return response.json();
+  }
+
+  async function refresh() {
+    timer = null;
+    try {
+      const photos = [];
+      for (let url = cfg.photosUrl; url; ) {
+        const page = await getJSON(url);
+        photos.push(...page.results);
+        url = page.next;
+      }
+      showPhotos(photos);
+      const session = await getJSON(cfg.sessionUrl);
+      showSummary(session.summary);
+      if (session.model_versions.length) {
+        document.getElementById("model-versions").textContent =
+          "Results from: " + session.model_versions.map((v) => v.name).join(", ") + ".";
+      }
+      const waiting = photos.some((p) => p.status === "queued" || p.status === "analysing");
+      if (waiting || pending) schedule(2000);
+    } catch (error) {
+      schedule(5000); // a failed poll (network, restart) is tried again, more slowly
+    }
+  }
+
+  function schedule(delay) {
+    if (!timer) timer = setTimeout(refresh, delay);
+  }
+
+  function retryPhoto(id, button) {
+    button.disabled = true;
+    fetch(cfg.retryUrl.replace("/0/", `/${id}/`), {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-CSRFToken": window.CSRF_TOKEN, Accept: "application/json" },
+    }).then(() => schedule(200));
+  }
+
+  // --- upload -----------------------------------------------------------------------------
+  function uploadRow(file) {
+    const bar = el("span", { style: "width: 0%" });
+    const message = el("div", { class: "message-text muted", text: "waiting" });
+    const row = el("li", { "data-file": file.name }, el("span", { class: "name", text: file.name, title: file.name }),
+      el("div", { class: "progress" }, bar), message);
+    uploadsNode.append(row);
+    return { row, bar, message };
+  }
+
+  function showErrors(message, errors) {
+    if (!errors || !errors.length) return;
+    const list = el("ul", { class: "errors-list error" });
+    errors.forEach((e) => list.append(el("li", { text: `${e.file}: ${e.detail}` })));
+    message.append(list);
+  }
+
+  function upload(file) {
+    const { bar, message } = uploadRow(file);
+    if (file.size > cfg.maxBytes) {
+      message.className = "message-text error";
+      message.textContent = `Too large: at most ${Math.round(cfg.maxBytes / 1048576)} MB per file.`;
+      return;
+    }
+    pending += 1;
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", cfg.uploadUrl);
+    xhr.setRequestHeader("X-CSRFToken", window.CSRF_TOKEN);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) {
+        bar.style.width = Math.round((100 * event.loaded) / event.total) + "%";
+        message.textContent = "uploading " + Math.round((100 * event.loaded) / event.total) + "%";
+      }
+    });
+    xhr.addEventListener("loadend", () => {
+      pending -= 1;
+      let body = {};
+      try { body = JSON.parse(xhr.responseText || "{}"); } catch (e) { body = {}; }
+      if (xhr.status === 202) {
+        bar.style.width = "100%";
+        const n = body.photos.length;
+        message.className = "message-text";
+        message.textContent = `uploaded: ${n} photo${n === 1 ? "" : "s"} queued for analysis`;
+        showErrors(message, body.errors);
+      } else {
+        message.className = "message-text error";
+        message.textContent = body.detail || (xhr.status ? `Upload failed (${xhr.status}).` : "Upload failed: no connection.");
+        showErrors(message, body.errors);
+      }
+      schedule(300);
+    });
+    const data = new FormData();
+    data.append("image", file);
+    xhr.send(data);
+  }
+
+  const input = document.getElementById("file-input");
+  const dropzone = document.getElementById("dropzone");
+  if (input && dropzone) {
+    input.addEventListener("change", () => { Array.from(input.files).forEach(upload); input.value = ""; });
+    ["dragenter", "dragover"].forEach((type) => dropzone.addEventListener(type, (event) => {
+      event.preventDefault();
+      dropzone.classList.add("over");
+    }));
+    ["dragleave", "drop"].forEach((type) => dropzone.addEventListener(type, () => dropzone.classList.remove("over")));
+    dropzone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      Array.from(event.dataTransfer.files).forEach(upload);
+    });
+  }
+
+  document.getElementById("toggle-boxes").addEventListener("change", (event) => {
+    photosNode.classList.toggle("hide-boxes", !event.target.checked);
+  });
+
+  showPhotos(cfg.photos);
+  if (cfg.photos.some((p) => p.status === "queued" || p.status === "analysing")) schedule(1500);
+})();

@@ -1,0 +1,98 @@
+"""Teachers, classrooms and generated images for the analytics tests."""
+
+import io
+import zipfile
+from datetime import date
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from analytics.models import Classroom, Consent, FaceResult, Photo, Session
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def stored_files(root) -> list[str]:
+    """Photo files under MEDIA_ROOT (model checkpoints excluded)."""
+    base = root / "photos"
+    return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
+
+
+def image_bytes(fmt: str = "JPEG", size=(96, 72), seed: int = 0, exif=None) -> bytes:
+    """A small noisy photo-like image (no faces) in the given format."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt, **({"exif": exif} if exif else {}))
+    return buffer.getvalue()
+
+
+def upload(name: str, data: bytes, content_type: str = "application/octet-stream"):
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def zip_bytes(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def make_user(username: str):
+    return get_user_model().objects.create_user(username, password="pw-for-tests-1")
+
+
+@pytest.fixture
+def teacher(db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def other_teacher(db):
+    return make_user("bob")
+
+
+def make_classroom(owner, *, consent: bool = True, **fields) -> Classroom:
+    classroom = Classroom.objects.create(owner=owner, name=fields.pop("name", "7B"), **fields)
+    if consent:
+        Consent.objects.create(
+            classroom=classroom,
+            obtained_from="Parents of all 24 students",
+            method="written",
+            obtained_on=date(2024, 9, 1),
+            recorded_by=owner,
+        )
+    return classroom
+
+
+@pytest.fixture
+def classroom(teacher):
+    return make_classroom(teacher)
+
+
+@pytest.fixture
+def session(classroom):
+    return Session.objects.create(classroom=classroom, title="Fractions")
+
+
+def add_results(session, states: list[str], *, status="done", version=None) -> Photo:
+    """A photo row with face results in the given states (no image file)."""
+    photo = Photo.objects.create(
+        session=session, status=status, width=200, height=100, model_version=version
+    )
+    FaceResult.objects.bulk_create(
+        FaceResult(
+            photo=photo, x=10 * i, y=5, w=20, h=20, score=0.9, label=state.lower(), state=state,
+            probabilities={state.lower(): 0.7, "other": 0.3}, model_version=version,
+        )
+        for i, state in enumerate(states)
+    )  # fmt: skip
+    return photo

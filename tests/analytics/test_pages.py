@@ -1,0 +1,184 @@
+"""Teacher pages: the journey, messages, permission checks on every page and action."""
+
+import json
+from datetime import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from analytics import services
+from analytics.models import Classroom, Consent, Photo, Session
+from tests.analytics.conftest import add_results, image_bytes, make_classroom, upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def web(client, teacher):
+    client.force_login(teacher)
+    return client
+
+
+def test_create_a_classroom_record_consent_and_create_a_session(web, teacher):
+    page = web.get(reverse("analytics:classrooms"))
+    assert b"no classrooms yet" in page.content
+    created = web.post(reverse("analytics:classrooms"), {"name": "9C", "subject": "History",
+                                                         "retention": "delete"})  # fmt: skip
+    classroom = Classroom.objects.get(owner=teacher)
+    assert created.url == reverse("analytics:classroom", args=[classroom.pk])
+    page = web.get(created.url)
+    assert b"No consent recorded" in page.content
+
+    # A checkbox alone is not consent: who, how and when are all required.
+    empty = web.post(reverse("analytics:consent", args=[classroom.pk]), {})
+    assert empty.status_code == 400 and not Consent.objects.exists()
+    assert b"This field is required" in empty.content
+    future = web.post(
+        reverse("analytics:consent", args=[classroom.pk]),
+        {"obtained_from": "Parents", "method": "written", "obtained_on": "2999-01-01"},
+    )
+    assert b"cannot be dated in the future" in future.content
+    other = web.post(
+        reverse("analytics:consent", args=[classroom.pk]),
+        {"obtained_from": "Parents", "method": "other", "obtained_on": "2024-09-01"},
+    )
+    assert b"Describe how consent was obtained" in other.content
+    web.post(
+        reverse("analytics:consent", args=[classroom.pk]),
+        {"obtained_from": "Parents of 24 students", "method": "written",
+         "obtained_on": "2024-09-01", "notes": "Signed forms in the office"},
+    )  # fmt: skip
+    assert classroom.consent.obtained_from == "Parents of 24 students"
+    assert b"Parents of 24 students" in web.get(created.url).content
+
+    response = web.post(
+        reverse("analytics:session-create", args=[classroom.pk]),
+        {"title": "WW1 sources", "started_at": "2024-10-01T10:00", "kind": "online"},
+    )
+    session = Session.objects.get(classroom=classroom)
+    assert response.url == reverse("analytics:session", args=[session.pk])
+    assert session.kind == "online"
+    bad = web.post(reverse("analytics:session-create", args=[classroom.pk]), {"title": ""})
+    assert bad.status_code == 400
+
+
+def test_session_page_shows_summary_definition_model_and_accuracy_note(web, session, model_version):
+    add_results(session, ["Engaged", "Engaged", "Bored"], version=model_version)
+    page = web.get(reverse("analytics:session", args=[session.pk]))
+    text = page.content.decode()
+    assert "67%" in text  # engagement index: 2 of 3 faces
+    assert services.ENGAGEMENT_DEFINITION in text
+    assert "estimated from facial expression" in text and "25.0%" in text  # metrics["accuracy"]
+    assert "Results from: test model." in text
+    config = json.loads(text.split('id="session-config" type="application/json">')[1].split("<")[0])
+    assert config["uploadUrl"] == f"/api/sessions/{session.pk}/photos/"
+    assert len(config["photos"][0]["faces"]) == 3
+    assert 'id="dropzone"' in text
+
+
+def test_session_page_without_consent_explains_why_uploads_are_refused(web, teacher):
+    classroom = make_classroom(teacher, consent=False)
+    session = Session.objects.create(classroom=classroom, title="x")
+    page = web.get(reverse("analytics:session", args=[session.pk]))
+    assert b"No consent recorded" in page.content and b'id="dropzone"' not in page.content
+
+
+def test_photo_image_is_served_only_to_its_owner_and_never_cached(web, session, client):
+    (photo,) = services.upload_photos(session, [upload("a.png", image_bytes("PNG"))]).photos
+    response = web.get(reverse("analytics:photo-image", args=[photo.pk]))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == photo.image.open("rb").read()
+    assert response["Cache-Control"] == "private, no-store"
+    assert response["Content-Type"] == "image/png"
+    Photo.objects.filter(pk=photo.pk).update(image=None, image_state="deleted")
+    assert web.get(reverse("analytics:photo-image", args=[photo.pk])).status_code == 404
+
+
+def test_dashboard_explains_empty_states_and_draws_charts_with_data(web, classroom):
+    url = reverse("analytics:dashboard", args=[classroom.pk])
+    assert b"No sessions yet" in web.get(url).content
+    monday = Session.objects.create(
+        classroom=classroom, title="Mon", started_at=timezone.make_aware(datetime(2024, 5, 6, 9))
+    )
+    assert b"no analysed\n  faces yet" in web.get(url).content
+    add_results(monday, ["Engaged", "Bored"])
+    add_results(monday, ["Engaged", "Engaged"])
+    online = Session.objects.create(
+        classroom=classroom, title="Tue", kind="online",
+        started_at=timezone.make_aware(datetime(2024, 5, 7, 9)),
+    )  # fmt: skip
+    add_results(online, ["Neutral", "Angry"])
+    page = web.get(url).content.decode()
+    figures = json.loads(
+        page.split('id="figures" type="application/json">')[1].split("</script")[0]
+    )
+    engagement = figures["engagement"]["data"][0]
+    assert engagement["name"] == "Engagement index" and engagement["y"] == [0.75, 0.0]
+    assert figures["distribution"]["layout"]["barmode"] == "stack"
+    assert figures["kinds"] is not None
+    assert figures["timeline"] is None  # the latest session has only one photo
+    assert "vendor/plotly.min.js" in page
+    chosen = web.get(url, {"session": monday.pk}).content.decode()
+    assert '"timeline": {"data"' in chosen
+    ranged = web.get(url, {"after": "2024-05-07", "before": "2024-05-07"}).content.decode()
+    assert "The comparison needs analysed sessions of both kinds" in ranged
+    assert b"in this date range" in web.get(url, {"after": "2030-01-01"}).content
+
+
+def test_report_lists_sessions_for_printing(web, session):
+    add_results(session, ["Engaged", "Neutral"])
+    page = web.get(reverse("analytics:report", args=[session.classroom_id])).content.decode()
+    assert "Fractions" in page and "50%" in page and "window.print()" in page
+    assert "Parents of all 24 students" in page
+
+
+def test_retention_reanalyse_and_delete_actions(web, session, model_version):
+    classroom = session.classroom
+    response = web.post(reverse("analytics:retention", args=[classroom.pk]), {"retention": "blur"})
+    assert response.status_code == 302
+    classroom.refresh_from_db()
+    assert classroom.retention == "blur"
+    add_results(session, ["Engaged"])
+    response = web.post(reverse("analytics:session-reanalyse", args=[session.pk]), follow=True)
+    assert b"1 photo(s) keep their current results" in response.content  # no original stored
+    web.post(reverse("analytics:session-delete", args=[session.pk]))
+    assert not Session.objects.exists()
+    web.post(reverse("analytics:classroom-delete", args=[classroom.pk]))
+    assert not Classroom.objects.exists()
+
+
+def _pages(classroom, session, photo):
+    c, s, p = classroom.pk, session.pk, photo.pk
+    gets = [
+        reverse("analytics:classroom", args=[c]), reverse("analytics:dashboard", args=[c]),
+        reverse("analytics:report", args=[c]), reverse("analytics:session-create", args=[c]),
+        reverse("analytics:session", args=[s]), reverse("analytics:photo-image", args=[p]),
+    ]  # fmt: skip
+    posts = [
+        reverse(f"analytics:{name}", args=[c])
+        for name in ("consent", "retention", "classroom-delete", "session-create")
+    ] + [reverse(f"analytics:{name}", args=[s]) for name in ("session-reanalyse", "session-delete")]
+    return gets, posts
+
+
+def test_another_teacher_gets_404_on_every_page_and_action(client, session, other_teacher):
+    (photo,) = services.upload_photos(session, [upload("a.jpg", image_bytes())]).photos
+    gets, posts = _pages(session.classroom, session, photo)
+    client.force_login(other_teacher)
+    for url in gets:
+        assert client.get(url).status_code == 404, url
+    for url in posts:
+        assert client.post(url, {"retention": "keep", "title": "x"}).status_code == 404, url
+    assert Session.objects.filter(pk=session.pk).exists()
+    assert Classroom.objects.get(pk=session.classroom_id).retention == "delete"
+    assert b"7B" not in client.get(reverse("analytics:classrooms")).content
+
+
+def test_anonymous_users_are_sent_to_login(client, session):
+    photo = add_results(session, [])
+    gets, posts = _pages(session.classroom, session, photo)
+    for url in [reverse("analytics:classrooms"), *gets, *posts]:
+        response = client.post(url) if url in posts else client.get(url)
+        assert response.status_code == 302 and response.url.startswith("/login/"), url
+    assert Session.objects.filter(pk=session.pk).exists()

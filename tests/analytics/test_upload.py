@@ -1,0 +1,189 @@
+"""Upload validation: content sniffing, limits, zips, consent, and nothing stored half-way."""
+
+import io
+import struct
+import zlib
+from datetime import datetime
+
+import pytest
+from django.core.files.storage import FileSystemStorage
+from PIL import Image
+
+from analytics import services
+from analytics.models import Photo, Session
+from tests.analytics.conftest import (
+    image_bytes,
+    make_classroom,
+    stored_files,
+    upload,
+    zip_bytes,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A tiny PNG declaring a huge size: decoding it would take width x height x 3 bytes."""
+    header = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + header
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + (_chunk(b"IEND", b""))
+    )
+
+
+def _upload(session, *files):
+    return services.upload_photos(session, list(files))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP"])
+def test_each_accepted_format_is_stored_under_a_random_name(session, media_root, fmt):
+    outcome = _upload(session, upload("Emma Smith.weird", image_bytes(fmt)))
+    assert outcome.errors == []
+    (photo,) = outcome.photos
+    assert (photo.width, photo.height, photo.status) == (96, 72, "queued")
+    assert photo.original_name == "Emma Smith.weird"
+    assert "Emma" not in photo.image.name  # a file name may carry a student's name
+    assert photo.image.name.endswith(services.ALLOWED_FORMATS[fmt])
+    assert len(stored_files(media_root)) == 1
+
+
+def test_exif_capture_time_and_rotation_are_read(session):
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 10:15:00"
+    exif[0x0112] = 6  # rotated 90°: the stored photo is taller than wide once upright
+    (photo,) = _upload(session, upload("a.jpg", image_bytes(exif=exif))).photos
+    assert photo.captured_at.replace(tzinfo=None) == datetime(2024, 5, 1, 10, 15)
+    assert (photo.width, photo.height) == (72, 96)
+
+
+def _truncated_jpeg():
+    data = image_bytes(size=(200, 150))
+    return data[: len(data) // 2]
+
+
+BAD_FILES = {
+    "text renamed .jpg": ("notes.jpg", b"Dear parents, tomorrow we...\n" * 20, "Not an image"),
+    "truncated JPEG": ("cut.jpg", _truncated_jpeg(), "damaged or truncated"),
+    "decompression bomb": ("bomb.png", png_bomb(100_000, 100_000), "decompression bomb"),
+    "bomb under Pillow's limit": ("b.png", png_bomb(9000, 9000), "over the limit of 50,000,000"),
+    "GIF": ("anim.gif", image_bytes("GIF"), "GIF images are not accepted"),
+    "empty file": ("empty.jpg", b"", "Not an image"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_a_bad_file_gets_its_own_error_and_the_good_file_is_kept(session, media_root, case):
+    name, data, message = BAD_FILES[case]
+    outcome = _upload(session, upload("good.jpg", image_bytes()), upload(name, data))
+    assert [p.original_name for p in outcome.photos] == ["good.jpg"]
+    assert len(outcome.errors) == 1
+    assert outcome.errors[0]["file"] == name
+    assert message in outcome.errors[0]["detail"]
+    assert len(stored_files(media_root)) == 1
+
+
+def test_pixel_and_size_limits_come_from_settings(session, settings, media_root):
+    settings.EDUMOOD_MAX_IMAGE_PIXELS = 5_000
+    settings.EDUMOOD_MAX_UPLOAD_BYTES = 30_000
+    outcome = _upload(
+        session,
+        upload("big.png", image_bytes("PNG", size=(100, 100))),  # 10,000 pixels, 30 kB
+        upload("ok.png", image_bytes("PNG", size=(50, 50))),
+    )
+    assert [p.original_name for p in outcome.photos] == ["ok.png"]
+    assert "Larger than the limit" in outcome.errors[0]["detail"]
+    settings.EDUMOOD_MAX_UPLOAD_BYTES = 10**6
+    outcome = _upload(session, upload("big.png", image_bytes("PNG", size=(100, 100))))
+    assert outcome.photos == []
+    assert "100×100 pixels is over the limit of 5,000" in outcome.errors[0]["detail"]
+
+
+def test_too_many_files_rejects_the_batch_and_stores_nothing(session, settings, media_root):
+    settings.EDUMOOD_MAX_FILES_PER_BATCH = 2
+    files = [upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(3)]
+    with pytest.raises(services.UploadError, match="3 files sent; at most 2"):
+        _upload(session, *files)
+    assert not Photo.objects.exists()
+    assert not (media_root / "photos").exists()
+
+
+def test_no_consent_no_upload(teacher, media_root):
+    classroom = make_classroom(teacher, consent=False)
+    session = Session.objects.create(classroom=classroom, title="No consent")
+    with pytest.raises(services.ConsentRequired, match="Record consent"):
+        _upload(session, upload("a.jpg", image_bytes()))
+    assert not Photo.objects.exists()
+
+
+def test_zip_of_images_is_expanded_entry_by_entry(session, media_root):
+    archive = zip_bytes(
+        {
+            "lesson/one.jpg": image_bytes(seed=1),
+            "lesson/two.png": image_bytes("PNG", seed=2),
+            "lesson/readme.txt": b"not a photo",
+            "__MACOSX/lesson/._one.jpg": b"resource fork",
+            "../../etc/evil.jpg": image_bytes(seed=3),
+            "/abs/path.jpg": image_bytes(seed=4),
+            "inner.zip": zip_bytes({"x.jpg": image_bytes(seed=5)}),
+        }
+    )
+    outcome = _upload(session, upload("photos.zip", archive))
+    assert sorted(p.original_name for p in outcome.photos) == [
+        "photos.zip/lesson/one.jpg",
+        "photos.zip/lesson/two.png",
+    ]
+    errors = {e["file"]: e["detail"] for e in outcome.errors}
+    assert "Not an image" in errors["photos.zip/lesson/readme.txt"]
+    assert "Unsafe path" in errors["photos.zip/../../etc/evil.jpg"]
+    assert "Unsafe path" in errors["photos.zip//abs/path.jpg"]
+    assert "Zips inside the zip" in errors["photos.zip/inner.zip"]
+    assert len(errors) == 4  # the macOS shadow file is skipped silently
+    assert len(stored_files(media_root)) == 2
+    assert all(".." not in name for name in stored_files(media_root))
+
+
+def test_zip_bombs_are_refused(session, settings, media_root):
+    bomb = zip_bytes({"zeros.jpg": b"\0" * (5 << 20), "fine.jpg": image_bytes()})
+    outcome = _upload(session, upload("bomb.zip", bomb))
+    assert [p.original_name for p in outcome.photos] == ["bomb.zip/fine.jpg"]
+    assert "zip bomb" in outcome.errors[0]["detail"]
+
+    settings.EDUMOOD_MAX_UPLOAD_BYTES = 1 << 20  # the whole archive expands past 4 x 1 MB
+    flat = io.BytesIO()
+    Image.new("RGB", (600, 600), "white").save(flat, "BMP")  # 1 MB each, compresses well
+    many = zip_bytes({f"{i}.bmp": flat.getvalue() for i in range(5)})
+    outcome = _upload(session, upload("many.zip", many))
+    assert outcome.photos == []
+    assert "expands to" in outcome.errors[0]["detail"]
+    assert len(stored_files(media_root)) == 1
+
+
+def test_a_zip_counts_its_photos_against_the_batch_limit(session, settings):
+    settings.EDUMOOD_MAX_FILES_PER_BATCH = 2
+    archive = zip_bytes({f"{i}.jpg": image_bytes(seed=i) for i in range(3)})
+    outcome = _upload(session, upload("three.zip", archive))
+    assert len(outcome.photos) == 2
+    assert "Over the limit of 2 photos" in outcome.errors[0]["detail"]
+
+
+def test_a_storage_failure_leaves_nothing_half_stored(session, media_root, monkeypatch):
+    real_save = FileSystemStorage._save
+    calls = []
+
+    def failing_save(self, name, content):
+        calls.append(name)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_save(self, name, content)
+
+    monkeypatch.setattr(FileSystemStorage, "_save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        _upload(session, upload("a.jpg", image_bytes(seed=1)), upload("b.jpg", image_bytes(seed=2)))
+    assert not Photo.objects.exists()
+    assert stored_files(media_root) == []

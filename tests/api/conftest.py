@@ -1,0 +1,41 @@
+"""Users, token-authenticated clients and throttle hygiene for the API tests."""
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.services import issue_token
+
+PASSWORD = "a-long-test-password-9"
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """Empty throttle counters per test: they live in the cache, which outlives a rollback."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username, *, staff=False):
+        return django_user_model.objects.create_user(
+            username=username, password=PASSWORD, is_staff=staff
+        )
+
+    return make
+
+
+@pytest.fixture
+def token_client():
+    """An APIClient that sends `Authorization: Token <new token of user>` (anonymous for None)."""
+
+    def make(user=None):
+        client = APIClient()
+        if user is not None:
+            _, key = issue_token(user, "test")
+            client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+        return client
+
+    return make

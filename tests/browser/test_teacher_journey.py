@@ -1,0 +1,99 @@
+"""The teacher journey in Chromium: classroom, consent, session, upload, results, dashboard."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from PIL import Image
+
+from tests.browser.conftest import launch_chromium
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _photos(request, tmp_path) -> list[Path]:
+    """Two real group photos when the shared data is here, else two generated images."""
+    try:
+        folder = request.getfixturevalue("data_dir") / "group-photos" / "images"
+        return sorted(folder.glob("*Students_Schoolkids*.jpg"))[:2]
+    except pytest.skip.Exception:
+        paths = []
+        for seed in (1, 2):
+            pixels = np.random.default_rng(seed).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+            paths.append(tmp_path / f"generated-{seed}.jpg")
+            Image.fromarray(pixels).save(paths[-1])
+        return paths
+
+
+def test_teacher_uploads_photos_and_sees_results_and_dashboard(
+    request, live_server, model_version, worker_factory, settings, monkeypatch, tmp_path, out_dir
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    monkeypatch.setenv("MEDIA_ROOT", str(settings.MEDIA_ROOT))  # the worker reads the same files
+    photos = _photos(request, tmp_path)
+    worker_factory()
+    get_user_model().objects.create_user("teacher", password="a-long-test-password")
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda error: print("page error:", error))
+        page.set_default_timeout(20_000)
+        page.goto(f"{live_server.url}/classrooms/")
+        page.fill("#id_username", "teacher")
+        page.fill("#id_password", "a-long-test-password")
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("My classrooms")
+
+        page.fill("#classroom-form #id_name", "7B Science")
+        page.fill("#classroom-form #id_subject", "Science")
+        page.check("#classroom-form input[value=blur]")
+        page.click("#classroom-form button[type=submit]")
+        expect(page.locator("#consent-missing")).to_be_visible()
+        page.screenshot(path=out_dir / "1-classroom-without-consent.png", full_page=True)
+
+        page.fill("#consent-form #id_obtained_from", "Parents/guardians of all 26 students")
+        page.select_option("#consent-form #id_method", "written")
+        page.fill("#consent-form #id_obtained_on", "2024-09-02")
+        page.fill("#consent-form #id_notes", "Signed forms kept in the school office")
+        page.click("#consent-form button[type=submit]")
+        expect(page.locator("#consent")).to_contain_text("Parents/guardians of all 26 students")
+
+        page.fill("#session-form #id_title", "Group experiment")
+        page.select_option("#session-form #id_kind", "in_person")
+        page.click("#session-form button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Group experiment")
+
+        page.set_input_files("#file-input", [str(path) for path in photos])
+        expect(page.locator("#uploads li")).to_have_count(2)
+        expect(page.locator("#uploads")).not_to_contain_text("uploading", timeout=30_000)
+        expect(page.locator("#uploads .error")).to_have_count(0)
+        page.screenshot(path=out_dir / "2-uploading.png", full_page=True)
+        # Status updates arrive by polling: no reload between upload and results.
+        expect(page.locator("[data-status=done]")).to_have_count(2, timeout=120_000)
+        boxes = page.locator(".face-box").count()
+        if "generated" not in photos[0].name:
+            assert boxes >= 2
+        expect(page.locator("[data-faces]")).to_have_text(str(boxes))
+        expect(page.locator("#estimate-note")).to_contain_text("25.0%")
+        expect(page.locator("#definition")).to_contain_text("share of detected faces")
+        page.screenshot(path=out_dir / "3-session-results.png", full_page=True)
+        page.uncheck("#toggle-boxes")
+        expect(page.locator(".face-box").first).to_be_hidden()
+        page.check("#toggle-boxes")
+
+        page.click("text=Classroom dashboard")
+        if boxes:
+            # plotly.js is 3.5 MB of script: parsing it takes seconds on a busy machine.
+            chart = page.locator("#chart-engagement .main-svg").first
+            expect(chart).to_be_visible(timeout=30_000)
+            assert page.locator("#chart-distribution .bars .point").count() >= 1
+        else:  # generated images have no faces: the page must say why there is no chart
+            expect(page.locator("#empty-state")).to_contain_text("no analysed")
+        page.screenshot(path=out_dir / "4-dashboard.png", full_page=True)
+        page.click("text=Printable report")
+        expect(page.locator("#report-table")).to_contain_text("Group experiment")
+        page.screenshot(path=out_dir / "5-report.png", full_page=True)
+        browser.close()

@@ -1,0 +1,172 @@
+"""The admin API (issue 8's contract) and the admin pages: fields, status codes, permissions."""
+
+import pytest
+from django.urls import reverse
+
+from classifier.choices import JobKind, JobStatus
+from classifier.models import Dataset, Job, ModelVersion
+from classifier.services import create_job
+
+from .conftest import FAST_TRAIN, dataset_zip_bytes, run_queued, upload
+
+pytestmark = pytest.mark.django_db
+
+JOB_FIELDS = {"id", "kind", "status", "progress", "message", "result", "error", "model_version"}
+
+
+def test_upload_train_follow_and_promote_through_the_api(admin_client, media):
+    response = admin_client.post(
+        "/api/datasets/", {"name": "faces", "file": upload(dataset_zip_bytes())}
+    )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert set(body) == {"dataset", "job"}
+    run_queued(Job.objects.get(pk=body["job"]))
+    dataset = admin_client.get(f"/api/datasets/{body['dataset']}/").json()
+    assert dataset["class_counts"] == {"happy": 24, "sad": 24}
+    assert dataset["attribute_counts"]["gender"] == {"female": 24, "male": 24}
+    [version] = dataset["versions"]
+    assert version["number"] == 1 and version["attribute_source"] == "annotator"
+    assert admin_client.get("/api/datasets/").json()["count"] == 1
+
+    response = admin_client.post(
+        "/api/jobs/",
+        {"kind": "train", "dataset_version": version["id"], "params": FAST_TRAIN},
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert set(job) >= JOB_FIELDS and job["status"] == "queued" and job["model_version"] is None
+    run_queued(Job.objects.get(pk=job["id"]))
+    job = admin_client.get(f"/api/jobs/{job['id']}/").json()
+    assert job["status"] == "succeeded" and job["progress"] == 1.0
+    assert job["result"]["history"][0]["epoch"] == 1
+    model = admin_client.get(f"/api/model-versions/{job['model_version']}/").json()
+    assert model["dataset_version"] == version["id"] and model["is_active"] is False
+    assert "confusion_matrix" in model["metrics"]
+
+    promoted = admin_client.post(f"/api/model-versions/{model['id']}/promote/")
+    assert promoted.status_code == 200 and promoted.json()["is_active"] is True
+    assert promoted.json()["promoted_by"] == "boss"
+    listed = admin_client.get("/api/jobs/?kind=train&status=succeeded").json()
+    assert [j["id"] for j in listed["results"]] == [job["id"]]
+    assert admin_client.get("/api/jobs/?kind=audit").json()["count"] == 0
+
+
+def test_job_requests_are_validated_like_the_forms(admin_client, imported_version):
+    def post(payload):
+        return admin_client.post("/api/jobs/", payload, content_type="application/json")
+
+    missing = post({"kind": "train", "params": FAST_TRAIN})
+    assert missing.status_code == 400 and "dataset_version" in missing.json()
+    bad_arch = post({"kind": "train", "dataset_version": imported_version.pk,
+                     "params": {**FAST_TRAIN, "arch": "resnet-9000"}})  # fmt: skip
+    assert bad_arch.status_code == 400 and "arch" in bad_arch.json()
+    assert post({"kind": "diagnose"}).status_code == 400
+    no_column = post({"kind": "audit", "dataset_version": imported_version.pk,
+                      "model_version": 12345, "params": {"attributes": "shoe_size"}})  # fmt: skip
+    assert no_column.status_code == 400
+    assert {"model_version", "__all__"} <= set(no_column.json())
+
+
+def test_cancel_and_retry_answer_202_or_409(admin_client, imported_version):
+    job = create_job(JobKind.TRAIN, {**FAST_TRAIN, "dataset_version": imported_version.pk})
+    cancelled = admin_client.post(f"/api/jobs/{job.pk}/cancel/")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled"
+    assert admin_client.post(f"/api/jobs/{job.pk}/cancel/").status_code == 409
+    retried = admin_client.post(f"/api/jobs/{job.pk}/retry/")
+    assert retried.status_code == 202 and retried.json()["status"] == "queued"
+    new = Job.objects.get(pk=retried.json()["id"])
+    assert new.retry_of == job and new.params["epochs"] == 1
+    assert admin_client.post(f"/api/jobs/{new.pk}/retry/").status_code == 409
+    assert admin_client.get("/api/jobs/999999/").status_code == 404
+
+
+ADMIN_API = [
+    ("get", "/api/datasets/"), ("post", "/api/datasets/"), ("get", "/api/datasets/{dataset}/"),
+    ("get", "/api/jobs/"), ("post", "/api/jobs/"), ("get", "/api/jobs/{job}/"),
+    ("post", "/api/jobs/{job}/cancel/"), ("post", "/api/jobs/{job}/retry/"),
+    ("get", "/api/model-versions/"), ("get", "/api/model-versions/{model}/"),
+    ("post", "/api/model-versions/{model}/promote/"), ("get", "/api/audits/"),
+    ("get", "/api/audits/{audit}/"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def objects(trained_version, imported_version):
+    audit = run_queued(create_job(JobKind.AUDIT, {
+        "model_version": trained_version.pk, "dataset_version": imported_version.pk,
+        "min_group_size": 2}))  # fmt: skip
+    return {
+        "dataset": imported_version.dataset_id,
+        "job": trained_version.job_id,
+        "model": trained_version.pk,
+        "audit": audit.result["audit"],
+    }
+
+
+def _pages(objects):
+    return [
+        reverse("classifier:datasets"),
+        reverse("classifier:dataset", args=[objects["dataset"]]),
+        reverse("classifier:jobs"),
+        reverse("classifier:job", args=[objects["job"]]),
+        reverse("classifier:job_start", args=["train"]),
+        reverse("classifier:job_start", args=["audit"]),
+        reverse("classifier:models"),
+        reverse("classifier:model", args=[objects["model"]]),
+        reverse("classifier:model_promote", args=[objects["model"]]),
+        reverse("classifier:audit", args=[objects["audit"]]),
+    ]
+
+
+def test_teachers_get_403_on_every_admin_action_and_page_staff_see_the_pages(
+    client, admin_user, teacher, objects
+):
+    for method, path in ADMIN_API:
+        url = path.format(**objects)
+        assert getattr(client, method)(url).status_code in (401, 403), (method, url)
+    client.force_login(teacher)
+    for method, path in ADMIN_API:
+        url = path.format(**objects)
+        assert getattr(client, method)(url).status_code == 403, (method, url)
+    for url in _pages(objects):
+        assert client.get(url).status_code == 403, url
+    promote_url = reverse("classifier:model_promote", args=[objects["model"]])
+    assert client.post(promote_url).status_code == 403
+    assert not ModelVersion.objects.filter(is_active=True).exists()
+    assert Job.objects.filter(status=JobStatus.QUEUED).count() == 0
+
+    client.force_login(admin_user)
+    for url in _pages(objects):
+        assert client.get(url).status_code == 200, url
+    model_page = client.get(reverse("classifier:model", args=[objects["model"]])).content.decode()
+    assert 'data-figure="confusion_counts"' in model_page and "Macro F1" in model_page
+    audit_page = client.get(reverse("classifier:audit", args=[objects["audit"]])).content.decode()
+    assert "Attribute labels: Annotator" in audit_page and "audit_0" in audit_page
+    same_twice = f"?ids={objects['model']}&ids={objects['model']}"
+    compare = client.get(reverse("classifier:model_compare") + same_twice)
+    assert compare.status_code == 302  # one distinct version is not a comparison
+
+
+def test_the_start_form_and_the_upload_form_queue_jobs(admin_client, imported_version, media):
+    response = admin_client.post(
+        reverse("classifier:job_start", args=["train"]),
+        {"dataset_version": imported_version.pk, "arch": "edu-vgg-s", "epochs": 1,
+         "batch_size": 16, "lr": 0.05, "patience": 0, "seed": 0, "val_fraction": 0.2},
+    )  # fmt: skip
+    job = Job.objects.get(kind=JobKind.TRAIN)
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "classifier:job", args=[job.pk]
+    )
+    assert job.params["dataset_version"] == imported_version.pk and job.params["augment"] is False
+    response = admin_client.post(
+        reverse("classifier:datasets"),
+        {"name": "more faces", "file": upload(dataset_zip_bytes(per_class=6)),
+         "attribute_source": "self-reported", "face_crop": "never"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    assert Dataset.objects.filter(name="more faces").exists()
+    assert Job.objects.get(
+        kind=JobKind.IMPORT_DATASET, params__dataset__isnull=False, pk__gt=job.pk
+    )

@@ -1,0 +1,124 @@
+"""Dataset import: versions, cache, invalid entries, zip safety, server folders, size caps."""
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from classifier.datasets import DatasetImportError, load_version, start_import
+from classifier.models import DatasetVersion
+
+from .conftest import dataset_zip_bytes, png_bytes, run_queued, upload, write_dataset_folder
+
+pytestmark = pytest.mark.django_db
+
+
+def test_import_stores_an_immutable_version_with_counts_attributes_and_invalid_entries(
+    media, admin_user
+):
+    extra = {"data/sad/broken.png": b"not a png", "data/notes.txt": b"hello"}
+    dataset, job = start_import(
+        "faces", user=admin_user, upload=upload(dataset_zip_bytes(extra=extra)),
+        attribute_source="model-inferred",
+    )  # fmt: skip
+    job = run_queued(job)
+    assert job.status == "succeeded", job.error
+    version = DatasetVersion.objects.get(pk=job.result["dataset_version"])
+    assert (version.dataset, version.number, version.size) == (dataset, 1, 48)
+    assert version.class_counts == {"happy": 24, "sad": 24}
+    assert version.attribute_counts["gender"] == {"female": 24, "male": 24}
+    assert set(version.attribute_counts["age_bin"]) == {"Young", "Mid", "Senior"}
+    assert version.attribute_source == "model-inferred"
+    assert {e["file"]: e["detail"] for e in version.errors} == {
+        "sad/broken.png": "not a readable image (UnidentifiedImageError)",
+        "data/notes.txt": "not an image file",
+    }
+    assert version.summary["class_counts"] == version.class_counts
+    assert version.summary["original_sizes"] == {"48x48": 48}
+    data = load_version(version)
+    assert data.images.shape == (48, 48, 48) and data.images.dtype == np.uint8
+    assert data.classes == ["happy", "sad"] and list(data.attributes["gender"][:2]) == [
+        "male",
+        "female",
+    ]
+    assert not list((media / "datasets" / "uploads").iterdir()), (
+        "the upload is removed once imported"
+    )
+
+    # The same content again is recognised by its hash: no second version.
+    _, again = start_import("faces", user=admin_user, upload=upload(dataset_zip_bytes(extra=extra)))
+    again = run_queued(again)
+    assert again.result == {"dataset": dataset.pk, "dataset_version": version.pk, "duplicate": True}
+    assert DatasetVersion.objects.count() == 1
+
+
+def _zip(members: dict) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "members, reason",
+    [
+        ({"../escape/a.png": b"x", "ok/b.png": b"y"}, "points outside the archive"),
+        ({"happy/bomb.png": b"\0" * (8 * 1024 * 1024)}, "zip bomb"),
+        ({"readme.txt": b"no images"}, "no class folders with images"),
+    ],
+    ids=["zip-slip", "zip-bomb", "no-images"],
+)
+def test_hostile_or_empty_zips_fail_and_leave_nothing_behind(media, admin_user, members, reason):
+    _, job = start_import("bad", user=admin_user, upload=upload(_zip(members)))
+    job = run_queued(job)
+    assert job.status == "failed" and reason in job.error
+    assert not DatasetVersion.objects.exists()
+    assert not list((media / "datasets").glob("*.npz"))
+
+
+def test_uploads_over_the_size_cap_or_not_zips_are_refused_before_queueing(settings, media):
+    settings.EDUMOOD_MAX_DATASET_BYTES = 1000
+    with pytest.raises(DatasetImportError, match="limit is 1000"):
+        start_import("big", upload=upload(dataset_zip_bytes()))
+    settings.EDUMOOD_MAX_DATASET_BYTES = 10**9
+    with pytest.raises(DatasetImportError, match="not a zip"):
+        start_import("text", upload=upload(b"plain text"))
+
+
+def test_server_folders_import_only_under_the_allowed_root(settings, media, tmp_path, admin_user):
+    root = tmp_path / "import-root"
+    write_dataset_folder(root / "set-a")
+    settings.EDUMOOD_DATASET_IMPORT_ROOT = root
+    _, job = start_import("folder set", user=admin_user, folder="set-a")
+    job = run_queued(job)
+    assert job.status == "succeeded", job.error
+    assert DatasetVersion.objects.get().class_counts == {"happy": 12, "sad": 12}
+    for outside in ("../", str(tmp_path), "missing"):
+        with pytest.raises(DatasetImportError):
+            start_import("escape", user=admin_user, folder=outside)
+
+
+@pytest.mark.slow  # loads RetinaFace (~5 s on an idle CPU, far more on a busy one)
+def test_photos_are_cropped_to_their_largest_face_and_faceless_ones_listed(
+    media, admin_user, data_dir
+):
+    """In "auto" mode images larger than a face crop go through the face detector."""
+    photo = Image.open(sorted((data_dir / "group-photos" / "images").glob("*.jpg"))[0])
+    photo.thumbnail((480, 480))
+    buffer = io.BytesIO()
+    photo.convert("RGB").save(buffer, format="JPEG")
+    photo = buffer.getvalue()
+    noise = np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8)
+    extra = {"data/happy/group.jpg": photo, "data/sad/noise.png": png_bytes(noise)}
+    archive = dataset_zip_bytes(per_class=4, attributes=False, extra=extra)
+    _, job = start_import("photos", user=admin_user, upload=upload(archive))
+    job = run_queued(job)
+    assert job.status == "succeeded", job.error
+    version = DatasetVersion.objects.get()
+    assert version.errors == [{"file": "sad/noise.png", "detail": "no face found"}]
+    data = load_version(version)
+    assert "happy/group.jpg" in data.files and data.images.shape[1:] == (48, 48)
+    assert "2 of 10 images were not 48x48" in " ".join(version.summary["warnings"])

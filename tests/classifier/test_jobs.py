@@ -1,0 +1,101 @@
+"""Job handlers on small generated datasets: train, evaluate, audit, mitigate, cancel."""
+
+import pytest
+from django.urls import reverse
+
+from classifier.choices import JobKind, JobStatus
+from classifier.handlers import train_job
+from classifier.models import AuditReport, Job, ModelVersion
+from classifier.services import JobCancelled, create_job
+
+from .conftest import FAST_TRAIN, run_queued
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_trained_version_has_metrics_history_and_data_and_can_be_evaluated_and_audited(
+    trained_version, imported_version, media
+):
+    version = trained_version
+    job = version.job
+    assert version.dataset_version == imported_version and version.arch == "edu-vgg-s"
+    assert version.created_by.username == "boss" and version.device == "cpu"
+    assert version.classes == ["happy", "sad"]
+    metrics = version.metrics
+    assert metrics["n"] == 10 and 0 <= metrics["accuracy"] <= 1  # 20% stratified validation
+    assert len(metrics["confusion_matrix"]) == 2 and "macro_f1" in metrics and "micro_f1" in metrics
+    assert [h["epoch"] for h in version.history] == [1]
+    assert job.result["history"][0]["val_accuracy"] == pytest.approx(
+        version.history[0]["val_accuracy"]
+    )
+    assert job.result["model_version"] == version.pk and job.progress == 1.0
+    assert not list((media / "checkpoints").glob("*.pt")), "the job's working checkpoint is gone"
+
+    evaluation = run_queued(create_job(JobKind.EVALUATE, {
+        "model_version": trained_version.pk, "dataset_version": imported_version.pk}))  # fmt: skip
+    assert evaluation.status == JobStatus.SUCCEEDED, evaluation.error
+    # On its own training data a model is scored on the split its training held out.
+    assert evaluation.result["evaluated_on"].startswith("the validation split")
+    assert evaluation.result["metrics"]["n"] == 10
+    assert evaluation.result["metrics"]["accuracy"] == trained_version.metrics["accuracy"]
+
+    audit_job = run_queued(create_job(JobKind.AUDIT, {
+        "model_version": trained_version.pk, "dataset_version": imported_version.pk,
+        "min_group_size": 2}))  # fmt: skip
+    assert audit_job.status == JobStatus.SUCCEEDED, audit_job.error
+    report = AuditReport.objects.get(pk=audit_job.result["audit"])
+    assert report.source == imported_version.attribute_source == "annotator"
+    assert report.result["source"] == "annotator"
+    assert report.attributes == ["gender", "age_bin"]  # raw ages are not groups
+    groups = report.result["attributes"]["gender"]["groups"]
+    assert sum(e["n"] for e in groups.values()) == 10
+    assert all(e["ci_low"] <= e["accuracy"] <= e["ci_high"] for e in groups.values())
+
+
+def test_kfold_reports_every_fold_and_mean_and_std(imported_version, admin_client):
+    job = run_queued(create_job(JobKind.KFOLD, {
+        **FAST_TRAIN, "dataset_version": imported_version.pk, "k": 2}))  # fmt: skip
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert [f["fold"] for f in job.result["folds"]] == [0, 1]
+    assert sum(f["n_test"] for f in job.result["folds"]) == 48
+    assert set(job.result["mean"]) == set(job.result["std"]) >= {"accuracy", "macro_f1"}
+    assert job.result["config"]["arch"] == "edu-vgg-s"
+    page = admin_client.get(reverse("classifier:job", args=[job.pk])).content.decode()
+    assert "mean ± std" in page and f'data-figure="kfold_{job.pk}"' in page
+
+
+def test_a_job_naming_a_missing_version_fails_with_a_reason():
+    job = run_queued(create_job(JobKind.EVALUATE, {"model_version": 999, "dataset_version": 1}))
+    assert job.status == JobStatus.FAILED and "Model version 999 does not exist" in job.error
+
+
+def test_mitigation_trains_a_new_version_and_audits_before_and_after(
+    trained_version, imported_version, admin_client
+):
+    job = run_queued(create_job(JobKind.MITIGATE, {
+        "model_version": trained_version.pk, "dataset_version": imported_version.pk,
+        "attribute": "age_bin", "strategy": "rebalance", "epochs": 1}))  # fmt: skip
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    after = ModelVersion.objects.get(pk=job.result["model_version"])
+    assert after != trained_version and after.dataset_version == imported_version
+    before_audit = AuditReport.objects.get(pk=job.result["before"]["audit"])
+    after_audit = AuditReport.objects.get(pk=job.result["after"]["audit"])
+    assert (before_audit.model_version, after_audit.model_version) == (trained_version, after)
+    assert before_audit.attributes == after_audit.attributes == ["age_bin", "gender"]
+    assert set(job.result["comparison"]) == {"Young", "Mid", "Senior"}
+    assert sum(job.result["train_groups"].values()) == 38  # the training part of the split
+    page = admin_client.get(reverse("classifier:job", args=[job.pk])).content.decode()
+    compare_url = reverse("classifier:fairness_compare")
+    assert f"{compare_url}?before={before_audit.pk}&amp;after={after_audit.pk}" in page
+    page = admin_client.get(f"{compare_url}?before={before_audit.pk}&after={after_audit.pk}")
+    assert page.status_code == 200
+    assert page.content.decode().count("data-figure=") == 4  # age_bin and gender, both sides
+
+
+def test_cancelling_training_before_an_epoch_finishes_keeps_no_version(imported_version):
+    job = create_job(JobKind.TRAIN, {**FAST_TRAIN, "dataset_version": imported_version.pk})
+    Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+    with pytest.raises(JobCancelled) as stopped:
+        train_job(job)
+    assert stopped.value.partial_result == {"history": []}
+    assert not ModelVersion.objects.exists()

@@ -1,0 +1,90 @@
+"""Photos analysed end to end by a real `celery worker` process on a real Redis broker."""
+
+import io
+from datetime import date
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from analytics import services
+from analytics.models import Classroom, Consent, Photo, Session
+from tests.conftest import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _group_photo(data_dir_or_none) -> tuple[str, bytes]:
+    """A real group photo from the shared data, else a generated image (no faces)."""
+    if data_dir_or_none is not None:
+        folder = data_dir_or_none / "group-photos" / "images"
+        path = sorted(folder.glob("*Students_Schoolkids*.jpg"))[0]
+        return path.name, path.read_bytes()
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, "JPEG")
+    return "generated.jpg", buffer.getvalue()
+
+
+@pytest.fixture
+def shared_data(request):
+    try:
+        return request.getfixturevalue("data_dir")
+    except pytest.skip.Exception:
+        return None
+
+
+@pytest.fixture
+def session(model_version, settings, monkeypatch):
+    # The worker is another process: it must find the checkpoint and photos where we put them.
+    monkeypatch.setenv("MEDIA_ROOT", str(settings.MEDIA_ROOT))
+    owner = get_user_model().objects.create_user("teacher")
+    classroom = Classroom.objects.create(owner=owner, name="7B", retention="keep")
+    Consent.objects.create(
+        classroom=classroom, obtained_from="Parents", method="written",
+        obtained_on=date(2024, 9, 1), recorded_by=owner,
+    )  # fmt: skip
+    return Session.objects.create(classroom=classroom, title="Group work")
+
+
+def _status(photo):
+    photo.refresh_from_db()
+    return photo.status
+
+
+def _terminal(*photos) -> bool:
+    return all(_status(photo) in ("done", "failed") for photo in photos)
+
+
+def test_uploaded_photos_are_analysed_by_a_real_worker(worker_factory, session, shared_data):
+    worker_factory()
+    name, data = _group_photo(shared_data)
+    blank = io.BytesIO()
+    Image.new("RGB", (320, 240), "white").save(blank, "PNG")
+    outcome = services.upload_photos(
+        session, [SimpleUploadedFile(name, data), SimpleUploadedFile("blank.png", blank.getvalue())]
+    )
+    group, empty = outcome.photos
+    wait_until(lambda: _terminal(group, empty), 120, message="both photos analysed")
+    assert (group.status, group.error) == ("done", "")
+    assert (empty.status, empty.faces.count()) == ("done", 0)
+    if shared_data is not None:
+        assert group.faces.count() >= 2
+    summary = services.session_summary(session)
+    assert summary["photos"]["done"] == 2 and summary["faces"] == group.faces.count()
+
+
+def test_a_photo_whose_worker_is_killed_is_analysed_again(worker_factory, session, shared_data):
+    worker = worker_factory(stale_seconds=3)
+    name, data = _group_photo(shared_data)
+    (photo,) = services.upload_photos(session, [SimpleUploadedFile(name, data)]).photos
+    # The first analysis in a process loads the model: a window of seconds to kill it in.
+    wait_until(lambda: _status(photo) == "analysing", 60, 0.05, message="analysis under way")
+    worker.kill()
+    assert Photo.objects.get(pk=photo.pk).status == "analysing"  # what a crash leaves behind
+    worker_factory(stale_seconds=3)
+    wait_until(lambda: _terminal(photo), 120, message="the photo to be analysed again")
+    assert photo.status == "done", photo.error
+    assert photo.attempts == 2

@@ -1,0 +1,142 @@
+"""Generated test photos: drawn faces, and online-meeting gallery screenshots built from faces.
+
+A gallery screenshot looks like a video call's grid view: a dark window, 16:9 tiles with
+thin borders (one highlighted as the active speaker), a webcam-like background per tile, a
+name bar at the bottom left of each tile, and some tiles without video (an initials avatar
+instead of a face). Tests use it with real FER2013 faces when the shared data is present and
+with drawn faces otherwise.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+SKIN = [
+    (241, 194, 167),
+    (224, 172, 105),
+    (198, 134, 66),
+    (160, 110, 80),
+    (120, 80, 60),
+    (90, 60, 45),
+]
+HAIR = [(40, 30, 25), (90, 60, 30), (20, 20, 20), (160, 120, 60)]
+NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Femi", "Gita", "Hugo", "Ines", "Jun", "Kofi", "Lea"]
+
+
+def draw_face(
+    size: int, seed: int = 0, margin: float = 0.5, background=(90, 110, 140)
+) -> Image.Image:
+    """An RGB square picture of a drawn frontal face `size` px tall, centred, with `margin`
+    x size of background on each side (0: a tight crop, like FER2013's).
+
+    RetinaFace finds these with a score near 1, so tests that need a face do not depend on
+    the shared data. Skin, hair and expression vary with `seed`.
+    """
+    rng = np.random.default_rng(seed)
+    side = round(size * (1 + 2 * margin))
+    image = Image.new("RGB", (side, side), background)
+    draw = ImageDraw.Draw(image)
+    c, w, h = side / 2, 0.8 * size, size
+    skin = SKIN[rng.integers(len(SKIN))]
+    hair = HAIR[rng.integers(len(HAIR))]
+    draw.ellipse((c - w / 2 - 0.05 * size, c - h / 2 - 0.12 * size, c + w / 2 + 0.05 * size,
+                  c + h / 2 - 0.2 * size), fill=hair)  # fmt: skip
+    draw.ellipse((c - w / 2, c - h / 2, c + w / 2, c + h / 2), fill=skin)
+    for side in (-1, 1):
+        x, y = c + side * 0.18 * size, c - 0.08 * size
+        draw.ellipse((x - 0.09 * size, y - 0.045 * size, x + 0.09 * size, y + 0.045 * size),
+                     fill=(255, 255, 255))  # fmt: skip
+        r = 0.04 * size
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(50, 30, 20))
+        lift = rng.uniform(-0.03, 0.03) * size
+        draw.line((x - 0.1 * size, y - 0.1 * size + lift, x + 0.1 * size, y - 0.11 * size),
+                  fill=tuple(v // 2 for v in hair), width=max(1, size // 40))  # fmt: skip
+    nose = tuple(int(v * 0.88) for v in skin)
+    draw.polygon([(c, c - 0.02 * size), (c - 0.06 * size, c + 0.14 * size),
+                  (c + 0.06 * size, c + 0.14 * size)], fill=nose)  # fmt: skip
+    smile = rng.uniform(0.1, 0.2) * size
+    draw.chord((c - 0.18 * size, c + 0.25 * size - smile, c + 0.18 * size, c + 0.25 * size + smile),
+               0, 180, fill=(150, 60, 60))  # fmt: skip
+    return image.filter(ImageFilter.GaussianBlur(size / 100))
+
+
+def fer_faces(data_dir: Path, n: int, seed: int = 0) -> list[Image.Image]:
+    """`n` FER2013 validation faces (48x48 grayscale) drawn across the classes, as RGB."""
+    files = sorted((data_dir / "fer2013" / "val").glob("*/*.png"))
+    picked = np.random.default_rng(seed).choice(len(files), size=n, replace=False)
+    return [Image.open(files[i]).convert("RGB") for i in picked]
+
+
+@dataclass
+class Gallery:
+    """A generated screenshot and where its faces are."""
+
+    image: Image.Image
+    faces: list[tuple[int, int, int, int]]  # x, y, w, h of each pasted face image
+    empty_tiles: list[tuple[int, int, int, int]]  # x, y, w, h of tiles without video
+
+
+def gallery_screenshot(
+    faces: list[Image.Image],
+    columns: int = 4,
+    rows: int = 3,
+    tile: tuple[int, int] = (480, 270),
+    empty: int = 2,
+    face_height: float = 0.7,
+    seed: int = 0,
+) -> Gallery:
+    """A video-call gallery view with `faces` in its tiles and `empty` tiles without video.
+
+    Each face image is scaled to `face_height` of the tile height (FER crops are tight, so
+    the face fills the pasted square). Tiles are filled in reading order; the empty ones are
+    chosen at random among the columns * rows tiles.
+    """
+    rng = np.random.default_rng(seed)
+    n_tiles = columns * rows
+    if len(faces) + empty > n_tiles:
+        raise ValueError(f"{len(faces)} faces and {empty} empty tiles do not fit {n_tiles} tiles")
+    gap, bar = 8, 40
+    tw, th = tile
+    size = (columns * (tw + gap) + gap, rows * (th + gap) + gap + bar)
+    image = Image.new("RGB", size, (32, 33, 36))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=max(10, th // 12))
+    draw.rectangle((0, size[1] - bar, size[0], size[1]), fill=(24, 24, 27))  # meeting toolbar
+    empty_slots = set(rng.choice(n_tiles, size=empty, replace=False).tolist())
+    speaker = int(rng.integers(n_tiles))
+    found, blank = [], []
+    faces = iter(faces)
+    for slot in range(n_tiles):
+        x0, y0 = gap + (slot % columns) * (tw + gap), gap + (slot // columns) * (th + gap)
+        name = NAMES[slot % len(NAMES)]
+        if slot in empty_slots:
+            draw.rectangle((x0, y0, x0 + tw - 1, y0 + th - 1), fill=(60, 64, 67))
+            r = th // 5
+            cx, cy = x0 + tw // 2, y0 + th // 2
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(26, 115, 232))
+            draw.text((cx, cy), name[:2].upper(), fill="white", font=font, anchor="mm")
+            blank.append((x0, y0, tw, th))
+        else:
+            face = next(faces, None)
+            if face is None:
+                continue
+            top = np.array([rng.integers(60, 200) for _ in range(3)])
+            ramp = np.linspace(0, 1, th)[:, None, None]
+            background = (top * (1 - 0.4 * ramp)).astype(np.uint8) * np.ones((1, tw, 1), np.uint8)
+            image.paste(Image.fromarray(background), (x0, y0))
+            side = round(face_height * th)
+            fx = x0 + (tw - side) // 2 + int(rng.integers(-tw // 10, tw // 10))
+            fy = y0 + (th - side) // 2 - th // 20
+            image.paste(face.resize((side, side), Image.Resampling.BICUBIC), (fx, fy))
+            found.append((fx, fy, side, side))
+        width = 3 if slot == speaker else 1
+        colour = (138, 180, 248) if slot == speaker else (80, 80, 80)
+        draw.rectangle((x0, y0, x0 + tw - 1, y0 + th - 1), outline=colour, width=width)
+        left, top_, right, bottom = draw.textbbox((0, 0), name, font=font)
+        draw.rectangle((x0 + 4, y0 + th - (bottom - top_) - 12, x0 + right - left + 14,
+                        y0 + th - 4), fill=(20, 20, 20))  # fmt: skip
+        draw.text((x0 + 9 - left, y0 + th - (bottom - top_) - 8 - top_), name, fill="white",
+                  font=font)  # fmt: skip
+    return Gallery(image, found, blank)

@@ -1,0 +1,196 @@
+"""Training: learning, progress, cancel, checkpoints, resume, validation of inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from ml.data import ImageSet, decode_image
+from ml.errors import CheckpointError, DataError, MLError
+from ml.train import (
+    TrainConfig,
+    augment_batch,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+    train,
+)
+from tests.ml.conftest import make_image_set
+
+# Small images, no augmentation and a constant rate: a few dozen steps learn the patterns.
+FAST = dict(
+    arch="edu-vgg-s",
+    batch_size=8,
+    lr=0.01,
+    scheduler="none",
+    augment=False,
+    label_smoothing=0.0,
+    input_size=32,
+    precision="fp32",
+    seed=0,
+)
+
+
+def tiny(classes=("a", "b", "c"), n_per_class=16, seed=0):
+    return make_image_set(classes, n_per_class, size=32, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short run shared by the checkpoint tests: 3 classes, 4 epochs of 6 batches."""
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    train_set, val_set = tiny(), tiny(n_per_class=8, seed=1)
+    events = []
+    checkpoint = train(
+        train_set,
+        val_set,
+        TrainConfig(epochs=4, **FAST),
+        progress=events.append,
+        checkpoint_path=path,
+    )
+    return checkpoint, path, val_set, events
+
+
+def test_training_learns_the_patterns(trained):
+    checkpoint, _, _, _ = trained
+    assert checkpoint["metrics"]["val_accuracy"] >= 0.7  # chance is 0.33
+    assert [h["epoch"] for h in checkpoint["history"]] == [1, 2, 3, 4]
+    assert (
+        checkpoint["metrics"]["best_epoch"]
+        == max(checkpoint["history"], key=lambda h: h["val_accuracy"])["epoch"]
+    )
+
+
+def test_progress_reports_every_batch_and_each_validation(trained):
+    _, _, _, events = trained
+    train_events = [e for e in events if e.phase == "train"]
+    assert len(train_events) == 4 * 6  # 48 images / 8 per batch, 4 epochs
+    assert [e.epoch for e in events if e.phase == "val"] == [1, 2, 3, 4]
+    fractions = [e.fraction for e in train_events]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert events[-1].val_accuracy is not None and events[-1].eta_seconds == 0.0
+
+
+def test_checkpoint_round_trip_is_complete_and_small(trained):
+    checkpoint, path, val_set, _ = trained
+    loaded = load_checkpoint(path)
+    for key in (
+        "arch",
+        "classes",
+        "input_size",
+        "normalisation",
+        "state_mapping",
+        "config",
+        "metrics",
+        "history",
+        "epoch",
+        "optimizer",
+        "device",
+        "stopped_early",
+        "cancelled",
+    ):
+        assert key in loaded, key
+    assert loaded["classes"] == ["a", "b", "c"] and loaded["optimizer"] is None
+    assert not any(k.startswith("module.") for k in loaded["state_dict"])
+    a, b = model_from_checkpoint(checkpoint).eval(), model_from_checkpoint(loaded).eval()
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+
+
+def test_cancel_between_batches_then_resume_completes(tmp_path):
+    path = tmp_path / "run.pt"
+    train_set, val_set = tiny(n_per_class=8), tiny(n_per_class=4, seed=1)
+    calls = {"n": 0}
+
+    def stop_in_epoch_two():
+        calls["n"] += 1
+        return calls["n"] == 5  # 3 batches per epoch: the 2nd batch of epoch 2
+
+    config = TrainConfig(epochs=3, **FAST)
+    first = train(train_set, val_set, config, should_stop=stop_in_epoch_two, checkpoint_path=path)
+    assert first["cancelled"] and first["epoch"] == 1
+    saved = load_checkpoint(path)
+    assert saved["cancelled"] and saved["resume"] is not None and saved["optimizer"] is not None
+    resumed = train(train_set, val_set, config, checkpoint_path=path, resume=True)
+    assert not resumed["cancelled"] and resumed["epoch"] == 3
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert load_checkpoint(path)["resume"] is None
+
+
+def test_early_stopping_stops_on_a_plateau(tmp_path):
+    train_set, val_set = tiny(n_per_class=8), tiny(n_per_class=4, seed=1)
+    config = TrainConfig(epochs=20, patience=1, **{**FAST, "lr": 1e-7})
+    checkpoint = train(train_set, val_set, config)
+    assert checkpoint["stopped_early"] and checkpoint["epoch"] < 20
+
+
+def test_weighting_options_run_and_validate():
+    train_set = tiny(n_per_class=8)
+    options = {**FAST, "lr": 1e-3, "scheduler": "cosine", "augment": True, "label_smoothing": 0.1}
+    config = TrainConfig(epochs=1, class_weighting=True, optimizer="adamw", **options)
+    n = len(train_set)
+    train(train_set, None, config, sample_weights=np.ones(n), sampler_weights=np.arange(n) + 1.0)
+    with pytest.raises(MLError, match="sample weights"):
+        train(train_set, None, config, sample_weights=-np.ones(n))
+
+
+def test_bad_data_is_refused():
+    with pytest.raises(DataError, match="two classes"):
+        train(tiny(("a",), 4), None, TrainConfig(epochs=1, **FAST))
+    with pytest.raises(DataError, match="differ"):
+        train(tiny(("a", "b"), 4), tiny(("a", "c"), 4), TrainConfig(epochs=1, **FAST))
+    with pytest.raises(MLError, match="optimizer"):
+        train(tiny(), None, TrainConfig(epochs=1, optimizer="rmsprop", input_size=32))
+    with pytest.raises(DataError, match="input size"):
+        train(tiny(), None, TrainConfig(epochs=1, **{**FAST, "input_size": 48}))
+
+
+def test_resume_refuses_other_classes(trained, tmp_path):
+    _, path, _, _ = trained
+    with pytest.raises(CheckpointError, match="classes"):
+        train(
+            tiny(("x", "y"), 4),
+            None,
+            TrainConfig(epochs=1, **FAST),
+            checkpoint_path=path,
+            resume=True,
+        )
+
+
+def test_save_is_atomic_and_corrupt_files_raise(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"arch": "x"})
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    with pytest.raises(CheckpointError, match="not an EduMood"):
+        load_checkpoint(path)
+    path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(path)
+
+
+def test_augmentation_keeps_shape_range_and_varies():
+    batch = torch.from_numpy(make_image_set(n_per_class=4).images)
+    gen = torch.Generator().manual_seed(0)
+    a, b = augment_batch(batch, gen), augment_batch(batch, gen)
+    assert a.shape == (12, 1, 48, 48) and a.min() >= 0 and a.max() <= 1
+    assert not torch.equal(a, b)
+
+
+def _fer_subset(folder, classes, n_per_class):
+    images, labels, files = [], [], []
+    for k, name in enumerate(classes):
+        for path in sorted((folder / name).glob("*.png"))[:n_per_class]:
+            images.append(decode_image(path, 48))
+            labels.append(k)
+            files.append(f"{name}/{path.name}")
+    return ImageSet(np.stack(images), np.asarray(labels), list(classes), files)
+
+
+def test_fer_smoke_one_epoch_above_chance(data_dir):
+    """A few hundred real FER2013 faces (happy vs surprise): one epoch beats chance on val."""
+    fer = data_dir / "fer2013"
+    train_set = _fer_subset(fer / "train", ("happy", "surprise"), 200)
+    val_set = _fer_subset(fer / "val", ("happy", "surprise"), 100)
+    config = TrainConfig(epochs=1, **{**FAST, "input_size": 48, "batch_size": 16})
+    checkpoint = train(train_set, val_set, config)
+    assert checkpoint["metrics"]["val_accuracy"] > 0.6  # chance is 0.5

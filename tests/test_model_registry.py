@@ -1,0 +1,44 @@
+"""Model versions: registering checkpoints, one active version, the per-process model cache."""
+
+import numpy as np
+import pytest
+
+from classifier.models import ModelVersion
+from classifier.services import (
+    active_model_version,
+    load_classifier,
+    promote,
+    register_model_version,
+)
+
+
+@pytest.mark.django_db
+def test_registering_the_same_checkpoint_twice_gives_the_same_version(model_version):
+    again = register_model_version(model_version.checkpoint.path, name="copy")
+    assert again.pk == model_version.pk
+    assert model_version.classes[0] == "angry" and model_version.state_mapping["happy"] == "Engaged"
+
+
+@pytest.mark.django_db
+def test_promoting_keeps_exactly_one_active_version(model_version, tmp_path, django_user_model):
+    from ml.train import load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(model_version.checkpoint.path)
+    checkpoint["metrics"] = {"accuracy": 0.5}
+    save_checkpoint(tmp_path / "other.pt", checkpoint)
+    other = register_model_version(tmp_path / "other.pt", name="other")
+    admin = django_user_model.objects.create_user("boss", is_staff=True)
+    promote(other, user=admin)
+    assert active_model_version() == other
+    assert list(ModelVersion.objects.filter(is_active=True)) == [other]
+    assert other.promoted_by == admin and other.promoted_at is not None
+
+
+@pytest.mark.django_db
+def test_the_classifier_is_loaded_once_per_process(model_version):
+    first = load_classifier(model_version)
+    assert load_classifier(model_version) is first
+    faces = np.random.default_rng(0).integers(0, 255, (3, 48, 48), dtype=np.uint8)
+    probabilities = first.predict_proba(faces)
+    assert probabilities.shape == (3, 7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
