@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Classroom, Consent, FaceResult, Photo, Session
+from .models import AccessRecord, Classroom, Consent, FaceResult, Photo, Session
 
 
 class ConsentInline(admin.TabularInline):
@@ -36,3 +36,18 @@ class PhotoAdmin(admin.ModelAdmin):
 class FaceResultAdmin(admin.ModelAdmin):
     list_display = ("id", "photo", "state", "label", "score", "model_version")
     list_filter = ("state",)
+
+
+@admin.register(AccessRecord)
+class AccessRecordAdmin(admin.ModelAdmin):
+    """Read-only: an access log that can be edited is no log."""
+
+    list_display = ("at", "username", "action", "classroom_name", "session", "detail")
+    list_filter = ("action",)
+    search_fields = ("username", "classroom_name", "detail")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

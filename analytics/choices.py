@@ -34,4 +34,12 @@ class ImageState(models.TextChoices):
     DELETED = "deleted", "Deleted after analysis"
 
 
+class AccessAction(models.TextChoices):
+    VIEWED_SESSION = "viewed_session", "Viewed a session's results"
+    VIEWED_PHOTO = "viewed_photo", "Viewed a stored photo"
+    VIEWED_DASHBOARD = "viewed_dashboard", "Viewed the classroom dashboard"
+    PRINTED_REPORT = "printed_report", "Opened the printable report"
+    EXPORTED_CSV = "exported_csv", "Exported CSV"
+
+
 TERMINAL_PHOTO_STATUSES = frozenset({PhotoStatus.DONE, PhotoStatus.FAILED})

@@ -11,6 +11,7 @@ from classifier.models import claim_row
 
 from .choices import (
     TERMINAL_PHOTO_STATUSES,
+    AccessAction,
     ConsentMethod,
     ImageState,
     PhotoStatus,
@@ -177,3 +178,30 @@ class FaceResult(models.Model):
 
     def __str__(self):
         return f"{self.state} face in photo #{self.photo_id}"
+
+
+class AccessRecord(models.Model):
+    """Who saw or exported which classroom data, and when (architecture: "Responsible use").
+
+    Records outlive the classroom and the user (their links are nulled, the names stay), so the
+    log still answers "who exported this class's results" after a deletion.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)
+    action = models.CharField(max_length=20, choices=AccessAction.choices)
+    classroom = models.ForeignKey(
+        Classroom, null=True, on_delete=models.SET_NULL, related_name="access_records"
+    )
+    classroom_name = models.CharField(max_length=200)
+    session = models.ForeignKey(Session, null=True, on_delete=models.SET_NULL, related_name="+")
+    detail = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.username} {self.get_action_display()} ({self.classroom_name})"

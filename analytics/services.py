@@ -23,8 +23,8 @@ from PIL import Image, ImageFilter
 from classifier.services import active_model_version, beating, load_classifier, queue_time_limit
 from ml.labels import STATES
 
-from .choices import ImageState, PhotoStatus, Retention, SessionKind
-from .models import Classroom, Consent, FaceResult, Photo, Session
+from .choices import AccessAction, ImageState, PhotoStatus, Retention, SessionKind
+from .models import AccessRecord, Classroom, Consent, FaceResult, Photo, Session
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,21 @@ class PhotoActionError(Exception):
 
 
 # --- classrooms and consent --------------------------------------------------------------------
+
+
+def record_access(
+    user, action: AccessAction, classroom: Classroom, *, session=None, detail: str = ""
+) -> AccessRecord:
+    """Log that a user saw or exported a classroom's data (kept after deletions)."""
+    return AccessRecord.objects.create(
+        user=user,
+        username=user.get_username(),
+        action=action,
+        classroom=classroom,
+        classroom_name=classroom.name,
+        session=session,
+        detail=detail[:200],
+    )
 
 
 def record_consent(classroom: Classroom, *, user, **fields) -> Consent:

@@ -16,7 +16,7 @@ from classifier.services import active_model_version
 
 from . import charts, services
 from .api.serializers import PhotoSerializer
-from .choices import PhotoStatus, Retention, SessionKind
+from .choices import AccessAction, PhotoStatus, Retention, SessionKind
 from .forms import ClassroomForm, ConsentForm, DateRangeForm, RetentionForm, SessionForm
 from .models import Classroom, Photo, Session
 
@@ -64,6 +64,7 @@ def _classroom_page(request, classroom, **forms):
         "retention_form": forms.get("retention_form") or RetentionForm(instance=classroom),
         "session_form": forms.get("session_form") or SessionForm(),
         "definition": services.ENGAGEMENT_DEFINITION,
+        "access_records": classroom.access_records.select_related("session")[:20],
     }
     status = 400 if forms else 200
     return render(request, "analytics/classroom_detail.html", context, status=status)
@@ -127,6 +128,9 @@ def create_session(request, pk):
 @login_required
 def session_detail(request, pk):
     session = _session(request, pk)
+    services.record_access(
+        request.user, AccessAction.VIEWED_SESSION, session.classroom, session=session
+    )
     photos = session.photos.prefetch_related("faces").order_by("uploaded_at", "id")
     summary = services.session_summary(session)
     context = {
@@ -189,6 +193,13 @@ def photo_image(request, pk):
     photo = get_object_or_404(Photo, pk=pk, session__classroom__owner=request.user)
     if not photo.image:
         raise Http404("The original was deleted after analysis.")
+    services.record_access(
+        request.user,
+        AccessAction.VIEWED_PHOTO,
+        photo.session.classroom,
+        session=photo.session,
+        detail=f"photo {photo.pk} ({photo.image_state})",
+    )
     content_type = mimetypes.guess_type(photo.image.name)[0] or "application/octet-stream"
     response = FileResponse(photo.image.open("rb"), content_type=content_type)
     response["Cache-Control"] = "private, no-store"
@@ -211,6 +222,7 @@ def _range(request):
 @login_required
 def dashboard(request, pk):
     classroom = _classroom(request, pk)
+    services.record_access(request.user, AccessAction.VIEWED_DASHBOARD, classroom)
     form, after, before = _range(request)
     trends = services.classroom_trends(classroom, after, before)
     analysed = [row for row in trends if row["faces"]]
@@ -248,6 +260,7 @@ def dashboard(request, pk):
 def report(request, pk):
     """A printable summary of a classroom's sessions (the browser prints it to PDF)."""
     classroom = _classroom(request, pk)
+    services.record_access(request.user, AccessAction.PRINTED_REPORT, classroom)
     form, after, before = _range(request)
     trends = services.classroom_trends(classroom, after, before)
     versions = services.model_versions_used(row["session"] for row in trends)

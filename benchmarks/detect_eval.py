@@ -27,12 +27,13 @@ SETTINGS = {
         long_side=1024, score_threshold=0.9, coarse_side=None
     ),
     "native 1024": dict(long_side=1024),
-    "long side 1152": dict(long_side=1152),
-    "chosen: long side 1280": {},
-    "long side 1280, no coarse pass": dict(coarse_side=None),
+    "chosen: long side 1152": {},
+    "long side 1152, no coarse pass": dict(coarse_side=None),
+    "long side 1280": dict(long_side=1280),
     "long side 1600": dict(long_side=1600),
-    "long side 1280 + flip": dict(flip=True),
-    "long side 1280 + 2x2 tiles at 2560": dict(tiles=2),
+    "long side 1152 + flip": dict(flip=True),
+    "long side 1280 + flip": dict(long_side=1280, flip=True),
+    "long side 1152 + tiles at 2x (2304)": dict(tiles=2),
 }
 CURVE = (0.5, 0.6, 0.7, 0.75, 0.8, 0.825, 0.85, 0.875, 0.9)
 
@@ -81,11 +82,11 @@ def main() -> int:
         rows.append(dict(setting=name, options=options, ms_per_photo=ms, cpu_ms_per_photo=cpu_ms,
                          **at, curve=curve))  # fmt: skip
         if not args.json:
-            print(f"{name:55s} thr {threshold:.2f}  recall>=20 {at['recall20']:.3f}  "
+            print(f"{name:52s} thr {threshold:.3f}  recall>=20 {at['recall20']:.3f}  "
                   f"recall>=40 {at['recall40']:.3f}  false/photo {at['false_per_photo']:.2f}  "
                   f"{ms:6.1f} ms/photo ({cpu_ms:.0f} CPU ms)", flush=True)  # fmt: skip
             for c in curve:
-                print(f"    thr {c['threshold']:.2f}: recall>=20 {c['recall20']:.3f}  "
+                print(f"    thr {c['threshold']:.3f}: recall>=20 {c['recall20']:.3f}  "
                       f"recall>=40 {c['recall40']:.3f}  "
                       f"false/photo {c['false_per_photo']:.2f}")  # fmt: skip
     faces = score_detections({}, truth)["faces"]

@@ -5,7 +5,9 @@
 
 Latency (group photos): milliseconds per photo to load, detect, crop and classify, with all
 faces of a photo in one forward pass (as analyze_photo does) and with one forward pass per
-face, on 2 torch threads and 2 onnxruntime threads; also for the photos with 20-40 faces.
+face, on 1 torch thread (--torch-threads) and 2 onnxruntime threads; also for the photos
+with 20-40 faces. Why 1 torch thread: on 2 busy cores, 2 OpenMP threads that spin-wait made
+one 48x48 forward pass take 290 ms instead of 3.7 ms (OMP_WAIT_POLICY=PASSIVE also cures it).
 
 FER faces in scenes (--fer N): N FER2013 validation faces, each pasted 3x enlarged into a
 random background and detected: the detection rate overall and per attribute group (from
@@ -145,9 +147,10 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=default_data)
     parser.add_argument("--weights", default="default")
     parser.add_argument("--fer", type=int, metavar="N", help="run the FER-in-scenes study instead")
+    parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.torch_threads)
     classifier = Classifier.load(args.weights, device="cpu")
 
     if args.fer:
@@ -181,7 +184,7 @@ def main() -> int:
               f"{s['classify_per_face']:.1f} ms")  # fmt: skip
         print(f"  end to end: batched {s['total_batched']:.1f} ms/photo, per face "
               f"{s['total_per_face']:.1f} ms/photo")  # fmt: skip
-    print(f"torch threads 2, onnxruntime threads 2, cpus {os.cpu_count()}, "
+    print(f"torch threads {args.torch_threads}, onnxruntime threads 2, cpus {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}, model {classifier.arch}")  # fmt: skip
     return 0
 

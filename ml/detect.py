@@ -235,7 +235,7 @@ class RetinaFaceDetector:
 
     The photo is resized (up or down) so its long side is `long_side`: upscaling small photos
     lets faces of 16-20 px reach the smallest anchors. A second pass at `coarse_side` finds faces
-    too large for the anchors at `long_side` (over about 700 px there: a selfie, a webcam tile);
+    too large for the anchors at `long_side` (over about 600 px there: a selfie, a webcam tile);
     only its faces of at least `coarse_min_fraction` of the long side are used, so it adds no
     small false boxes. `flip` adds a mirrored pass per scale (averaged scores), `tiles` > 1 adds
     a pass at `tiles` times the scale, cut into overlapping tiles, for huge photos of tiny faces.
@@ -245,8 +245,8 @@ class RetinaFaceDetector:
 
     def __init__(
         self,
-        long_side: int = 1280,
-        score_threshold: float = 0.85,
+        long_side: int = 1152,
+        score_threshold: float = 0.8,
         nms_threshold: float = 0.4,
         min_face: float = 16,
         flip: bool = False,

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from edumood_site.api import SettingsRateThrottle
 
 from .. import services
+from ..choices import AccessAction
 from ..models import Classroom, Photo, Session
 from .serializers import (
     ClassroomSerializer,
@@ -143,6 +144,12 @@ class ClassroomViewSet(viewsets.ModelViewSet):
         """Per-session aggregates of the classroom as CSV; `?rows=faces` for one row per face."""
         classroom = self.get_object()
         after, before = date_range(request.query_params)
+        services.record_access(
+            request.user,
+            AccessAction.EXPORTED_CSV,
+            classroom,
+            detail=f"classroom CSV ({request.query_params.get('rows') or 'sessions'})",
+        )
         if request.query_params.get("rows") == "faces":
             sessions = services.classroom_sessions(classroom, after, before)
             return csv_response(services.faces_csv(sessions), f"classroom-{pk}-faces.csv")
@@ -258,6 +265,13 @@ class SessionViewSet(viewsets.ModelViewSet):
     def export_csv(self, request, pk=None):
         """One row per detected face of the session (box, state, probabilities); no images."""
         session = self.get_object()
+        services.record_access(
+            request.user,
+            AccessAction.EXPORTED_CSV,
+            session.classroom,
+            session=session,
+            detail="session CSV (faces)",
+        )
         return csv_response(services.faces_csv([session]), f"session-{pk}-faces.csv")
 
 

@@ -7,6 +7,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
+from edumood_site.api import SettingsRateThrottle
+
 from ..datasets import DatasetImportError, start_import
 from ..models import AuditReport, Dataset, Job, ModelVersion
 from ..services import create_job, promote, retry_job
@@ -40,9 +42,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AdminView
     throttle_scope = "uploads"
 
     def get_throttles(self):
-        from rest_framework.throttling import ScopedRateThrottle
-
-        return [ScopedRateThrottle()] if self.action == "create" else []
+        return [SettingsRateThrottle()] if self.action == "create" else []
 
     def create(self, request):
         upload = s.DatasetUploadSerializer(data=request.data)

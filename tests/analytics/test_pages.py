@@ -4,11 +4,12 @@ import json
 from datetime import datetime
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from analytics import services
-from analytics.models import Classroom, Consent, Photo, Session
+from analytics.models import AccessRecord, Classroom, Consent, Photo, Session
 from tests.analytics.conftest import add_results, image_bytes, make_classroom, upload
 
 pytestmark = pytest.mark.django_db
@@ -182,3 +183,31 @@ def test_anonymous_users_are_sent_to_login(client, session):
         response = client.post(url) if url in posts else client.get(url)
         assert response.status_code == 302 and response.url.startswith("/login/"), url
     assert Session.objects.filter(pk=session.pk).exists()
+
+
+def test_views_and_exports_are_logged_for_the_owner_and_survive_deletion(
+    web, session, other_teacher
+):
+    (photo,) = services.upload_photos(session, [upload("a.png", image_bytes("PNG"))]).photos
+    classroom = session.classroom
+    web.get(reverse("analytics:session", args=[session.pk]))
+    web.get(reverse("analytics:photo-image", args=[photo.pk]))
+    web.get(reverse("analytics:dashboard", args=[classroom.pk]))
+    web.get(reverse("analytics-api:session-export", args=[session.pk]))
+    web.get(reverse("analytics-api:classroom-export", args=[classroom.pk]) + "?rows=faces")
+    other = Client()
+    other.force_login(other_teacher)
+    assert other.get(reverse("analytics-api:session-export", args=[session.pk])).status_code == 404
+    records = list(AccessRecord.objects.order_by("id"))
+    assert [(r.username, r.action) for r in records] == [
+        ("alice", "viewed_session"),
+        ("alice", "viewed_photo"),
+        ("alice", "viewed_dashboard"),
+        ("alice", "exported_csv"),
+        ("alice", "exported_csv"),
+    ]
+    assert records[-1].detail == "classroom CSV (faces)"
+    page = web.get(reverse("analytics:classroom", args=[classroom.pk])).content.decode()
+    assert "Access log" in page and "Exported CSV" in page
+    classroom.delete()
+    assert AccessRecord.objects.filter(classroom_name="7B", classroom=None).count() == 5

@@ -3,8 +3,9 @@
 A gallery screenshot looks like a video call's grid view: a dark window, 16:9 tiles with
 thin borders (one highlighted as the active speaker), a webcam-like background per tile, a
 name bar at the bottom left of each tile, and some tiles without video (an initials avatar
-instead of a face). Tests use it with real FER2013 faces when the shared data is present and
-with drawn faces otherwise.
+instead of a face). The gallery test uses real FER2013 faces (it needs the shared data): the
+drawn faces below are found reliably alone at 100 px or more, but in a gallery grid about one
+screenshot in three lost a drawn face, which would test the drawing rather than the detector.
 """
 
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ def draw_face(
     """An RGB square picture of a drawn frontal face `size` px tall, centred, with `margin`
     x size of background on each side (0: a tight crop, like FER2013's).
 
-    RetinaFace finds these with a score near 1, so tests that need a face do not depend on
-    the shared data. Skin, hair and expression vary with `seed`.
+    RetinaFace finds these with a score near 1 when they are at least about 100 px tall at its
+    input scale (below that the drawn lines get too thin), so tests that need a face do not
+    depend on the shared data. Skin, hair and expression vary with `seed`.
     """
     rng = np.random.default_rng(seed)
     side = round(size * (1 + 2 * margin))

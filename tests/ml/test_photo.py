@@ -209,8 +209,8 @@ class SizeRecordingDetector:
 
 
 def test_huge_photo_is_reduced_for_detection_and_boxes_map_back():
-    image, truth = scene(size=(6000, 4000), faces=((500, 700, 420), (3000, 1500, 350),
-                                                   (5000, 3000, 380)))  # fmt: skip
+    image, truth = scene(size=(6000, 4000), faces=((500, 700, 600), (3000, 1500, 500),
+                                                   (4800, 2900, 550)))  # fmt: skip
     detector = SizeRecordingDetector()
     boxes = detect_faces(image, detector)
     assert detector.sizes == [(3000, 2000)]
