@@ -2,6 +2,7 @@
 
 import csv
 import io
+import math
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,15 +152,29 @@ def load_images(source: str | Path, size: int = 48, face_crop: Callable | None =
     )
 
 
-def _age_bin(value: str) -> str:
-    """The seed's age groups: Young < 28, Mid 28-54, Senior >= 55 ("" when not a number)."""
-    try:
-        age = float(value)
-    except (TypeError, ValueError):
-        return ""
-    if age < 28:
-        return "Young"
-    return "Mid" if age < 55 else "Senior"
+# The seed's age groups; bounds are inclusive lower edges.
+AGE_GROUPS = (("Young", 0), ("Mid", 28), ("Senior", 55))
+
+
+def age_groups(ages) -> np.ndarray:
+    """Bin numeric ages into the seed's groups: Young < 28, Mid 28-54, Senior >= 55.
+
+    Accepts numbers or numeric strings (as read from a CSV); missing or non-numeric values
+    become "" (the ImageSet convention for a missing attribute).
+    """
+    out = np.full(len(ages), "", dtype=object)
+    for i, value in enumerate(ages):
+        try:
+            age = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isnan(age):
+            continue
+        for name, lower in reversed(AGE_GROUPS):
+            if age >= lower:
+                out[i] = name
+                break
+    return out
 
 
 def attach_attributes(data: ImageSet, csv_path: str | Path, age_bins: bool = False) -> ImageSet:
@@ -200,7 +215,7 @@ def attach_attributes(data: ImageSet, csv_path: str | Path, age_bins: bool = Fal
         source = next((c for c in ("age_estimate", "age") if c in attributes), None)
         if source is None:
             raise DataError("age binning needs an 'age_estimate' or 'age' column")
-        attributes["age_bin"] = np.asarray([_age_bin(v) for v in attributes[source]], dtype=object)
+        attributes["age_bin"] = age_groups(attributes[source])
     return ImageSet(
         data.images,
         data.labels,

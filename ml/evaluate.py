@@ -69,28 +69,17 @@ def _as_index(labels, classes: list[str]) -> np.ndarray:
     return np.asarray([lookup[str(v)] for v in labels], dtype=np.int64)
 
 
-def predict_labels(model_or_classifier, data: ImageSet, batch_size: int = 512) -> np.ndarray:
-    """Predicted class indices (into the model's classes) for every image of `data`.
+def predict_labels(classifier, data: ImageSet, batch_size: int = 512) -> np.ndarray:
+    """Predicted class indices (into the classifier's classes) for every image of `data`.
 
-    Takes anything with a Classifier's `predict_proba`, or a bare nn.Module fed with per-image
-    standardised input.
+    Goes through `Classifier.predict_proba`, so scoring applies exactly the preprocessing of
+    serving (normalisation and input blur stored in the checkpoint).
     """
-    if hasattr(model_or_classifier, "predict_proba"):
-        out = [
-            model_or_classifier.predict_proba(data.images[i : i + batch_size]).argmax(1)
-            for i in range(0, len(data), batch_size)
-        ]
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
-    import torch
-
-    from ml.train import evaluate
-
-    model = model_or_classifier
-    images = torch.from_numpy(data.images).to(next(model.parameters()).device)
-    result = evaluate(
-        model, images, None, normalisation="standardize", amp_dtype=None, batch_size=batch_size
-    )
-    return result["predictions"]
+    out = [
+        classifier.predict_proba(data.images[i : i + batch_size]).argmax(1)
+        for i in range(0, len(data), batch_size)
+    ]
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def true_labels_for(data: ImageSet, classes: list[str]) -> np.ndarray:

@@ -9,7 +9,6 @@ model-inferred (DeepFace), not ground truth.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -27,8 +26,6 @@ from ml.train import Progress, TrainConfig, load_checkpoint, train
 
 METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 STRATEGIES = ("rebalance", "reweight")
-# The seed's age groups; bounds are inclusive lower edges.
-AGE_GROUPS = (("Young", 0), ("Mid", 28), ("Senior", 55))
 CONFIDENCE = 0.95
 # Below this a group's accuracy interval is too wide to compare: 30 is the usual floor for a
 # normal-ish sampling distribution of a proportion.
@@ -42,27 +39,6 @@ _METRIC_FNS = {
     "macro_recall": partial(recall_score, average="macro", zero_division=0),
     "macro_f1": partial(f1_score, average="macro", zero_division=0),
 }
-
-
-def age_groups(ages) -> np.ndarray:
-    """Bin numeric ages into the seed's groups: Young < 28, Mid 28-54, Senior >= 55.
-
-    Accepts numbers or numeric strings (as read from a CSV); missing or non-numeric values
-    become "" (the ImageSet convention for a missing attribute).
-    """
-    out = np.full(len(ages), "", dtype=object)
-    for i, value in enumerate(ages):
-        try:
-            age = float(value)
-        except (TypeError, ValueError):
-            continue
-        if math.isnan(age):
-            continue
-        for name, lower in reversed(AGE_GROUPS):
-            if age >= lower:
-                out[i] = name
-                break
-    return out
 
 
 def _ratio(a: float, b: float) -> float | None:

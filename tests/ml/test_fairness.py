@@ -10,9 +10,9 @@ from sklearn.metrics import f1_score
 from torch.utils.data import WeightedRandomSampler
 
 from ml.__main__ import main
-from ml.data import load_images
+from ml.data import age_groups, load_images
 from ml.errors import DataError
-from ml.fairness import age_groups, audit, mitigation_weights
+from ml.fairness import audit, mitigation_weights
 from ml.train import TrainConfig, load_checkpoint, save_checkpoint, train
 
 
