@@ -220,24 +220,27 @@ def analyze_photo(
 
 
 def annotate(image: Image.Image, analysis: PhotoAnalysis) -> Image.Image:
-    """A copy of the photo with each face boxed in its state's colour and the state written on it.
+    """A copy of the photo with each face boxed in its state's colour and the state named.
 
-    No identity is drawn: only the box and the estimated state.
+    No identity is drawn: only the box and the estimated state. The name is sized to its face
+    (a crowd's names would otherwise cover the faces) and left out for faces under 24 px,
+    whose box colour says the state.
     """
     out = _to_rgb(image).copy()
     draw = ImageDraw.Draw(out)
-    line = max(2, round(max(out.size) / 400))
-    font = ImageFont.load_default(size=max(12, round(max(out.size) / 60)))
+    line = max(1, round(max(out.size) / 500))
     for face in analysis.faces:
         colour = STATE_COLOURS.get(face.state, OTHER_COLOUR)
         b = face.box
         draw.rectangle((b.x, b.y, b.x + b.w - 1, b.y + b.h - 1), outline=colour, width=line)
-        text = f"{face.state} {face.probabilities[face.label]:.0%}"
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        ty = b.y - (bottom - top) - 2 * line if b.y >= bottom - top + 2 * line else b.y + b.h
-        draw.rectangle((b.x, ty, b.x + right - left + 2 * line, ty + bottom - top + 2 * line),
-                       fill=colour)  # fmt: skip
-        draw.text((b.x + line - left, ty + line - top), text, fill="white", font=font)
+        if b.h < 24:
+            continue
+        font = ImageFont.load_default(size=min(round(max(out.size) / 60), max(9, b.h // 4)))
+        left, top, right, bottom = draw.textbbox((0, 0), face.state, font=font)
+        height = bottom - top + 2 * line
+        ty = b.y - height if b.y >= height else b.y + b.h
+        draw.rectangle((b.x, ty, b.x + right - left + 2 * line, ty + height - 1), fill=colour)
+        draw.text((b.x + line - left, ty + line - top), face.state, fill="white", font=font)
     return out
 
 
