@@ -55,9 +55,8 @@ def run_setting(images: dict[str, Image.Image], options: dict) -> tuple[dict, fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    default_data = Path(os.environ.get("EDUMOOD_DATA_DIR", default_data))
-    parser.add_argument("--data", type=Path, default=default_data)
+    data = os.environ.get("EDUMOOD_DATA_DIR", "../shared/data")  # relative to the repo root
+    parser.add_argument("--data", type=Path, default=data)
     parser.add_argument("--only", help="run only settings whose name contains this text")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -142,9 +142,8 @@ def fer_in_scenes(data_dir: Path, classifier: Classifier, n: int, seed: int = 0)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-    default_data = Path(os.environ.get("EDUMOOD_DATA_DIR", default_data))
-    parser.add_argument("--data", type=Path, default=default_data)
+    data = os.environ.get("EDUMOOD_DATA_DIR", "../shared/data")  # relative to the repo root
+    parser.add_argument("--data", type=Path, default=data)
     parser.add_argument("--weights", default="default")
     parser.add_argument("--fer", type=int, metavar="N", help="run the FER-in-scenes study instead")
     parser.add_argument("--torch-threads", type=int, default=1)

