@@ -141,16 +141,20 @@ def recover_abandoned_jobs() -> int:
     back on its own; the claim in run_job makes the two deliveries run the job once.
     """
     stale = timezone.now() - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
-    abandoned = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
     count = 0
-    for job in abandoned:
+    for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale):
         if job.attempts >= Job.MAX_ATTEMPTS:
             job.fail(f"The worker stopped {job.attempts} times while running this job.")
-        else:
+            count += 1
+            continue
+        # Conditional update: when several workers sweep at once, only one requeues the job.
+        requeued = Job.objects.filter(
+            pk=job.pk, status=JobStatus.RUNNING, heartbeat_at__lt=stale
+        ).update(status=JobStatus.QUEUED)
+        if requeued:
             job.add_log("The worker running this job stopped; queued again.")
-            Job.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)
             enqueue(job)
-        count += 1
+            count += 1
     return count
 
 
@@ -197,8 +201,9 @@ def diagnose_worker(job: Job) -> dict:
 
 # --- model versions -------------------------------------------------------------------------
 
-# Keyed by the checkpoint's hash as well as the row id: a reused id (after a database reset)
-# must never serve another model's weights.
+# One loaded model per process, keyed by row id and checkpoint hash (a reused id after a
+# database reset must never serve another model's weights). One slot: a long-running worker
+# that sees many promotions must not keep every model it ever loaded in memory.
 _CLASSIFIERS: dict[tuple[int, str], object] = {}
 
 
@@ -263,6 +268,7 @@ def load_classifier(version: ModelVersion):
     classifier = _CLASSIFIERS.get(key)
     if classifier is None:
         classifier = Classifier.load(version.checkpoint.path, device=settings.EDUMOOD_DEVICE)
+        _CLASSIFIERS.clear()
         _CLASSIFIERS[key] = classifier
     return classifier
 

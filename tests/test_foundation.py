@@ -225,3 +225,31 @@ def test_each_queue_has_its_own_route_so_gpu_workers_only_get_training_work():
         queue = app.amqp.queues[name]
         assert (queue.exchange.name, queue.routing_key) == (name, name)
     assert app.conf.task_acks_late and app.conf.worker_prefetch_multiplier == 1
+
+
+@pytest.mark.django_db
+def test_a_stale_running_job_is_requeued_once_and_failed_after_too_many_attempts(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from classifier.services import recover_abandoned_jobs
+
+    settings.EDUMOOD_JOB_STALE_SECONDS = 60
+    long_ago = timezone.now() - timedelta(minutes=10)
+    stale = Job.objects.create(
+        kind=JobKind.DIAGNOSE, status=JobStatus.RUNNING, heartbeat_at=long_ago, attempts=1
+    )
+    exhausted = Job.objects.create(
+        kind=JobKind.DIAGNOSE, status=JobStatus.RUNNING, heartbeat_at=long_ago, attempts=3
+    )
+    fresh = Job.objects.create(
+        kind=JobKind.DIAGNOSE, status=JobStatus.RUNNING, heartbeat_at=timezone.now(), attempts=1
+    )
+    assert recover_abandoned_jobs() == 2
+    assert recover_abandoned_jobs() == 0  # a second sweep finds nothing left to requeue
+    for job in (stale, exhausted, fresh):
+        job.refresh_from_db()
+    assert stale.status == JobStatus.QUEUED
+    assert exhausted.status == JobStatus.FAILED and "3 times" in exhausted.error
+    assert fresh.status == JobStatus.RUNNING

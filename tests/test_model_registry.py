@@ -42,3 +42,17 @@ def test_the_classifier_is_loaded_once_per_process(model_version):
     probabilities = first.predict_proba(faces)
     assert probabilities.shape == (3, 7)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+
+
+@pytest.mark.django_db
+def test_a_worker_keeps_one_loaded_model_not_every_version_it_saw(model_version, tmp_path):
+    from classifier import services
+    from ml.train import load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(model_version.checkpoint.path)
+    checkpoint["metrics"] = {"accuracy": 0.6}
+    save_checkpoint(tmp_path / "newer.pt", checkpoint)
+    newer = register_model_version(tmp_path / "newer.pt", name="newer")
+    load_classifier(model_version)
+    load_classifier(newer)
+    assert list(services._CLASSIFIERS) == [(newer.pk, newer.checkpoint_sha256)]
