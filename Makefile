@@ -5,7 +5,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 export DEBUG ?= true
 
-.PHONY: run test lint format fuzz benchmarks
+.PHONY: run test lint format fuzz bench-deps
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ test: $(DEV_STAMP)
 
 fuzz: $(DEV_STAMP)  # bounded schemathesis run against a throwaway server; fails on any 5xx
 	$(PY) scripts/fuzz_api.py
+
+bench-deps: $(DEV_STAMP)  # what benchmarks/peer_fer.py needs beyond the dev tools
+	$(PY) -m pip install -q -r requirements-bench.txt
+	$(PY) -m pip install -q --no-deps fer==25.10.3
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -163,15 +163,18 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-9)
 
 
-def _inside_larger_face(boxes: np.ndarray) -> np.ndarray:
-    """Mask of boxes lying mostly (60 %) inside a box at least 1.5 times as tall.
+def _inside_larger_face(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Mask of boxes lying mostly (60 %) inside a box at least 1.5 times as tall and as sure.
 
     Near its largest anchors RetinaFace also reports halves of a big face (an eye and half a
-    mouth look like a face); a real face never sits inside another face's box.
+    mouth look like a face); a real face never sits inside another face's box. The outer box
+    must score at least as high: a doubtful huge box around a group must not hide the clear
+    faces in it.
     """
     inside = _intersection(boxes, boxes) / np.maximum(boxes[:, 2] * boxes[:, 3], 1e-9)[:, None]
     taller = boxes[None, :, 3] >= 1.5 * boxes[:, None, 3]
-    return ((inside >= 0.6) & taller).any(axis=1)
+    surer = scores[None, :] >= scores[:, None]
+    return ((inside >= 0.6) & taller & surer).any(axis=1)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -229,7 +232,7 @@ def _fuse(views: list[_View], score_threshold: float, nms_threshold: float, min_
     # Voting can move two neighbouring clusters onto one face: suppress once more.
     final = nms(voted, fused, nms_threshold)
     voted, fused, voted_points = voted[final], fused[final], voted_points[final]
-    whole = ~_inside_larger_face(voted)
+    whole = ~_inside_larger_face(voted, fused)
     return voted[whole], fused[whole], voted_points[whole]
 
 

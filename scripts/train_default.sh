@@ -10,7 +10,7 @@ DATA="${EDUMOOD_DATA_DIR:-../shared/data}/fer2013"
 OUT="${1:-ml/weights/default.pt}"
 exec nice -n 5 .venv/bin/python -m ml --threads "${THREADS:-2}" train \
   --data "$DATA/train" --val "$DATA/val" \
-  --arch edu-vgg-s --epochs 18 --batch-size 128 \
+  --arch edu-vgg-s --epochs ${EPOCHS:-50} --batch-size 128 \
   --optimizer adamw --lr 2e-3 --weight-decay 0.05 --scheduler onecycle \
   --label-smoothing 0.1 --normalisation standardize --input-blur 3.0 --seed 0 \
   --out "$OUT"
