@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import PurePosixPath
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -20,7 +21,13 @@ from django.db.models import Count
 from django.utils import timezone
 from PIL import Image, ImageFilter
 
-from classifier.services import active_model_version, beating, load_classifier, queue_time_limit
+from classifier.services import (
+    active_model_version,
+    beating,
+    load_classifier,
+    time_limit_message,
+    time_limit_options,
+)
 from ml.labels import STATES
 
 from .choices import AccessAction, ImageState, PhotoStatus, Retention, SessionKind
@@ -338,16 +345,14 @@ def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
 def enqueue_analysis(photo_id: int) -> None:
     from .tasks import analyze_photo
 
-    analyze_photo.apply_async(
-        (photo_id,), queue="inference", time_limit=queue_time_limit("inference")
-    )
+    analyze_photo.apply_async((photo_id,), **time_limit_options("inference"))
 
 
 class AnalysisError(Exception):
     """A photo that cannot be analysed for a reason the teacher can act on."""
 
 
-def analyse_photo(photo_id: int) -> None:
+def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> None:
     """Claim a photo, detect and classify all its faces, store the results, apply retention.
 
     Idempotent: a finished photo, or one another worker is analysing, is left alone.
@@ -372,6 +377,9 @@ def analyse_photo(photo_id: int) -> None:
                 logger.exception("Retention for photo %s failed", photo.pk)
     except (AnalysisError, MLError) as exc:
         _fail(photo, str(exc))
+        return
+    except SoftTimeLimitExceeded:
+        _fail(photo, time_limit_message("inference", soft_time_limit))
         return
     except Exception as exc:
         logger.exception("Analysis of photo %s failed", photo.pk)

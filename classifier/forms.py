@@ -81,6 +81,9 @@ class TrainForm(JobForm):
         required=False,
         help_text="Validate on this version instead of a stratified split.",
     )
+    keep_if_cancelled = forms.BooleanField(
+        required=False, help_text="If cancelled, still store the best epoch so far as a version."
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

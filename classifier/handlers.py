@@ -138,8 +138,9 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
     """Train, score the best weights on the validation set, store them as a model version.
 
     ml.train writes its checkpoint after every epoch (atomically) under MEDIA_ROOT, so a job
-    redelivered after its worker died resumes from the last finished epoch. A cancelled run
-    keeps its best finished epoch as a version.
+    redelivered after its worker died resumes from the last finished epoch. Only a finished
+    run becomes a version: a cancelled one is no result to compare or promote, unless the
+    admin asked to keep it (`keep_if_cancelled`), and then its name says so.
     """
     from ml.train import train
 
@@ -149,11 +150,14 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
         should_stop=job.should_stop, checkpoint_path=path, resume=True,
     )  # fmt: skip
     path.unlink(missing_ok=True)
-    if not checkpoint["history"]:
-        raise JobCancelled({"history": []})
+    cancelled = checkpoint["cancelled"]
+    if cancelled and not (checkpoint["history"] and job.params.get("keep_if_cancelled")):
+        raise JobCancelled({**(job.result or {}), "history": checkpoint["history"]})
+    if cancelled:
+        name = f"{name} (cancelled after epoch {checkpoint['epoch']})"
     checkpoint["metrics"] = score(checkpoint, val_set)
     version = store_checkpoint(job, checkpoint, dataset_version, name)
-    if checkpoint["cancelled"]:
+    if cancelled:
         raise JobCancelled({**(job.result or {}), "model_version": version.pk})
     return version
 

@@ -228,6 +228,10 @@ class Dataset(models.Model):
 
     @property
     def latest_version(self):
+        """The newest version; no query when `versions` is prefetched (as lists do)."""
+        prefetched = getattr(self, "_prefetched_objects_cache", {}).get("versions")
+        if prefetched is not None:
+            return max(prefetched, key=lambda v: v.number, default=None)
         return self.versions.order_by("-number").first()
 
 

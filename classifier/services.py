@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files import File
 from django.db import connection, transaction
@@ -41,11 +42,30 @@ def job_handler(kind: str):
     return register
 
 
+# Seconds between a task's soft time limit (SoftTimeLimitExceeded: the row is closed with the
+# reason) and the hard kill, which would leave the row running for the stale sweep to requeue.
+HARD_LIMIT_GRACE = 30
+
+
 def queue_time_limit(queue: str) -> int:
     return {
         "inference": settings.CELERY_INFERENCE_TIME_LIMIT,
         "training": settings.CELERY_TRAINING_TIME_LIMIT,
     }[queue]
+
+
+def time_limit_options(queue: str) -> dict:
+    """apply_async's options for a queue: its soft limit, and a hard one a grace period later."""
+    limit = queue_time_limit(queue)
+    return {"queue": queue, "soft_time_limit": limit, "time_limit": limit + HARD_LIMIT_GRACE}
+
+
+def time_limit_message(queue: str, seconds: float | None) -> str:
+    """The reason a row gets when its task hit the soft time limit it was sent with."""
+    return (
+        f"Stopped at the {queue} queue's time limit of {seconds or queue_time_limit(queue):g} s;"
+        " raise the limit or shorten the work."
+    )
 
 
 def create_job(kind: str, params: dict | None = None, *, user=None, queue: str = "training") -> Job:
@@ -61,7 +81,7 @@ def enqueue(job: Job) -> None:
     from .tasks import run_job
 
     queue = job.params.get("queue", "training")
-    run_job.apply_async((job.pk,), queue=queue, time_limit=queue_time_limit(queue))
+    run_job.apply_async((job.pk,), **time_limit_options(queue))
 
 
 def retry_job(job: Job, *, user=None) -> Job:
@@ -99,7 +119,7 @@ def beating(model, pk: int, *, field: str = "heartbeat_at"):
         thread.join()
 
 
-def run_job(job_id: int, *, task_id: str = "") -> None:
+def run_job(job_id: int, *, task_id: str = "", soft_time_limit: float | None = None) -> None:
     """Claim a job and perform it; record success, failure or cancellation on the row."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.is_terminal:
@@ -125,6 +145,10 @@ def run_job(job_id: int, *, task_id: str = "") -> None:
     except JobCancelled as cancelled:
         job.add_log("Cancelled; finished work kept.")
         job.mark_cancelled(cancelled.partial_result)
+    except SoftTimeLimitExceeded:
+        reason = time_limit_message(job.params.get("queue", "training"), soft_time_limit)
+        job.add_log(reason)
+        job.fail(reason)
     except Exception as exc:
         logger.exception("Job %s failed", job.pk)
         job.add_log(f"Failed: {exc}")

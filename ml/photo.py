@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from ml.detect import Detector, FaceBox, get_detector
 from ml.errors import InvalidImage
+from ml.labels import OTHER_COLOUR, STATE_COLOURS
 from ml.preprocess import to_grayscale_array
 
 if TYPE_CHECKING:
@@ -35,16 +36,6 @@ MAX_PHOTO_PIXELS = 64_000_000
 DETECT_MAX_SIDE = 4096
 # The crop is a square of CROP_SCALE x the face box's longer side (its height, for upright faces).
 CROP_SCALE = 1.0
-
-# Box colours per classroom state; the web app uses the same ones.
-STATE_COLOURS = {
-    "Angry": "#d62728",
-    "Neutral": "#7f7f7f",
-    "Engaged": "#2ca02c",
-    "Bored": "#1f77b4",
-}
-# For labels of a model whose classes map to no known state.
-OTHER_COLOUR = "#ff7f0e"
 
 
 # --- opening photos -------------------------------------------------------------------------

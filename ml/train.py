@@ -422,6 +422,18 @@ def _make_scheduler(optimizer, config: TrainConfig, total_steps: int):
     return None
 
 
+def _shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's share of an epoch's order, every share of length ceil(n / world).
+
+    Padded with the order's first indices as DistributedSampler does: unequal shares give the
+    ranks different step counts, and the rank that finishes first dies (gloo) or hangs (NCCL)
+    in the next collective.
+    """
+    shard = math.ceil(len(order) / world)
+    padded = order.repeat(math.ceil(shard * world / len(order)))[: shard * world]
+    return padded[rank::world]
+
+
 def _check_sets(train_set: ImageSet, val_set: ImageSet | None) -> None:
     if len(train_set.classes) < 2:
         raise DataError(f"training needs at least two classes, found {train_set.classes}")
@@ -577,7 +589,7 @@ def train(
             order = torch.multinomial(draw, n, replacement=True, generator=order_gen)
         else:
             order = torch.randperm(n, generator=order_gen)
-        order = order[rank::world].to(device)
+        order = _shard(order, rank, world).to(device)
         aug_gen = torch.Generator(device=device).manual_seed(
             config.seed * 100_003 + epoch * 1009 + rank
         )

@@ -13,10 +13,9 @@ from PIL import Image
 from ml.__main__ import main
 from ml.detect import FaceBox, get_detector
 from ml.errors import InvalidImage
-from ml.labels import FER_CLASSES, default_state_mapping
+from ml.labels import FER_CLASSES, STATE_COLOURS, default_state_mapping
 from ml.models import build_model
 from ml.photo import (
-    STATE_COLOURS,
     FaceResult,
     PhotoAnalysis,
     analyze_photo,

@@ -194,3 +194,61 @@ def test_fer_smoke_one_epoch_above_chance(data_dir):
     config = TrainConfig(epochs=1, **{**FAST, "input_size": 48, "batch_size": 16})
     checkpoint = train(train_set, val_set, config)
     assert checkpoint["metrics"]["val_accuracy"] > 0.6  # chance is 0.5
+
+
+DDP_SCRIPT = """
+import sys
+import torch
+from ml.train import TrainConfig, train
+from tests.ml.conftest import make_image_set
+
+torch.set_num_threads(1)
+data = make_image_set(("a", "b"), n_per_class=128, size=32)
+data = data.subset(range(255))  # an odd n: the two ranks' shares differ by one image
+config = TrainConfig(epochs=2, device="cpu", **{**FAST, "batch_size": 64})
+checkpoint = train(data, None, config)
+print("epochs", checkpoint["epoch"], "history", len(checkpoint["history"]), flush=True)
+"""
+
+
+def test_ddp_ranks_take_equal_steps_when_the_data_does_not_split_evenly(tmp_path):
+    """Two gloo processes on the CPU, n=255, batch 64: both ranks must run every step."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    script = f"FAST = {FAST!r}\n" + DDP_SCRIPT
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={
+                **os.environ,
+                "WORLD_SIZE": "2",
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "OMP_NUM_THREADS": "1",
+            },
+        )  # fmt: skip
+        for rank in range(2)
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=120)[0])
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(outputs)
+    assert all("epochs 2 history 2" in out for out in outputs), outputs
