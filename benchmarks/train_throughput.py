@@ -23,7 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ml.models import ARCHITECTURES, DEFAULT_ARCH, build_model  # noqa: E402
+from ml.models import ARCHITECTURES, build_model  # noqa: E402
+from ml.recipe import DEFAULT_ARCH  # noqa: E402
 from ml.train import (  # noqa: E402
     autocast,
     autocast_dtype,

@@ -15,22 +15,17 @@ from .datasets import load_version, media_path
 from .models import PROGRESS_WRITE_INTERVAL, AuditReport, DatasetVersion, Job, ModelVersion
 from .services import JobCancelled, job_handler, load_classifier, register_model_version
 
-TRAIN_FIELDS = (
-    "arch", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "scheduler", "patience",
-    "augment", "class_weighting", "label_smoothing", "seed",
-)  # fmt: skip
-
 
 class JobParamsError(Exception):
     """Parameters that name something missing or unusable; the message is shown as the error."""
 
 
-def train_config(params: dict, **overrides):
-    """An ml.train.TrainConfig from job parameters (unknown keys ignored, device from settings)."""
-    from ml.train import TrainConfig
+def train_config(params: dict):
+    """The ml.recipe.TrainConfig of job parameters: every recipe field they give, the rest at
+    its default, and the device from this worker's settings."""
+    from ml.recipe import TrainConfig, recipe_names
 
-    values = {k: params[k] for k in TRAIN_FIELDS if params.get(k) is not None}
-    values.update(overrides)
+    values = {k: params[k] for k in recipe_names() if params.get(k) is not None}
     return TrainConfig(**values, device=settings.EDUMOOD_DEVICE)
 
 
@@ -305,6 +300,7 @@ def mitigate_job(job: Job) -> dict:
     when it is the training version), and both audits are stored for the before/after page.
     """
     from ml.fairness import mitigate
+    from ml.recipe import recipe_names
 
     before = _model_version(job)
     params = job.params
@@ -316,7 +312,7 @@ def mitigate_job(job: Job) -> dict:
         raise JobParamsError(f"{before} names no training dataset version; choose one.")
     eval_version = _dataset_version(job)
     recipe = {**(before.job.params if before.job else {}), **before.params}
-    recipe.update({k: params[k] for k in TRAIN_FIELDS if k in params})
+    recipe.update({k: params[k] for k in recipe_names() if params.get(k) is not None})
     train_set, val_set = _split(job, train_version, recipe)
     if eval_version == train_version:
         eval_set, subset = val_set, f"the validation split of {eval_version}"

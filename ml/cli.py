@@ -3,14 +3,12 @@
 import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from ml.errors import MLError
-from ml.models import ARCHITECTURES, DEFAULT_ARCH
-from ml.preprocess import NORMALISATIONS
+from ml.recipe import TrainConfig, recipe_options
 
 
 def _plain(value):
@@ -36,50 +34,29 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON to stdout")
 
 
-def add_train_options(parser: argparse.ArgumentParser, arch_required: bool = False) -> None:
-    """The TrainConfig options shared by train, kfold and mitigate."""
-    from ml.train import TrainConfig
-
-    d = TrainConfig()
-    parser.add_argument(
-        "--arch",
-        default=None if arch_required else DEFAULT_ARCH,
-        required=arch_required,
-        choices=list(ARCHITECTURES),
-    )
-    parser.add_argument("--epochs", type=int, default=d.epochs)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    parser.add_argument("--optimizer", choices=["sgd", "adamw"], default=d.optimizer)
-    parser.add_argument("--scheduler", choices=["onecycle", "cosine", "none"], default=d.scheduler)
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=d.patience,
-        help="stop after this many epochs without val improvement (0: never)",
-    )
-    parser.add_argument("--no-augment", dest="augment", action="store_false")
-    parser.add_argument("--class-weighting", action="store_true")
-    parser.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--device", default=d.device)
-    parser.add_argument("--normalisation", choices=NORMALISATIONS, default=d.normalisation)
-    parser.add_argument("--input-size", type=int, default=d.input_size)
-    parser.add_argument("--precision", choices=["auto", "fp32"], default=d.precision)
-    parser.add_argument(
-        "--input-blur",
-        type=float,
-        default=d.input_blur,
-        help="Gaussian sigma (px) for validation and serving inputs; training images unchanged",
-    )
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field (shared by train, kfold and mitigate)."""
+    for option in recipe_options(machine=True):
+        flag = "--" + option.name.replace("_", "-")
+        if option.type is bool:
+            # A switch that flips the default: --no-augment, --class-weighting.
+            flag = f"--no-{flag[2:]}" if option.default else flag
+            action = "store_false" if option.default else "store_true"
+            hint = ("turn off: " if option.default else "") + option.help
+            parser.add_argument(flag, dest=option.name, action=action, help=hint)
+            continue
+        parser.add_argument(
+            flag,
+            type=option.type,
+            default=option.default,
+            choices=option.choices,
+            help=f"{option.help} (default: {option.default})",
+        )
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig from the options added by add_train_options."""
-    from ml.train import TrainConfig
-
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    return TrainConfig(**{o.name: getattr(args, o.name) for o in recipe_options(machine=True)})
 
 
 class TrainProgress:

@@ -22,54 +22,11 @@ from torch import nn
 from ml.data import ImageSet
 from ml.errors import CheckpointError, DataError, MLError
 from ml.labels import default_state_mapping
-from ml.models import DEFAULT_ARCH, build_model
-from ml.preprocess import NORMALISATIONS, normalise
+from ml.models import build_model
+from ml.preprocess import normalise
+from ml.recipe import TrainConfig
 
 CHECKPOINT_FORMAT = 1
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of one training run; stored in every checkpoint."""
-
-    arch: str = DEFAULT_ARCH
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    optimizer: str = "sgd"  # "sgd" (Nesterov momentum) | "adamw"
-    scheduler: str = "onecycle"  # "onecycle" | "cosine" | "none"
-    patience: int = 0  # epochs without val improvement before stopping; 0 = never
-    augment: bool = True
-    class_weighting: bool = False
-    label_smoothing: float = 0.1
-    seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    normalisation: str = "standardize"
-    input_size: int = 48
-    # "auto": bf16 autocast on CUDA and on CPUs with AMX (several times faster there),
-    # float32 elsewhere; "fp32" forces float32.
-    precision: str = "auto"
-    # Gaussian blur (pixels) applied to validation and serving inputs, never to training
-    # images: for a training set blurrier than the photos served (FER2013 train here).
-    input_blur: float = 0.0
-
-    def validate(self) -> None:
-        """Raise MLError for values that cannot work."""
-        if self.epochs < 1 or self.batch_size < 1:
-            raise MLError("epochs and batch size must be at least 1")
-        if self.lr <= 0:
-            raise MLError("learning rate must be positive")
-        if self.optimizer not in ("sgd", "adamw"):
-            raise MLError(f"unknown optimizer {self.optimizer!r}; choose sgd or adamw")
-        if self.scheduler not in ("onecycle", "cosine", "none"):
-            raise MLError(f"unknown scheduler {self.scheduler!r}; choose onecycle, cosine or none")
-        if self.normalisation not in NORMALISATIONS:
-            raise MLError(f"unknown normalisation {self.normalisation!r}")
-        if self.precision not in ("auto", "fp32"):
-            raise MLError(f"unknown precision {self.precision!r}; choose auto or fp32")
-        if not 0 <= self.label_smoothing < 1:
-            raise MLError("label smoothing must be in [0, 1)")
 
 
 @dataclass

@@ -193,7 +193,8 @@ def model_version(db, tmp_path, settings):
 
     from classifier.services import promote, register_model_version
     from ml.labels import FER_CLASSES, default_state_mapping
-    from ml.models import DEFAULT_ARCH, build_model
+    from ml.models import build_model
+    from ml.recipe import DEFAULT_ARCH
     from ml.train import save_checkpoint
 
     settings.MEDIA_ROOT = tmp_path / "media"
