@@ -114,7 +114,7 @@ def score(checkpoint: dict, val_set) -> dict:
 
 def store_checkpoint(job: Job, checkpoint: dict, dataset_version, name: str) -> ModelVersion:
     """Write a checkpoint atomically under MEDIA_ROOT and register it as a model version."""
-    from ml.train import save_checkpoint
+    from ml.checkpoint import save_checkpoint
 
     path = media_path(f"checkpoints/job-{job.pk}-final.pt")
     save_checkpoint(path, checkpoint)

@@ -191,7 +191,7 @@ def diagnose_worker(job: Job) -> dict:
     """
     import torch
 
-    from ml.train import resolve_device
+    from ml.device import resolve_device
 
     seconds = float(job.params.get("seconds", 3))
     size = int(job.params.get("size", 512))
@@ -235,8 +235,8 @@ def register_model_version(
     checkpoint_path, *, name: str, source: str = ModelVersion.Source.TRAINED, job=None, user=None
 ) -> ModelVersion:
     """Store a checkpoint file as a new model version (or return the one with the same bytes)."""
+    from ml.checkpoint import load_checkpoint
     from ml.labels import default_state_mapping
-    from ml.train import load_checkpoint
 
     path = Path(checkpoint_path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

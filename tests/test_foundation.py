@@ -58,20 +58,36 @@ def test_production_settings_require_secret_key_and_pass_deploy_check():
     assert deploy.returncode == 0, deploy.stderr
 
 
-def test_ml_package_never_imports_django_or_the_apps():
+def test_ml_package_never_imports_django_or_the_apps_and_the_library_never_its_cli():
     offenders = []
     for path in (ROOT / "ml").rglob("*.py"):
+        relative = path.relative_to(ROOT)
+        library = relative.parts[1] not in ("cli", "__main__.py")
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names = [node.module or ""]
+                if node.module == "ml":
+                    names = [f"ml.{alias.name}" for alias in node.names]
             else:
                 continue
             for name in names:
                 if name.split(".")[0] in {"django", "classifier", "analytics", "edumood_site"}:
-                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+                    offenders.append(f"{relative}:{node.lineno} imports {name}")
+                if library and (name == "ml.cli" or name.startswith("ml.cli.")):
+                    offenders.append(f"{relative}:{node.lineno} imports the command line {name}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_serving_does_not_load_the_training_code():
+    code = "import sys, ml.predict, ml.photo; print(sorted(m for m in sys.modules if m in "
+    code += "('ml.train', 'ml.augment', 'ml.cli', 'ml.fairness', 'ml.cv')))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.django_db

@@ -197,7 +197,7 @@ def test_reanalysis_replaces_results_with_the_active_model_and_skips_deleted_ori
     session, model_version, analyse, django_capture_on_commit_callbacks, tmp_path
 ):
     from classifier.services import promote, register_model_version
-    from ml.train import load_checkpoint, save_checkpoint
+    from ml.checkpoint import load_checkpoint, save_checkpoint
 
     session.classroom.retention = Retention.KEEP
     session.classroom.save()

@@ -4,16 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from ml.data import ImageSet, decode_image
-from ml.errors import CheckpointError, DataError, MLError
-from ml.train import (
-    TrainConfig,
-    augment_batch,
+from ml.augment import augment_batch
+from ml.checkpoint import (
+    CHECKPOINT_FORMAT,
     load_checkpoint,
     model_from_checkpoint,
+    new_checkpoint,
     save_checkpoint,
-    train,
 )
+from ml.data import ImageSet, decode_image
+from ml.errors import CheckpointError, DataError, MLError
+from ml.models import build_model
+from ml.recipe import TrainConfig
+from ml.train import train
 from tests.ml.conftest import make_image_set
 
 # Small images, no augmentation and a constant rate: a few dozen steps learn the patterns.
@@ -168,6 +171,21 @@ def test_save_is_atomic_and_corrupt_files_raise(tmp_path):
         load_checkpoint(path)
 
 
+def test_load_checks_the_format_version_and_every_key(tmp_path):
+    model = build_model("edu-vgg-s", 2, 32)
+    checkpoint = new_checkpoint(model, ["a", "b"], TrainConfig(input_size=32))
+    save_checkpoint(tmp_path / "ok.pt", checkpoint)
+    assert load_checkpoint(tmp_path / "ok.pt")["format"] == CHECKPOINT_FORMAT
+    save_checkpoint(tmp_path / "future.pt", {**checkpoint, "format": CHECKPOINT_FORMAT + 1})
+    with pytest.raises(CheckpointError, match=f"format {CHECKPOINT_FORMAT + 1}"):
+        load_checkpoint(tmp_path / "future.pt")
+    save_checkpoint(
+        tmp_path / "partial.pt", {k: v for k, v in checkpoint.items() if k != "classes"}
+    )
+    with pytest.raises(CheckpointError, match="no classes"):
+        load_checkpoint(tmp_path / "partial.pt")
+
+
 def test_augmentation_keeps_shape_range_and_varies():
     batch = torch.from_numpy(make_image_set(n_per_class=4).images)
     gen = torch.Generator().manual_seed(0)
@@ -199,7 +217,8 @@ def test_fer_smoke_one_epoch_above_chance(data_dir):
 DDP_SCRIPT = """
 import sys
 import torch
-from ml.train import TrainConfig, train
+from ml.recipe import TrainConfig
+from ml.train import train
 from tests.ml.conftest import make_image_set
 
 torch.set_num_threads(1)

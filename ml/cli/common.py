@@ -1,4 +1,4 @@
-"""Helpers shared by the `python -m ml` subcommands (output, progress bar, common options)."""
+"""Helpers shared by the `python -m ml` subcommands: output, progress, common options, files."""
 
 import argparse
 import json
@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.data import IMAGE_EXTENSIONS
+from ml.detect import Detector, RetinaFaceDetector, get_detector
 from ml.errors import MLError
 from ml.recipe import TrainConfig, recipe_options
+from ml.train import Progress
 
 
 def _plain(value):
@@ -107,3 +110,83 @@ def require_path(path: str, what: str) -> Path:
     if not p.exists():
         raise MLError(f"{what} {path!r} does not exist")
     return p
+
+
+class RunsProgress:
+    """CLI progress over several consecutive train() runs: a titled bar (or lines) per run.
+
+    A run is recognised as new when train()'s (epoch, step, phase) position goes backwards.
+    """
+
+    def __init__(self, titles: list[str]):
+        self.titles = titles
+        self.run = -1
+        self.position = None
+        self.current = None
+
+    def __call__(self, p: Progress) -> None:
+        position = (p.epoch, p.step, p.phase == "val")
+        if self.position is None or position < self.position:
+            self.close()
+            self.run += 1
+            title = self.titles[self.run] if self.run < len(self.titles) else f"run {self.run + 1}"
+            print(title, file=sys.stderr, flush=True)
+            self.current = TrainProgress()
+        self.position = position
+        self.current(p)
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+
+
+def image_files(paths: list[str]) -> list[Path]:
+    """Image files named directly or found (recursively, sorted) in the given folders."""
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise MLError(f"{raw!r} does not exist")
+    return files
+
+
+def run_per_file(files: list[Path], work) -> tuple[list[dict], bool]:
+    """`work(path) -> dict` for each file; a file that fails gives {"file", "error"} instead."""
+    results, failed = [], False
+    for path in files:
+        try:
+            results.append(work(path))
+        except MLError as exc:
+            results.append({"file": str(path), "error": str(exc)})
+            failed = True
+    return results, failed
+
+
+def add_detector_options(parser: argparse.ArgumentParser) -> None:
+    """Options that tune the default detector (shared by `detect` and `analyze`)."""
+    d = RetinaFaceDetector()
+    parser.add_argument(
+        "--long-side", type=int, default=d.long_side, help="detect at this long side (px)"
+    )
+    parser.add_argument("--score-threshold", type=float, default=d.score_threshold)
+    parser.add_argument("--flip", action="store_true", help="add a mirrored pass (about 2x time)")
+    parser.add_argument(
+        "--tiles", type=int, default=d.tiles, help="also detect at TILES x the scale, in tiles"
+    )
+
+
+def detector_from_args(args: argparse.Namespace) -> Detector:
+    """The detector selected by add_detector_options' flags."""
+    return get_detector(
+        "retinaface",
+        long_side=args.long_side,
+        score_threshold=args.score_threshold,
+        flip=args.flip,
+        tiles=args.tiles,
+    )
