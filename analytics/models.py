@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from classifier.models import claim_row
+from edumood_site.work import BackgroundWork
 
 from .choices import (
     TERMINAL_PHOTO_STATUSES,
@@ -108,8 +108,11 @@ def photo_upload_to(instance: "Photo", filename: str) -> str:
     )
 
 
-class Photo(models.Model):
-    """An uploaded photo and its analysis status. Results outlive the image file."""
+class Photo(BackgroundWork):
+    """An uploaded photo and its analysis status. Results outlive the image file.
+
+    Its analysis runs through edumood_site.work's lifecycle, like a job.
+    """
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="photos")
     image = models.FileField(upload_to=photo_upload_to, max_length=255, null=True, blank=True)
@@ -128,15 +131,15 @@ class Photo(models.Model):
         on_delete=models.SET_NULL,
         related_name="photos",
     )
-    attempts = models.PositiveSmallIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     uploaded_at = models.DateTimeField(auto_now_add=True)
     analysed_at = models.DateTimeField(null=True, blank=True)
     image_state = models.CharField(
         max_length=10, choices=ImageState.choices, default=ImageState.ORIGINAL
     )
 
-    MAX_ATTEMPTS = 3
+    QUEUED, RUNNING, TERMINAL = PhotoStatus.QUEUED, PhotoStatus.ANALYSING, TERMINAL_PHOTO_STATUSES
+    TASK = "analytics.analyze_photo"
+    WORKER_STOPPED = "The worker stopped while analysing this photo; retry."
 
     class Meta:
         ordering = ["uploaded_at", "id"]
@@ -144,23 +147,22 @@ class Photo(models.Model):
     def __str__(self):
         return f"Photo #{self.pk} ({self.status})"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_PHOTO_STATUSES
+    def finish(self, result=None) -> None:
+        Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.DONE)
+        self.status = PhotoStatus.DONE
 
-    def claim(self) -> bool:
-        """Atomically move a queued (or abandoned analysing) photo to analysing.
-
-        A redelivered message or a second worker finds the photo analysing with a fresh
-        heartbeat and backs off, so one photo is never analysed twice at once.
-        """
-        claimed = claim_row(
-            Photo.objects.filter(pk=self.pk),
-            queued=PhotoStatus.QUEUED,
-            running=PhotoStatus.ANALYSING,
-        )
+    def fail(self, reason: str) -> None:
+        Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.FAILED, error=reason[:2000])
         self.refresh_from_db()
-        return claimed
+
+    def failure_reason(self, exc: Exception) -> str:
+        from ml.errors import MLError
+
+        from .services import AnalysisError
+
+        if isinstance(exc, AnalysisError | MLError):
+            return str(exc)  # a reason the teacher can act on
+        return f"Analysis failed ({type(exc).__name__}: {exc}); retry."
 
 
 class FaceResult(models.Model):

@@ -5,19 +5,15 @@ Each handler reads its parameters from the job, loads dataset versions from thei
 reports, metrics on the job's result). None of the ML itself lives here.
 """
 
-import time
-
 from django.conf import settings
 from django.db.models import F
 
+from edumood_site.work import PROGRESS_WRITE_INTERVAL, Throttle, WorkCancelled
+
 from .choices import JobKind
 from .datasets import load_version, media_path
-from .models import PROGRESS_WRITE_INTERVAL, AuditReport, DatasetVersion, Job, ModelVersion
-from .services import JobCancelled, job_handler, load_classifier, register_model_version
-
-
-class JobParamsError(Exception):
-    """Parameters that name something missing or unusable; the message is shown as the error."""
+from .models import AuditReport, DatasetVersion, Job, ModelVersion
+from .services import JobParamsError, job_handler, load_classifier, register_model_version
 
 
 def train_config(params: dict):
@@ -61,7 +57,7 @@ def _eta(seconds: float | None) -> str:
 def training_progress(job: Job):
     """A progress callback for ml.train: throttled progress, plus the per-epoch history."""
     history: list[dict] = list((job.result or {}).get("history", []))
-    last_write = [0.0]
+    result_writes = Throttle(PROGRESS_WRITE_INTERVAL)
 
     def report(p) -> None:
         job.set_progress(
@@ -79,9 +75,8 @@ def training_progress(job: Job):
             else:
                 history.append(entry)
             live["history"] = history
-        elif time.monotonic() - last_write[0] < PROGRESS_WRITE_INTERVAL:
+        if not result_writes.ready(force=p.step == p.steps):
             return
-        last_write[0] = time.monotonic()
         _update_result(job, **live)
 
     return report
@@ -147,13 +142,13 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
     path.unlink(missing_ok=True)
     cancelled = checkpoint["cancelled"]
     if cancelled and not (checkpoint["history"] and job.params.get("keep_if_cancelled")):
-        raise JobCancelled({**(job.result or {}), "history": checkpoint["history"]})
+        raise WorkCancelled({**(job.result or {}), "history": checkpoint["history"]})
     if cancelled:
         name = f"{name} (cancelled after epoch {checkpoint['epoch']})"
     checkpoint["metrics"] = score(checkpoint, val_set)
     version = store_checkpoint(job, checkpoint, dataset_version, name)
     if cancelled:
-        raise JobCancelled({**(job.result or {}), "model_version": version.pk})
+        raise WorkCancelled({**(job.result or {}), "model_version": version.pk})
     return version
 
 
@@ -248,7 +243,7 @@ def kfold_job(job: Job) -> dict:
     )  # fmt: skip
     result["dataset_version"] = params["dataset_version"]
     if result["cancelled"]:
-        raise JobCancelled(result)
+        raise WorkCancelled(result)
     return result
 
 
@@ -327,7 +322,7 @@ def mitigate_job(job: Job) -> dict:
     )  # fmt: skip
     mitigated = result.pop("checkpoints")["mitigated"]
     if result["cancelled"]:
-        raise JobCancelled(result)
+        raise WorkCancelled(result)
     mitigated["metrics"] = score(mitigated, val_set)
     after = store_checkpoint(
         job, mitigated, train_version, f"{before.name} · {strategy} {attribute}"

@@ -6,7 +6,8 @@ from django.urls import reverse
 from classifier.choices import JobKind, JobStatus
 from classifier.handlers import train_job
 from classifier.models import AuditReport, Job, ModelVersion
-from classifier.services import JobCancelled, create_job
+from classifier.services import create_job
+from edumood_site.work import WorkCancelled
 
 from .conftest import FAST_TRAIN, run_queued
 
@@ -95,7 +96,7 @@ def test_mitigation_trains_a_new_version_and_audits_before_and_after(
 def test_cancelling_training_before_an_epoch_finishes_keeps_no_version(imported_version):
     job = create_job(JobKind.TRAIN, {**FAST_TRAIN, "dataset_version": imported_version.pk})
     Job.objects.filter(pk=job.pk).update(cancel_requested=True)
-    with pytest.raises(JobCancelled) as stopped:
+    with pytest.raises(WorkCancelled) as stopped:
         train_job(job)
     assert stopped.value.partial_result["history"] == []
     assert not ModelVersion.objects.exists()
