@@ -3,15 +3,12 @@
 import csv
 import io
 import logging
-import re
-import warnings
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -22,7 +19,9 @@ from PIL import Image, ImageFilter
 
 from classifier.services import active_model_version, load_classifier
 from edumood_site.work import enqueue, perform
+from ml.errors import InvalidImage, UnsafeArchive
 from ml.labels import STATES
+from ml.safety import ZipLimits, ZipMember, opened_image, read_member, zip_members
 
 from .choices import AccessAction, ImageState, PhotoStatus, Retention, SessionKind
 from .models import AccessRecord, Classroom, Consent, FaceResult, Photo, Session
@@ -30,10 +29,6 @@ from .models import AccessRecord, Classroom, Consent, FaceResult, Photo, Session
 logger = logging.getLogger(__name__)
 
 ALLOWED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
-ACCEPTED_TYPES_TEXT = "JPEG, PNG, WebP or BMP"
-# Photos compress at most a few times; a zip entry that claims to expand a hundredfold is a
-# bomb, not a photo.
-ZIP_MAX_RATIO = 100
 # All entries of one zip together may expand to this many times the per-file upload limit.
 ZIP_EXPANSION_FACTOR = 4
 ENGAGED = "Engaged"
@@ -137,117 +132,63 @@ def _exif_capture_time(image: Image.Image) -> datetime | None:
 
 
 def inspect_image(name: str, data: bytes, read: Callable[[], bytes]) -> Candidate:
-    """Check one file by its content (never its extension); raise InvalidUpload if unusable."""
-    max_pixels = settings.EDUMOOD_MAX_IMAGE_PIXELS
+    """Check one file by its content (never its extension); raise InvalidUpload if unusable.
+
+    The checks are ml.safety's image policy, with the pixel limit from the settings.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if image.format not in ALLOWED_FORMATS:
-                    raise InvalidUpload(
-                        f"{image.format} images are not accepted; use {ACCEPTED_TYPES_TEXT}."
-                    )
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise InvalidUpload(
-                        f"{width}×{height} pixels is over the limit of {max_pixels:,} pixels "
-                        "(an oversized photo or a decompression bomb)."
-                    )
-                captured_at = _exif_capture_time(image)
-                if image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: rotated 90°
-                    width, height = height, width
-                image.load()  # decodes every pixel: a truncated or corrupt file fails here
-    except InvalidUpload:
-        raise
-    except Image.UnidentifiedImageError:
-        raise InvalidUpload(f"Not an image: {ACCEPTED_TYPES_TEXT} expected.") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidUpload(
-            "The image declares far more pixels than any photo (a decompression bomb)."
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidUpload(f"The image is damaged or truncated ({exc}).") from None
+        with opened_image(
+            data, settings.EDUMOOD_MAX_IMAGE_PIXELS, formats=tuple(ALLOWED_FORMATS)
+        ) as image:
+            width, height = image.size
+            captured_at = _exif_capture_time(image)
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: rotated 90°
+                width, height = height, width
+            image.load()  # decodes every pixel: a truncated or corrupt file fails here
+    except InvalidImage as exc:
+        raise InvalidUpload(str(exc)) from None
     return Candidate(name, ALLOWED_FORMATS[image.format], width, height, captured_at, read)
 
 
-_UNSAFE_ZIP_PATH = re.compile(r"^(/|\\|[A-Za-z]:)")
-
-
-def _zip_entry_problem(info: zipfile.ZipInfo) -> str:
+def zip_limits() -> ZipLimits:
+    """A zip of photos: each entry as large as one uploaded photo may be, all of them together
+    a few times that."""
     limit = settings.EDUMOOD_MAX_UPLOAD_BYTES
-    if (
-        _UNSAFE_ZIP_PATH.match(info.filename)
-        or ".." in PurePosixPath(info.filename.replace("\\", "/")).parts
-    ):
-        return "Unsafe path in the zip (absolute or leading outside the archive)."
-    if info.flag_bits & 0x1:
-        return "Encrypted zip entries are not accepted."
-    if info.file_size > limit:
-        return f"Larger than the limit of {limit // (1024 * 1024)} MB per photo."
-    if info.file_size > ZIP_MAX_RATIO * max(info.compress_size, 1) and info.file_size > 1 << 20:
-        return (
-            f"Compressed {info.file_size // max(info.compress_size, 1)}:1, which no photo does "
-            "(a zip bomb)."
-        )
-    return ""
+    return ZipLimits(member_bytes=limit, total_bytes=limit * ZIP_EXPANSION_FACTOR)
 
 
-def _read_entry(source, info: zipfile.ZipInfo, limit: int) -> bytes:
+def _read_entry(source, member: ZipMember, limits: ZipLimits) -> bytes:
     source.seek(0)
-    with zipfile.ZipFile(source) as archive, archive.open(info) as handle:
-        # The header's size may lie; never read more than the limit allows.
-        return handle.read(limit + 1)
+    with zipfile.ZipFile(source) as archive:
+        return read_member(archive, member, limits)
 
 
 def expand_zip(name: str, source) -> tuple[list[Candidate], list[dict]]:
     """The images inside a zip (a binary file object), each checked like a single upload.
 
-    Problems are reported per entry; the good entries are kept.
+    Problems are reported per entry (ml.safety's zip policy); the good entries are kept.
     """
-    limit = settings.EDUMOOD_MAX_UPLOAD_BYTES
+    limits = zip_limits()
     try:
         source.seek(0)
-        archive = zipfile.ZipFile(source)
-        entries = [info for info in archive.infolist() if not info.is_dir()]
+        with zipfile.ZipFile(source) as archive:
+            members = zip_members(archive, limits)
+    except UnsafeArchive as exc:
+        return [], [{"file": name, "detail": str(exc)}]
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         return [], [{"file": name, "detail": f"Not a readable zip archive ({exc})."}]
-    # macOS adds resource-fork shadows of every file; they are not the teacher's photos.
-    entries = [
-        info
-        for info in entries
-        if not info.filename.startswith("__MACOSX/")
-        and not PurePosixPath(info.filename).name.startswith(".")
-    ]
-    total = sum(info.file_size for info in entries)
-    if total > limit * ZIP_EXPANSION_FACTOR:
-        return [], [
-            {
-                "file": name,
-                "detail": f"The zip expands to {total // (1024 * 1024)} MB, over the limit of "
-                f"{limit * ZIP_EXPANSION_FACTOR // (1024 * 1024)} MB (a zip bomb?).",
-            }
-        ]
     candidates, errors = [], []
-    for info in entries:
-        label = f"{name}/{info.filename}"
-        problem = _zip_entry_problem(info)
-        if not problem:
-            try:
-                content = _read_entry(source, info, limit)
-                if len(content) > limit:
-                    problem = "Expands beyond the per-photo size limit (a zip bomb)."
-                elif content[:4] == b"PK\x03\x04":
-                    problem = "Zips inside the zip are not accepted."
-                else:
-                    read = partial(_read_entry, source, info, limit)
-                    candidates.append(inspect_image(label, content, read))
-            except InvalidUpload as exc:
-                problem = str(exc)
-            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
-                problem = f"Unreadable zip entry ({exc})."
-        if problem:
-            errors.append({"file": label, "detail": problem})
-    if not entries:
+    for member in members:
+        label = f"{name}/{member.info.filename}"
+        try:
+            content = _read_entry(source, member, limits)
+            read = partial(_read_entry, source, member, limits)
+            candidates.append(inspect_image(label, content, read))
+        except (InvalidUpload, UnsafeArchive) as exc:
+            errors.append({"file": label, "detail": str(exc)})
+        except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
+            errors.append({"file": label, "detail": f"Unreadable zip entry ({exc})."})
+    if not members:
         errors.append({"file": name, "detail": "The zip holds no files."})
     return candidates, errors
 
