@@ -4,6 +4,7 @@ import uuid
 from pathlib import PurePath
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -42,8 +43,19 @@ class Classroom(models.Model):
 
     @property
     def consent(self) -> "Consent | None":
-        """The latest consent record; uploads are refused while there is none."""
-        return self.consents.order_by("-recorded_at", "-id").first()
+        """The latest consent record in force (dated today or earlier); uploads are refused
+        while there is none."""
+        return (
+            self.consents.filter(obtained_on__lte=timezone.localdate())
+            .order_by("-recorded_at", "-id")
+            .first()
+        )
+
+
+def validate_consent_date(value) -> None:
+    """Consent is recorded once it was obtained; a later date would unlock uploads early."""
+    if value > timezone.localdate():
+        raise ValidationError("Consent cannot be dated in the future.")
 
 
 class Consent(models.Model):
