@@ -193,11 +193,15 @@ def meeting_screenshot(
 
 
 def classroom_scene(
-    faces: list[Image.Image], width: int = 1600, rows: int = 5, seed: int = 0
+    faces: list[Image.Image],
+    width: int = 1600,
+    rows: int = 5,
+    face_sides: tuple[int, int] = (32, 64),
+    seed: int = 0,
 ) -> Gallery:
     """A classroom seen from the front: `faces` in rows of students (heads and shoulders)
-    behind desks, smaller towards the back (about width / 60 px at the back, width / 30 in
-    front), on a plain wall. `faces` fills the rows back to front, left to right."""
+    behind desks, `face_sides` px at the back and in front, on a plain wall. `faces` fills the
+    rows back to front, left to right."""
     rng = np.random.default_rng(seed)
     height = round(width * 2 / 3)
     image = Image.new("RGB", (width, height), (200, 196, 180))
@@ -208,7 +212,7 @@ def classroom_scene(
     faces = iter(faces)
     for row in range(rows):
         depth = row / max(rows - 1, 1)  # 0 at the back, 1 in front
-        side = round(width * (1 / 60 + depth / 60))
+        side = round(face_sides[0] + depth * (face_sides[1] - face_sides[0]))
         y = round(height * (0.25 + 0.5 * depth))
         for col in range(per_row):
             face = next(faces, None)
