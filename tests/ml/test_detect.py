@@ -153,7 +153,7 @@ def test_every_face_of_a_meeting_gallery_is_found(data_dir):
     tile_w, tile_h, gallery_w = 480, 270, 3 * (480 + 8) + 8
     # The detector sees the gallery at long_side / gallery width; check each face alone in a
     # tile at that same scale.
-    alone = get_detector(long_side=round(tile_w * detector.long_side / gallery_w))
+    alone = RetinaFaceDetector(long_side=round(tile_w * detector.long_side / gallery_w))
     faces = []
     for face in fer_faces(data_dir, 30, seed=0):
         canvas = Image.new("RGB", (tile_w, tile_h), (90, 90, 90))
@@ -188,21 +188,23 @@ def _assert_each_face_found_once(boxes: list[FaceBox], faces: list[tuple]) -> No
 def test_every_small_face_of_a_classroom_is_found(data_dir):
     """29 students 32-64 px tall in a 1600 px classroom photo (FER2013 faces in drawn heads
     and shoulders; those found alone at 48 px). One pass at long side 1152 (the "fast" mode,
-    the default before) sees them at 23-46 px, where these tight faces score low: it missed 4
+    the default) sees them at 23-46 px, where these tight faces score low: it missed 4
     of the smallest."""
     faces = [f for f in fer_faces(data_dir, 80, seed=0) if _findable_alone(f, 48, 0.9)]
     classroom = classroom_scene(faces[:30], width=1600, face_sides=(32, 64), seed=0)
     assert len(classroom.faces) >= 25
-    _assert_each_face_found_once(get_detector().detect(classroom.image), classroom.faces)
+    thorough = get_detector(mode="thorough")
+    _assert_each_face_found_once(thorough.detect(classroom.image), classroom.faces)
 
 
 def test_every_face_of_a_5x5_meeting_gallery_is_found(data_dir):
     """24 faces in a 1600 px 5x5 gallery (one tile without video; faces found alone at 144
     px, as in benchmarks/gallery_eval.py): each face is 97 px, 70 px at long side 1152, where
-    one pass (the "fast" mode, the default before) missed 3."""
+    one pass (the "fast" mode, the default) missed 3."""
     faces = [f for f in fer_faces(data_dir, 40, seed=0) if _findable_alone(f, 144, 0.5)][:24]
     gallery = meeting_screenshot(faces, 1600, 5, 5, empty=1, seed=0)
-    _assert_each_face_found_once(get_detector().detect(gallery.image), gallery.faces)
+    thorough = get_detector(mode="thorough")
+    _assert_each_face_found_once(thorough.detect(gallery.image), gallery.faces)
 
 
 def test_cli_detect_prints_original_pixel_boxes_and_reports_bad_files(tmp_path, capsys):
