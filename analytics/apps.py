@@ -6,10 +6,7 @@ class AnalyticsConfig(AppConfig):
     verbose_name = "Classroom analytics"
 
     def ready(self):
-        from classifier.signals import RECOVERY_SWEEPS
-
-        from . import signals  # noqa: F401  (files are deleted with their photos)
-        from .services import recover_abandoned_photos
-
-        if recover_abandoned_photos not in RECOVERY_SWEEPS:
-            RECOVERY_SWEEPS.append(recover_abandoned_photos)
+        from . import (  # noqa: F401
+            signals,  # files are deleted with their photos
+            tasks,  # registers analyze_photo, which services enqueue by name
+        )

@@ -10,8 +10,7 @@ from datetime import timedelta
 import plotly.graph_objects as go
 from django.utils import timezone
 
-from ml.labels import STATES
-from ml.photo import OTHER_COLOUR, STATE_COLOURS
+from ml.labels import OTHER_COLOUR, STATE_COLOURS, STATES
 
 from .choices import SessionKind
 

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from classifier.models import claim_row
+from edumood_site.work import BackgroundWork
 
 from .choices import (
     TERMINAL_PHOTO_STATUSES,
@@ -44,11 +44,22 @@ class Classroom(models.Model):
     @property
     def consent(self) -> "Consent | None":
         """The latest consent record in force (dated today or earlier); uploads are refused
-        while there is none."""
-        return (
-            self.consents.filter(obtained_on__lte=timezone.localdate())
-            .order_by("-recorded_at", "-id")
-            .first()
+        while there is none.
+
+        Lists prefetch `consents` (see `with_consents`), and then no query runs per classroom.
+        """
+        today = timezone.localdate()
+        prefetched = getattr(self, "_prefetched_objects_cache", {}).get("consents")
+        if prefetched is not None:
+            in_force = [c for c in prefetched if c.obtained_on <= today]
+            return max(in_force, key=lambda c: (c.recorded_at, c.pk), default=None)
+        return self.consents.filter(obtained_on__lte=today).order_by("-recorded_at", "-id").first()
+
+    @staticmethod
+    def with_consents(classrooms):
+        """The queryset with consents (and who recorded them) loaded in one extra query."""
+        return classrooms.prefetch_related(
+            models.Prefetch("consents", queryset=Consent.objects.select_related("recorded_by"))
         )
 
 
@@ -107,8 +118,11 @@ def photo_upload_to(instance: "Photo", filename: str) -> str:
     )
 
 
-class Photo(models.Model):
-    """An uploaded photo and its analysis status. Results outlive the image file."""
+class Photo(BackgroundWork):
+    """An uploaded photo and its analysis status. Results outlive the image file.
+
+    Its analysis runs through edumood_site.work's lifecycle, like a job.
+    """
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="photos")
     image = models.FileField(upload_to=photo_upload_to, max_length=255, null=True, blank=True)
@@ -127,15 +141,15 @@ class Photo(models.Model):
         on_delete=models.SET_NULL,
         related_name="photos",
     )
-    attempts = models.PositiveSmallIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     uploaded_at = models.DateTimeField(auto_now_add=True)
     analysed_at = models.DateTimeField(null=True, blank=True)
     image_state = models.CharField(
         max_length=10, choices=ImageState.choices, default=ImageState.ORIGINAL
     )
 
-    MAX_ATTEMPTS = 3
+    QUEUED, RUNNING, TERMINAL = PhotoStatus.QUEUED, PhotoStatus.ANALYSING, TERMINAL_PHOTO_STATUSES
+    TASK = "analytics.analyze_photo"
+    WORKER_STOPPED = "The worker stopped while analysing this photo; retry."
 
     class Meta:
         ordering = ["uploaded_at", "id"]
@@ -143,23 +157,22 @@ class Photo(models.Model):
     def __str__(self):
         return f"Photo #{self.pk} ({self.status})"
 
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_PHOTO_STATUSES
+    def finish(self, result=None) -> None:
+        Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.DONE)
+        self.status = PhotoStatus.DONE
 
-    def claim(self) -> bool:
-        """Atomically move a queued (or abandoned analysing) photo to analysing.
-
-        A redelivered message or a second worker finds the photo analysing with a fresh
-        heartbeat and backs off, so one photo is never analysed twice at once.
-        """
-        claimed = claim_row(
-            Photo.objects.filter(pk=self.pk),
-            queued=PhotoStatus.QUEUED,
-            running=PhotoStatus.ANALYSING,
-        )
+    def fail(self, reason: str) -> None:
+        Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.FAILED, error=reason[:2000])
         self.refresh_from_db()
-        return claimed
+
+    def failure_reason(self, exc: Exception) -> str:
+        from ml.errors import MLError
+
+        from .services import AnalysisError
+
+        if isinstance(exc, AnalysisError | MLError):
+            return str(exc)  # a reason the teacher can act on
+        return f"Analysis failed ({type(exc).__name__}: {exc}); retry."
 
 
 class FaceResult(models.Model):

@@ -9,7 +9,7 @@ import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from pathlib import PurePosixPath
 
@@ -20,7 +20,8 @@ from django.db.models import Count
 from django.utils import timezone
 from PIL import Image, ImageFilter
 
-from classifier.services import active_model_version, beating, load_classifier, queue_time_limit
+from classifier.services import active_model_version, load_classifier
+from edumood_site.work import enqueue, perform
 from ml.labels import STATES
 
 from .choices import AccessAction, ImageState, PhotoStatus, Retention, SessionKind
@@ -40,7 +41,6 @@ ENGAGEMENT_DEFINITION = (
     "The engagement index is the share of detected faces whose estimated state is Engaged "
     "(expressions read as happy or surprised): Engaged faces ÷ all faces, from 0 to 1."
 )
-WORKER_STOPPED = "The worker stopped while analysing this photo; retry."
 
 
 class ConsentRequired(Exception):  # noqa: N818  (a refusal, answered with 409)
@@ -336,49 +336,32 @@ def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
 
 
 def enqueue_analysis(photo_id: int) -> None:
-    from .tasks import analyze_photo
-
-    analyze_photo.apply_async(
-        (photo_id,), queue="inference", time_limit=queue_time_limit("inference")
-    )
+    enqueue(Photo.TASK, photo_id, "inference")
 
 
 class AnalysisError(Exception):
     """A photo that cannot be analysed for a reason the teacher can act on."""
 
 
-def analyse_photo(photo_id: int) -> None:
+def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> None:
     """Claim a photo, detect and classify all its faces, store the results, apply retention.
 
-    Idempotent: a finished photo, or one another worker is analysing, is left alone.
+    Idempotent: a finished photo, or one another worker is analysing, is left alone; failures
+    mark the photo failed with the reason (edumood_site.work's lifecycle).
     """
-    from ml.errors import MLError
+    rows = Photo.objects.select_related("session__classroom")
+    perform(rows, photo_id, _analyse_and_store, soft_time_limit=soft_time_limit)
 
-    photo = Photo.objects.filter(pk=photo_id).select_related("session__classroom").first()
-    if photo is None or photo.is_terminal or not photo.claim():
-        return
-    if photo.attempts > Photo.MAX_ATTEMPTS:
-        _fail(photo, f"Gave up after {Photo.MAX_ATTEMPTS} attempts: {WORKER_STOPPED}")
-        return
+
+def _analyse_and_store(photo: Photo) -> None:
+    version, analysis = _analyse(photo)
+    _store_results(photo, version, analysis)
     try:
-        with beating(Photo, photo.pk):
-            version, analysis = _analyse(photo)
-            _store_results(photo, version, analysis)
-            try:
-                # Before "done": a page that sees the photo done must get the final image.
-                apply_retention(photo)
-            except Exception:
-                # The results are stored; the original stays until the setting is applied again.
-                logger.exception("Retention for photo %s failed", photo.pk)
-    except (AnalysisError, MLError) as exc:
-        _fail(photo, str(exc))
-        return
-    except Exception as exc:
-        logger.exception("Analysis of photo %s failed", photo.pk)
-        _fail(photo, f"Analysis failed ({type(exc).__name__}: {exc}); retry.")
-        return
-    Photo.objects.filter(pk=photo.pk).update(status=PhotoStatus.DONE)
-    photo.status = PhotoStatus.DONE
+        # Before "done": a page that sees the photo done must get the final image.
+        apply_retention(photo)
+    except Exception:
+        # The results are stored; the original stays until the setting is applied again.
+        logger.exception("Retention for photo %s failed", photo.pk)
 
 
 def _analyse(photo: Photo):
@@ -421,11 +404,6 @@ def _store_results(photo: Photo, version, analysis) -> None:
         photo.model_version = version
         photo.analysed_at = timezone.now()
         photo.save(update_fields=["error", "width", "height", "model_version", "analysed_at"])
-
-
-def _fail(photo: Photo, reason: str) -> None:
-    Photo.objects.filter(pk=photo.pk).update(status=PhotoStatus.FAILED, error=reason[:2000])
-    photo.refresh_from_db()
 
 
 def blur_faces(image: Image.Image, boxes: Iterable[tuple[int, int, int, int]]) -> Image.Image:
@@ -511,22 +489,6 @@ def reanalyse_session(session: Session) -> tuple[int, int]:
     skipped = photos.exclude(pk__in=ids).count()
     _requeue(ids)
     return len(ids), skipped
-
-
-def recover_abandoned_photos() -> int:
-    """Queue again (or fail, after too many tries) photos whose worker died mid-analysis."""
-    stale = timezone.now() - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
-    count = 0
-    for photo in Photo.objects.filter(status=PhotoStatus.ANALYSING, heartbeat_at__lt=stale):
-        still_stale = Photo.objects.filter(
-            pk=photo.pk, status=PhotoStatus.ANALYSING, heartbeat_at__lt=stale
-        )
-        if photo.attempts >= Photo.MAX_ATTEMPTS:
-            count += still_stale.update(status=PhotoStatus.FAILED, error=WORKER_STOPPED)
-        elif still_stale.update(status=PhotoStatus.QUEUED):
-            enqueue_analysis(photo.pk)
-            count += 1
-    return count
 
 
 # --- aggregates ---------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="analytics.analyze_photo")
-def analyze_photo(photo_id: int) -> None:
+@shared_task(bind=True, name="analytics.analyze_photo")
+def analyze_photo(self, photo_id: int) -> None:
     """Analyse one photo (queued on `inference` with its time limit by services)."""
-    services.analyse_photo(photo_id)
+    _, soft_limit = self.request.timelimit or (None, None)
+    services.analyse_photo(photo_id, soft_time_limit=soft_limit)

@@ -46,7 +46,7 @@ def classroom_list(request):
             request, f"Classroom “{classroom}” created. Record consent before uploading photos."
         )
         return redirect("analytics:classroom", classroom.pk)
-    classrooms = list(request.user.classrooms.prefetch_related("consents", "sessions"))
+    classrooms = list(Classroom.with_consents(request.user.classrooms.prefetch_related("sessions")))
     return render(
         request, "analytics/classroom_list.html", {"classrooms": classrooms, "form": form}
     )

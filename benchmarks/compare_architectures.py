@@ -32,7 +32,8 @@ from ml.data import load_images  # noqa: E402
 from ml.evaluate import evaluate_classifier  # noqa: E402
 from ml.models import ARCHITECTURES  # noqa: E402
 from ml.predict import Classifier  # noqa: E402
-from ml.train import TrainConfig, train  # noqa: E402
+from ml.recipe import TrainConfig  # noqa: E402
+from ml.train import train  # noqa: E402
 
 DEFAULT_ARCHS = "seed-main,seed-variant1,seed-variant2,edu-vgg-s"
 

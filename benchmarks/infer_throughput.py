@@ -15,9 +15,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ml.checkpoint import new_checkpoint  # noqa: E402
 from ml.models import ARCHITECTURES, build_model  # noqa: E402
 from ml.predict import Classifier  # noqa: E402
-from ml.train import TrainConfig, new_checkpoint  # noqa: E402
+from ml.recipe import TrainConfig  # noqa: E402
 
 
 def rate(classifier: Classifier, faces: np.ndarray, batch: int) -> float:

@@ -25,11 +25,11 @@ from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ml.checkpoint import load_checkpoint  # noqa: E402
 from ml.data import load_images  # noqa: E402
 from ml.evaluate import classification_metrics, predict_labels, true_labels_for  # noqa: E402
 from ml.labels import STATES  # noqa: E402
 from ml.predict import Classifier, resolve_weights  # noqa: E402
-from ml.train import load_checkpoint  # noqa: E402
 
 
 def _resample(size: int):

@@ -23,13 +23,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ml.models import ARCHITECTURES, DEFAULT_ARCH, build_model  # noqa: E402
-from ml.train import (  # noqa: E402
-    autocast,
-    autocast_dtype,
-    prepare_model,
-    train_one_epoch,
-)
+from ml.device import autocast, autocast_dtype, prepare_model  # noqa: E402
+from ml.models import ARCHITECTURES, build_model  # noqa: E402
+from ml.recipe import DEFAULT_ARCH  # noqa: E402
+from ml.train import train_one_epoch  # noqa: E402
 
 
 def cpu_ghz() -> float:

@@ -6,8 +6,8 @@ class ClassifierConfig(AppConfig):
     verbose_name = "Model lifecycle"
 
     def ready(self):
-        from . import (  # noqa: F401  (register their job handlers)
-            datasets,
-            handlers,
-            signals,  # noqa: F401  (connects the worker start-up sweep)
+        from . import (  # noqa: F401
+            datasets,  # registers the import job's handler
+            handlers,  # registers the research jobs' handlers
+            tasks,  # registers run_job, which services enqueue by name
         )

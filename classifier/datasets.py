@@ -15,9 +15,11 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from edumood_site.work import WorkCancelled
+
 from .choices import JobKind
 from .models import AttributeSource, Dataset, DatasetVersion, Job
-from .services import JobCancelled, create_job, job_handler
+from .services import create_job, job_handler
 
 ATTRIBUTES_FILE = "attributes.csv"
 # Images larger than this (longest side, pixels) are photos, not face crops: import detects and
@@ -159,7 +161,7 @@ class _Decoder:
         self.sizes[image.size] += 1
         if self.done % 64 == 0:
             if self.job.should_stop():
-                raise JobCancelled()
+                raise WorkCancelled()
             self.job.set_progress(
                 0.05 + 0.8 * self.done / self.total, f"Decoded {self.done} of {self.total} images"
             )

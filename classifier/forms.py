@@ -40,10 +40,50 @@ def _dataset_versions():
     return DatasetVersion.objects.select_related("dataset")
 
 
-def _architectures():
-    from ml.models import ARCHITECTURES
+class NameListField(forms.CharField):
+    """Names typed comma-separated on a page, or sent as a JSON list through the API."""
 
-    return [(name, name) for name in ARCHITECTURES]
+    def to_python(self, value):
+        if isinstance(value, list | tuple):
+            items = [str(item) for item in value]
+        else:
+            items = (super().to_python(value) or "").split(",")
+        return [item.strip() for item in items if item.strip()]
+
+
+def recipe_fields(*, overrides: bool = False) -> dict[str, forms.Field]:
+    """A form field per ml.recipe.TrainConfig field, with its type, default, choices and help.
+
+    With `overrides` every field is optional and starts empty: a k-fold or mitigation run
+    changes only what is given of a model version's recipe.
+    """
+    from ml.recipe import recipe_options
+
+    fields = {}
+    for option in recipe_options():
+        common = {"label": option.name.replace("_", " ").capitalize(), "help_text": option.help}
+        if option.type is bool:
+            field = (
+                forms.NullBooleanField(**common)
+                if overrides
+                else forms.BooleanField(required=False, **common)
+            )
+        elif option.choices:
+            choices = [(c, c) for c in option.choices]
+            field = forms.TypedChoiceField(
+                choices=[("", "(the version's)")] + choices if overrides else choices,
+                coerce=option.type, empty_value=None, required=not overrides, **common,
+            )  # fmt: skip
+        else:
+            number = forms.IntegerField if option.type is int else forms.FloatField
+            field = number(
+                min_value=option.minimum, max_value=option.maximum, required=not overrides,
+                **common,
+            )  # fmt: skip
+        if not overrides:
+            field.initial = option.default
+        fields[option.name] = field
+    return fields
 
 
 class JobForm(forms.Form):
@@ -61,32 +101,33 @@ class JobForm(forms.Form):
         return values
 
 
+def _with_fields(fields: dict[str, forms.Field], before: str | None = None):
+    """Add fields to a form class, before its field `before` or last (pages render in order)."""
+
+    def add(form_class):
+        names = list(form_class.base_fields)
+        position = names.index(before) if before else len(names)
+        form_class.base_fields.update(fields)
+        form_class.field_order = names[:position] + list(fields) + names[position:]
+        return form_class
+
+    return add
+
+
+@_with_fields(recipe_fields(), before="val_fraction")
 class TrainForm(JobForm):
     kind = JobKind.TRAIN
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
     name = forms.CharField(max_length=120, required=False)
-    arch = forms.ChoiceField(choices=_architectures)
-    epochs = forms.IntegerField(min_value=1, max_value=500, initial=30)
-    batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=128)
-    lr = forms.FloatField(min_value=1e-6, max_value=10, initial=0.1, label="Learning rate")
-    patience = forms.IntegerField(
-        min_value=0, max_value=500, initial=5, help_text="Early stopping; 0 = never stop early."
-    )
-    augment = forms.BooleanField(required=False, initial=True)
-    class_weighting = forms.BooleanField(required=False)
-    seed = forms.IntegerField(min_value=0, initial=0)
     val_fraction = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2)
     val_dataset_version = forms.ModelChoiceField(
         queryset=_dataset_versions(),
         required=False,
         help_text="Validate on this version instead of a stratified split.",
     )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        from ml.models import DEFAULT_ARCH
-
-        self.fields["arch"].initial = DEFAULT_ARCH
+    keep_if_cancelled = forms.BooleanField(
+        required=False, help_text="If cancelled, still store the best epoch so far as a version."
+    )
 
 
 class EvaluateForm(JobForm):
@@ -95,6 +136,7 @@ class EvaluateForm(JobForm):
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
 
 
+@_with_fields(recipe_fields(overrides=True), before="group_column")
 class KFoldForm(JobForm):
     kind = JobKind.KFOLD
     model_version = forms.ModelChoiceField(
@@ -106,10 +148,6 @@ class KFoldForm(JobForm):
         queryset=_dataset_versions(), required=False, help_text="Default: the model's data."
     )
     k = forms.IntegerField(min_value=2, max_value=20, initial=10)
-    epochs = forms.IntegerField(min_value=1, max_value=500, initial=10)
-    arch = forms.ChoiceField(choices=_architectures, required=False)
-    batch_size = forms.IntegerField(min_value=1, max_value=4096, required=False)
-    seed = forms.IntegerField(min_value=0, initial=0)
     group_column = forms.CharField(
         max_length=60, required=False, help_text="Attribute with subject ids (group-aware folds)."
     )
@@ -128,17 +166,11 @@ class AuditForm(JobForm):
     kind = JobKind.AUDIT
     model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
-    attributes = forms.CharField(
+    attributes = NameListField(
         required=False, help_text="Comma-separated columns; empty = all of the version's."
     )
     min_group_size = forms.IntegerField(min_value=1, initial=30)
     threshold = forms.FloatField(min_value=0, max_value=1, initial=0.05)
-
-    def clean_attributes(self):
-        value = self.cleaned_data["attributes"]
-        if isinstance(value, list):
-            value = ",".join(value)
-        return [c.strip() for c in value.split(",") if c.strip()]
 
     def clean(self):
         cleaned = super().clean()
@@ -153,6 +185,7 @@ class AuditForm(JobForm):
         return cleaned
 
 
+@_with_fields(recipe_fields(overrides=True))
 class MitigateForm(JobForm):
     kind = JobKind.MITIGATE
     model_version = forms.ModelChoiceField(
@@ -168,7 +201,6 @@ class MitigateForm(JobForm):
     strategy = forms.ChoiceField(
         choices=[("rebalance", "Rebalance (oversample small groups)"), ("reweight", "Reweight")]
     )
-    epochs = forms.IntegerField(min_value=1, max_value=500, required=False)
 
     def clean(self):
         cleaned = super().clean()

@@ -5,32 +5,23 @@ Each handler reads its parameters from the job, loads dataset versions from thei
 reports, metrics on the job's result). None of the ML itself lives here.
 """
 
-import time
-
 from django.conf import settings
 from django.db.models import F
 
+from edumood_site.work import PROGRESS_WRITE_INTERVAL, Throttle, WorkCancelled
+
 from .choices import JobKind
 from .datasets import load_version, media_path
-from .models import PROGRESS_WRITE_INTERVAL, AuditReport, DatasetVersion, Job, ModelVersion
-from .services import JobCancelled, job_handler, load_classifier, register_model_version
-
-TRAIN_FIELDS = (
-    "arch", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "scheduler", "patience",
-    "augment", "class_weighting", "label_smoothing", "seed",
-)  # fmt: skip
+from .models import AuditReport, DatasetVersion, Job, ModelVersion
+from .services import JobParamsError, job_handler, load_classifier, register_model_version
 
 
-class JobParamsError(Exception):
-    """Parameters that name something missing or unusable; the message is shown as the error."""
+def train_config(params: dict):
+    """The ml.recipe.TrainConfig of job parameters: every recipe field they give, the rest at
+    its default, and the device from this worker's settings."""
+    from ml.recipe import TrainConfig, recipe_names
 
-
-def train_config(params: dict, **overrides):
-    """An ml.train.TrainConfig from job parameters (unknown keys ignored, device from settings)."""
-    from ml.train import TrainConfig
-
-    values = {k: params[k] for k in TRAIN_FIELDS if params.get(k) is not None}
-    values.update(overrides)
+    values = {k: params[k] for k in recipe_names() if params.get(k) is not None}
     return TrainConfig(**values, device=settings.EDUMOOD_DEVICE)
 
 
@@ -66,7 +57,7 @@ def _eta(seconds: float | None) -> str:
 def training_progress(job: Job):
     """A progress callback for ml.train: throttled progress, plus the per-epoch history."""
     history: list[dict] = list((job.result or {}).get("history", []))
-    last_write = [0.0]
+    result_writes = Throttle(PROGRESS_WRITE_INTERVAL)
 
     def report(p) -> None:
         job.set_progress(
@@ -84,9 +75,8 @@ def training_progress(job: Job):
             else:
                 history.append(entry)
             live["history"] = history
-        elif time.monotonic() - last_write[0] < PROGRESS_WRITE_INTERVAL:
+        if not result_writes.ready(force=p.step == p.steps):
             return
-        last_write[0] = time.monotonic()
         _update_result(job, **live)
 
     return report
@@ -119,7 +109,7 @@ def score(checkpoint: dict, val_set) -> dict:
 
 def store_checkpoint(job: Job, checkpoint: dict, dataset_version, name: str) -> ModelVersion:
     """Write a checkpoint atomically under MEDIA_ROOT and register it as a model version."""
-    from ml.train import save_checkpoint
+    from ml.checkpoint import save_checkpoint
 
     path = media_path(f"checkpoints/job-{job.pk}-final.pt")
     save_checkpoint(path, checkpoint)
@@ -138,8 +128,9 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
     """Train, score the best weights on the validation set, store them as a model version.
 
     ml.train writes its checkpoint after every epoch (atomically) under MEDIA_ROOT, so a job
-    redelivered after its worker died resumes from the last finished epoch. A cancelled run
-    keeps its best finished epoch as a version.
+    redelivered after its worker died resumes from the last finished epoch. Only a finished
+    run becomes a version: a cancelled one is no result to compare or promote, unless the
+    admin asked to keep it (`keep_if_cancelled`), and then its name says so.
     """
     from ml.train import train
 
@@ -149,12 +140,15 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
         should_stop=job.should_stop, checkpoint_path=path, resume=True,
     )  # fmt: skip
     path.unlink(missing_ok=True)
-    if not checkpoint["history"]:
-        raise JobCancelled({"history": []})
+    cancelled = checkpoint["cancelled"]
+    if cancelled and not (checkpoint["history"] and job.params.get("keep_if_cancelled")):
+        raise WorkCancelled({**(job.result or {}), "history": checkpoint["history"]})
+    if cancelled:
+        name = f"{name} (cancelled after epoch {checkpoint['epoch']})"
     checkpoint["metrics"] = score(checkpoint, val_set)
     version = store_checkpoint(job, checkpoint, dataset_version, name)
-    if checkpoint["cancelled"]:
-        raise JobCancelled({**(job.result or {}), "model_version": version.pk})
+    if cancelled:
+        raise WorkCancelled({**(job.result or {}), "model_version": version.pk})
     return version
 
 
@@ -249,7 +243,7 @@ def kfold_job(job: Job) -> dict:
     )  # fmt: skip
     result["dataset_version"] = params["dataset_version"]
     if result["cancelled"]:
-        raise JobCancelled(result)
+        raise WorkCancelled(result)
     return result
 
 
@@ -301,6 +295,7 @@ def mitigate_job(job: Job) -> dict:
     when it is the training version), and both audits are stored for the before/after page.
     """
     from ml.fairness import mitigate
+    from ml.recipe import recipe_names
 
     before = _model_version(job)
     params = job.params
@@ -312,7 +307,7 @@ def mitigate_job(job: Job) -> dict:
         raise JobParamsError(f"{before} names no training dataset version; choose one.")
     eval_version = _dataset_version(job)
     recipe = {**(before.job.params if before.job else {}), **before.params}
-    recipe.update({k: params[k] for k in TRAIN_FIELDS if k in params})
+    recipe.update({k: params[k] for k in recipe_names() if params.get(k) is not None})
     train_set, val_set = _split(job, train_version, recipe)
     if eval_version == train_version:
         eval_set, subset = val_set, f"the validation split of {eval_version}"
@@ -327,7 +322,7 @@ def mitigate_job(job: Job) -> dict:
     )  # fmt: skip
     mitigated = result.pop("checkpoints")["mitigated"]
     if result["cancelled"]:
-        raise JobCancelled(result)
+        raise WorkCancelled(result)
     mitigated["metrics"] = score(mitigated, val_set)
     after = store_checkpoint(
         job, mitigated, train_version, f"{before.name} · {strategy} {attribute}"

@@ -1,40 +1,21 @@
 """Model lifecycle: background jobs (and, built on them, datasets and model versions)."""
 
-import time
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
+
+from edumood_site.work import BackgroundWork
 
 from .choices import TERMINAL_JOB_STATUSES, JobKind, JobStatus
 
-PROGRESS_WRITE_INTERVAL = 1.0  # seconds; progress is cheap to compute but each write is a query
 
-
-def claim_row(rows, *, queued: str, running: str, **updates) -> bool:
-    """Atomically move a row from `queued` (or `running` with a stale heartbeat) to `running`.
-
-    Work rows (jobs, photos) are claimed this way before a worker starts on them: a redelivered
-    message, or a second worker, finds the row running with a fresh heartbeat and backs off,
-    so nothing runs twice at once; a dead worker's row goes stale and can be taken over.
-    """
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
-    claimed = rows.filter(
-        Q(status=queued)
-        | Q(status=running, heartbeat_at__lt=stale)
-        | Q(status=running, heartbeat_at__isnull=True)
-    ).update(status=running, heartbeat_at=now, attempts=F("attempts") + 1, **updates)
-    return bool(claimed)
-
-
-class Job(models.Model):
+class Job(BackgroundWork):
     """One piece of background work: its parameters, live progress and outcome.
 
     A Celery task only orchestrates: it claims the row, calls a service, and records the result
-    here, so a page or an API client can follow the job without talking to the broker.
+    here, so a page or an API client can follow the job without talking to the broker. The
+    lifecycle (claim, heartbeat, attempts, recovery) is edumood_site.work's.
     """
 
     kind = models.CharField(max_length=20, choices=JobKind.choices)
@@ -48,7 +29,6 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
-    attempts = models.PositiveSmallIntegerField(default=0)
     celery_task_id = models.CharField(max_length=64, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -59,9 +39,10 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
-    MAX_ATTEMPTS = 3
+    QUEUED, RUNNING, TERMINAL = JobStatus.QUEUED, JobStatus.RUNNING, TERMINAL_JOB_STATUSES
+    TASK = "classifier.run_job"
+    WORKER_STOPPED = "The worker stopped while running this job."
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -70,29 +51,29 @@ class Job(models.Model):
         return f"{self.get_kind_display()} #{self.pk} ({self.status})"
 
     @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_JOB_STATUSES
+    def queue(self) -> str:
+        return self.params.get("queue", "training")
 
-    def claim(self, task_id: str = "") -> bool:
+    def claimable(self):
+        return super().claimable().filter(cancel_requested=False)
+
+    def claim(self, task_id: str = "", **updates) -> bool:
         """Atomically move a queued (or abandoned running) job to running; False if not ours."""
-        claimed = claim_row(
-            Job.objects.filter(pk=self.pk, cancel_requested=False),
-            queued=JobStatus.QUEUED,
-            running=JobStatus.RUNNING,
-            celery_task_id=task_id,
-        )
-        self.refresh_from_db()
+        claimed = super().claim(celery_task_id=task_id, **updates)
         if claimed and self.started_at is None:
             self.started_at = self.heartbeat_at
             self.save(update_fields=["started_at"])
         return claimed
 
+    def not_claimed(self) -> None:
+        # A job cancelled while queued for a worker that had already taken the message.
+        if self.cancel_requested and not self.is_terminal:
+            self.mark_cancelled()
+
     def set_progress(self, fraction: float, message: str = "", *, force: bool = False) -> None:
         """Record progress, at most about once a second unless forced."""
-        now = time.monotonic()
-        if not force and now - getattr(self, "_last_progress_write", 0.0) < PROGRESS_WRITE_INTERVAL:
+        if not self.progress_writes.ready(force):
             return
-        self._last_progress_write = now
         self.progress = max(0.0, min(1.0, float(fraction)))
         if message:
             self.message = message[:500]
@@ -107,12 +88,16 @@ class Job(models.Model):
         self.log = [*self.log, f"{stamp} {line}"][-500:]
         Job.objects.filter(pk=self.pk).update(log=self.log)
 
+    note = add_log
+
     def should_stop(self) -> bool:
-        """Read the cancel flag from the database; called between batches of long work."""
-        self.cancel_requested = (
-            Job.objects.filter(pk=self.pk).values_list("cancel_requested", flat=True).first()
-            or False
-        )
+        """Whether cancellation was requested; read from the database at most about once a
+        second, so long work may ask between every batch."""
+        if self.cancel_reads.ready():
+            self.cancel_requested = (
+                Job.objects.filter(pk=self.pk).values_list("cancel_requested", flat=True).first()
+                or False
+            )
         return self.cancel_requested
 
     def finish(self, result=None, message: str = "Finished") -> None:
@@ -228,6 +213,10 @@ class Dataset(models.Model):
 
     @property
     def latest_version(self):
+        """The newest version; no query when `versions` is prefetched (as lists do)."""
+        prefetched = getattr(self, "_prefetched_objects_cache", {}).get("versions")
+        if prefetched is not None:
+            return max(prefetched, key=lambda v: v.number, default=None)
         return self.versions.order_by("-number").first()
 
 

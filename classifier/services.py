@@ -1,34 +1,26 @@
 """Domain operations of the model lifecycle. Views, the API and tasks call these."""
 
 import hashlib
-import logging
 import platform
-import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from .choices import JobKind, JobStatus
-from .models import Job, ModelVersion
+from edumood_site.work import WorkCancelled, perform
 
-logger = logging.getLogger(__name__)
+from .choices import JobKind
+from .models import Job, ModelVersion
 
 JOB_HANDLERS: dict[str, Callable[[Job], dict | None]] = {}
 
 
-class JobCancelled(Exception):  # noqa: N818  (a signal, not an error)
-    """Raised by a handler that saw the cancel flag; carries what was finished so far."""
-
-    def __init__(self, partial_result=None):
-        super().__init__("cancelled")
-        self.partial_result = partial_result
+class JobParamsError(Exception):
+    """Parameters that name something missing or unusable; the message is shown as the error."""
 
 
 def job_handler(kind: str):
@@ -41,121 +33,36 @@ def job_handler(kind: str):
     return register
 
 
-def queue_time_limit(queue: str) -> int:
-    return {
-        "inference": settings.CELERY_INFERENCE_TIME_LIMIT,
-        "training": settings.CELERY_TRAINING_TIME_LIMIT,
-    }[queue]
-
-
 def create_job(kind: str, params: dict | None = None, *, user=None, queue: str = "training") -> Job:
     """Create a job row and queue its task once the row is committed."""
-    job = Job.objects.create(kind=kind, params=params or {}, requested_by=user)
-    job.params.setdefault("queue", queue)
-    job.save(update_fields=["params"])
-    transaction.on_commit(lambda: enqueue(job))
+    params = {"queue": queue, **(params or {})}
+    job = Job.objects.create(kind=kind, params=params, requested_by=user)
+    transaction.on_commit(job.enqueue)
     return job
-
-
-def enqueue(job: Job) -> None:
-    from .tasks import run_job
-
-    queue = job.params.get("queue", "training")
-    run_job.apply_async((job.pk,), queue=queue, time_limit=queue_time_limit(queue))
 
 
 def retry_job(job: Job, *, user=None) -> Job:
     """A new job with the same kind and parameters; the old one stays as it ended."""
     params = {k: v for k, v in job.params.items() if k != "queue"}
-    new = create_job(job.kind, params, user=user, queue=job.params.get("queue", "training"))
+    new = create_job(job.kind, params, user=user, queue=job.queue)
     new.retry_of = job
     new.save(update_fields=["retry_of"])
     return new
 
 
-@contextmanager
-def beating(model, pk: int, *, field: str = "heartbeat_at"):
-    """Touch a row's heartbeat from a side thread while long work runs.
-
-    The work itself may sit in one long call (loading data, a big forward pass), so the
-    heartbeat cannot rely on progress callbacks; a stale heartbeat is how a dead worker shows.
-    """
-    interval = max(1.0, settings.EDUMOOD_JOB_STALE_SECONDS / 4)
-    stop = threading.Event()
-
-    def beat():
-        try:
-            while not stop.wait(interval):
-                model.objects.filter(pk=pk).update(**{field: timezone.now()})
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{model.__name__}-{pk}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def run_job(job_id: int, *, task_id: str = "") -> None:
-    """Claim a job and perform it; record success, failure or cancellation on the row."""
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None or job.is_terminal:
-        return
-    if not job.claim(task_id):
-        job.refresh_from_db()
-        if job.cancel_requested and not job.is_terminal:
-            job.mark_cancelled()
-        return
+def _perform_job(job: Job):
     handler = JOB_HANDLERS.get(job.kind)
     if handler is None:
-        job.fail(f"No handler for jobs of kind {job.kind!r}.")
-        return
-    if job.attempts > Job.MAX_ATTEMPTS:
-        job.fail(f"Gave up after {Job.MAX_ATTEMPTS} attempts: the worker stopped each time.")
-        return
-    if job.attempts > 1:
-        job.add_log(f"Attempt {job.attempts}: the previous worker stopped; starting again.")
-    job.add_log(f"Started on {platform.node()}")
-    try:
-        with beating(Job, job.pk):
-            result = handler(job)
-    except JobCancelled as cancelled:
-        job.add_log("Cancelled; finished work kept.")
-        job.mark_cancelled(cancelled.partial_result)
-    except Exception as exc:
-        logger.exception("Job %s failed", job.pk)
-        job.add_log(f"Failed: {exc}")
-        job.fail(f"{type(exc).__name__}: {exc}")
-    else:
-        job.add_log("Finished")
-        job.finish(result)
+        raise JobParamsError(f"No handler for jobs of kind {job.kind!r}.")
+    return handler(job)
 
 
-def recover_abandoned_jobs() -> int:
-    """Requeue (or fail, after too many tries) jobs whose worker died; returns how many.
-
-    Called when a worker starts. With the Redis broker the unacknowledged message also comes
-    back on its own; the claim in run_job makes the two deliveries run the job once.
-    """
-    stale = timezone.now() - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
-    count = 0
-    for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale):
-        if job.attempts >= Job.MAX_ATTEMPTS:
-            job.fail(f"The worker stopped {job.attempts} times while running this job.")
-            count += 1
-            continue
-        # Conditional update: when several workers sweep at once, only one requeues the job.
-        requeued = Job.objects.filter(
-            pk=job.pk, status=JobStatus.RUNNING, heartbeat_at__lt=stale
-        ).update(status=JobStatus.QUEUED)
-        if requeued:
-            job.add_log("The worker running this job stopped; queued again.")
-            enqueue(job)
-            count += 1
-    return count
+def run_job(job_id: int, *, task_id: str = "", soft_time_limit: float | None = None) -> None:
+    """Claim a job and perform it; record success, failure or cancellation on the row."""
+    perform(
+        Job.objects.all(), job_id, _perform_job,
+        claim_options={"task_id": task_id}, soft_time_limit=soft_time_limit,
+    )  # fmt: skip
 
 
 @job_handler(JobKind.DIAGNOSE)
@@ -167,7 +74,7 @@ def diagnose_worker(job: Job) -> dict:
     """
     import torch
 
-    from ml.train import resolve_device
+    from ml.device import resolve_device
 
     seconds = float(job.params.get("seconds", 3))
     size = int(job.params.get("size", 512))
@@ -179,7 +86,7 @@ def diagnose_worker(job: Job) -> dict:
     elapsed = 0.0
     while elapsed < seconds:
         if job.should_stop():
-            raise JobCancelled({"gflops": flops / max(elapsed, 1e-9) / 1e9})
+            raise WorkCancelled({"gflops": flops / max(elapsed, 1e-9) / 1e9})
         for _ in range(10):
             a @ b
         if device.type == "cuda":
@@ -211,8 +118,8 @@ def register_model_version(
     checkpoint_path, *, name: str, source: str = ModelVersion.Source.TRAINED, job=None, user=None
 ) -> ModelVersion:
     """Store a checkpoint file as a new model version (or return the one with the same bytes)."""
+    from ml.checkpoint import load_checkpoint
     from ml.labels import default_state_mapping
-    from ml.train import load_checkpoint
 
     path = Path(checkpoint_path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -7,4 +7,5 @@ from . import services
 
 @shared_task(bind=True, name="classifier.run_job")
 def run_job(self, job_id: int) -> None:
-    services.run_job(job_id, task_id=self.request.id or "")
+    _, soft_limit = self.request.timelimit or (None, None)
+    services.run_job(job_id, task_id=self.request.id or "", soft_time_limit=soft_limit)

@@ -3,6 +3,7 @@ scope, and the OpenAPI schema and docs URLs (included under /api/ in urls.py).""
 
 from django.conf import settings
 from django.core.exceptions import (
+    NON_FIELD_ERRORS,
     ImproperlyConfigured,
     RequestDataTooBig,
     TooManyFieldsSent,
@@ -78,16 +79,20 @@ def _message(value) -> str:
 def error_body(data):
     """One error shape: `{"detail": "..."}`, or per-field errors `{"field": ["..."], ...}`.
 
-    Errors about the request as a whole (`non_field_errors`, a bare list from
-    `ValidationError("...")`) become `detail`, so clients read one key for them.
+    Errors about the request as a whole (`non_field_errors`, a Django form's `__all__`, a bare
+    list from `ValidationError("...")`) become `detail`, so clients read one key for them.
     """
     if isinstance(data, list):
         return {"detail": _message(data)}
     if not isinstance(data, dict):
         return {"detail": str(data)}
     body = dict(data)
-    general = body.pop(api_settings.NON_FIELD_ERRORS_KEY, None)
-    if general is not None:
+    general = [
+        body.pop(key)
+        for key in (api_settings.NON_FIELD_ERRORS_KEY, NON_FIELD_ERRORS)
+        if key in body
+    ]
+    if general:
         body["detail"] = _message(general)
     if isinstance(body.get("detail"), list | dict):
         body["detail"] = _message(body["detail"])

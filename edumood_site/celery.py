@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edumood_site.settings")
@@ -25,3 +26,12 @@ app.conf.update(
     worker_hijack_root_logger=False,
 )
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def limit_torch_threads(**kwargs):
+    """Each pool process uses EDUMOOD_TORCH_THREADS threads (1 by default: processes share CPUs)."""
+    import torch
+    from django.conf import settings
+
+    torch.set_num_threads(settings.EDUMOOD_TORCH_THREADS)

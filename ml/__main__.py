@@ -1,24 +1,16 @@
-"""`python -m ml SUBCOMMAND ...`: each module in COMMANDS registers its own subcommands."""
+"""`python -m ml SUBCOMMAND ...`: each module of ml/cli/ registers one subcommand."""
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 
 from ml.errors import MLError
 
-# One line per module that exposes `add_parser(subparsers)`; modules not written yet are skipped.
+# One module per subcommand, each with `add_parser(subparsers)`, in the order --help lists them.
 COMMANDS = [
-    "ml.train",
-    "ml.evaluate",
-    "ml.predict",
-    "ml.cv",
-    "ml.fairness",
-    "ml.eda",
-    "ml.detect",
-    "ml.photo",
-]
+    "train", "evaluate", "kfold", "audit", "mitigate", "predict", "detect", "analyze", "eda",
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,11 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        if hasattr(module, "add_parser"):
-            module.add_parser(subparsers)
+        importlib.import_module(f"ml.cli.{name}").add_parser(subparsers)
     return parser
 
 

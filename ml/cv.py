@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -13,7 +12,8 @@ from ml.data import ImageSet, stratified_split
 from ml.errors import DataError
 from ml.evaluate import classification_metrics, predict_labels
 from ml.predict import Classifier
-from ml.train import Progress, TrainConfig, train
+from ml.recipe import TrainConfig
+from ml.train import Progress, train
 
 FOLD_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 
@@ -147,92 +147,3 @@ def kfold(
         "out_of_fold": out_of_fold,
         "cancelled": cancelled,
     }
-
-
-class RunsProgress:
-    """CLI progress over several consecutive train() runs: a titled bar (or lines) per run.
-
-    A run is recognised as new when train()'s (epoch, step, phase) position goes backwards.
-    """
-
-    def __init__(self, titles: list[str]):
-        self.titles = titles
-        self.run = -1
-        self.position = None
-        self.current = None
-
-    def __call__(self, p: Progress) -> None:
-        from ml import cli
-
-        position = (p.epoch, p.step, p.phase == "val")
-        if self.position is None or position < self.position:
-            self.close()
-            self.run += 1
-            title = self.titles[self.run] if self.run < len(self.titles) else f"run {self.run + 1}"
-            print(title, file=sys.stderr, flush=True)
-            self.current = cli.TrainProgress()
-        self.position = position
-        self.current(p)
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.current.close()
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-def add_parser(subparsers) -> None:
-    """Register `python -m ml kfold`."""
-    from ml import cli
-
-    parser = subparsers.add_parser("kfold", help="stratified k-fold cross-validation")
-    parser.add_argument("--data", required=True, help="folder of class folders, or a zip")
-    parser.add_argument("--folds", type=int, default=10)
-    parser.add_argument("--attributes", help="CSV with a `file` column (for --group-column)")
-    parser.add_argument("--group-column", help="attribute keeping a group (subject) in one fold")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
-                        help="share of each fold's training part used to pick the epoch "
-                             "(0: none; the test fold is never used for that)")  # fmt: skip
-    cli.add_train_options(parser)
-    cli.add_json_flag(parser)
-    parser.set_defaults(func=_run_cli)
-
-
-def format_result(result: dict) -> str:
-    """A per-fold table and the mean ± std line."""
-    lines = [f"{'fold':>4} {'n_test':>6} " + " ".join(f"{m:>15}" for m in FOLD_METRICS)]
-    for fold in result["folds"]:
-        lines.append(f"{fold['fold'] + 1:>4} {fold['n_test']:>6} "
-                     + " ".join(f"{fold[m]:>15.4f}" for m in FOLD_METRICS))  # fmt: skip
-    if result["folds"]:
-        cells = []
-        for m in FOLD_METRICS:
-            std = result["std"][m]
-            cells.append(f"{result['mean'][m]:.4f}" + (f"±{std:.4f}" if std is not None else ""))
-        lines.append(f"{'mean':>4} {'':>6} " + " ".join(f"{c:>15}" for c in cells))
-    if result["cancelled"]:
-        lines.append(f"cancelled after {len(result['folds'])} of {result['k']} folds")
-    return "\n".join(lines)
-
-
-def _run_cli(args) -> int:
-    from ml import cli
-    from ml.data import attach_attributes, load_images
-
-    if args.group_column and not args.attributes:
-        raise DataError("--group-column needs --attributes")
-    config = cli.config_from_args(args)
-    config.validate()
-    data = load_images(cli.require_path(args.data, "dataset"), size=config.input_size)
-    if args.attributes:
-        data = attach_attributes(data, args.attributes)
-    progress = RunsProgress([f"fold {i + 1}/{args.folds}" for i in range(args.folds)])
-    try:
-        result = kfold(data, config, k=args.folds, seed=config.seed, group_column=args.group_column,
-                       progress=progress, val_fraction=args.val_fraction)  # fmt: skip
-    finally:
-        progress.close()
-    result["unreadable_files"] = [{"file": f, "reason": r} for f, r in data.errors]
-    cli.emit(args, result, format_result(result))
-    return 0

@@ -19,7 +19,6 @@ them. On the group photos, 5 of the 347 valid faces >= 40 px have no candidate o
 scale (heavy occlusion, profiles): 0.99 is out of this model's reach.
 """
 
-import argparse
 import functools
 import importlib
 import os
@@ -471,61 +470,3 @@ def score_detections(
         "false_per_photo": false / max(len(truth), 1),
         "photos": len(truth),
     }
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-
-
-def add_detector_options(parser: argparse.ArgumentParser) -> None:
-    """Options that tune the default detector (shared by `detect` and `analyze`)."""
-    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="detection settings")
-    parser.add_argument("--long-side", type=int, help="detect at this long side (px)")
-    parser.add_argument("--score-threshold", type=float)
-    parser.add_argument("--flip", action="store_true", help="add a mirrored pass (about 2x time)")
-
-
-def detector_from_args(args: argparse.Namespace) -> Detector:
-    """The detector selected by add_detector_options' flags."""
-    options = {"long_side": args.long_side, "score_threshold": args.score_threshold}
-    if args.flip:
-        options["flip"] = True
-    return get_detector(
-        "retinaface", args.mode, **{k: v for k, v in options.items() if v is not None}
-    )
-
-
-def add_parser(subparsers) -> None:
-    """Register `python -m ml detect FILE_OR_DIR... [--json]`."""
-    from ml.cli import add_json_flag
-
-    parser = subparsers.add_parser("detect", help="find faces in photos (original-pixel boxes)")
-    parser.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
-    add_detector_options(parser)
-    add_json_flag(parser)
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from ml.cli import emit
-    from ml.photo import detect_faces, open_image, run_per_file
-    from ml.predict import image_files
-
-    detector = detector_from_args(args)
-
-    def one(path: Path) -> dict:
-        image = open_image(path)
-        faces = detect_faces(image, detector)
-        return {
-            "file": str(path),
-            "width": image.width,
-            "height": image.height,
-            "faces": [f.to_dict() for f in faces],
-        }
-
-    results, failed = run_per_file(image_files(args.paths), one)
-    lines = [
-        f"{r['file']}: {r['error']}" if "error" in r else f"{r['file']}: {len(r['faces'])} faces"
-        for r in results
-    ]
-    emit(args, results, "\n".join(lines))
-    return 2 if failed else 0

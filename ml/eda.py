@@ -223,37 +223,3 @@ def write_eda(data: ImageSet, out_dir, per_class: int = SAMPLES_PER_CLASS, seed:
             np.concatenate(list(rows.values())), out / "sample_grid.png"
         )
     return {"out_dir": str(out), "files": {k: str(v) for k, v in files.items()}, "summary": summary}
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-def add_parser(subparsers) -> None:
-    """Register `python -m ml eda`."""
-    from ml import cli
-
-    parser = subparsers.add_parser("eda", help="class balance, intensities, duplicates, samples")
-    parser.add_argument("--data", required=True, help="folder of class folders, or a zip")
-    parser.add_argument("--out", required=True, help="folder for summary.json, HTML and PNG files")
-    parser.add_argument("--attributes", help="CSV with a `file` column (group sizes per column)")
-    parser.add_argument("--size", type=int, default=48, help="image size to load at")
-    cli.add_json_flag(parser)
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args) -> int:
-    from ml import cli
-    from ml.data import attach_attributes, load_images
-
-    data = load_images(cli.require_path(args.data, "dataset"), size=args.size)
-    if args.attributes:
-        data = attach_attributes(data, cli.require_path(args.attributes, "attributes CSV"))
-    result = write_eda(data, args.out)
-    summary = result["summary"]
-    text = [f"{summary['n']} images, {len(summary['classes'])} classes; imbalance ratio "
-            f"{summary['imbalance_ratio']:.1f}"]  # fmt: skip
-    text += [f"  {name:>12}: {count}" for name, count in summary["class_counts"].items()]
-    text += [f"warning: {w}" for w in summary["warnings"]]
-    text.append(f"wrote {len(result['files'])} files to {result['out_dir']}")
-    cli.emit(args, result, "\n".join(text))
-    return 0

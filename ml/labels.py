@@ -2,6 +2,15 @@
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 STATES = ("Angry", "Neutral", "Engaged", "Bored")
+# Box and chart colours per classroom state (annotated photos and the web app's charts).
+STATE_COLOURS = {
+    "Angry": "#d62728",
+    "Neutral": "#7f7f7f",
+    "Engaged": "#2ca02c",
+    "Bored": "#1f77b4",
+}
+# For labels of a model whose classes map to no known state.
+OTHER_COLOUR = "#ff7f0e"
 FER_TO_STATE: dict[str, str] = {
     "angry": "Angry",
     "disgust": "Angry",

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ml.errors import MLError
+from ml.recipe import ARCHITECTURE_NAMES
 
 
 def _seed_block(cin: int, cout: int, kernel: int) -> nn.Sequential:
@@ -92,7 +93,7 @@ class EduVGG(nn.Module):
         return self.classifier(self.features(x))
 
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "seed-main": lambda num_classes, input_size=48: SeedCNN(num_classes, input_size, kernel=4),
     "seed-variant1": lambda num_classes, input_size=48: SeedCNN(num_classes, input_size, kernel=3),
     "seed-variant2": lambda num_classes, input_size=48: SeedCNN(
@@ -103,7 +104,9 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     ),
     "edu-vgg": lambda num_classes, input_size=48: EduVGG(num_classes, input_size),
 }
-DEFAULT_ARCH = "edu-vgg-s"
+# Keyed by ml.recipe's names (the torch-free list the web forms offer): a name without a
+# builder fails here, at import.
+ARCHITECTURES = {name: _BUILDERS[name] for name in ARCHITECTURE_NAMES}
 
 
 def build_model(name: str, num_classes: int, input_size: int = 48) -> nn.Module:

@@ -8,7 +8,6 @@ prediction of their original crop back 73 % / 73 % / 65 % / 49 % of the time
 (benchmarks/photo_latency.py --fer): wider crops than FER's cost accuracy quickly.
 """
 
-import argparse
 import io
 import math
 import struct
@@ -22,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from ml.detect import Detector, FaceBox, get_detector
 from ml.errors import InvalidImage
+from ml.labels import OTHER_COLOUR, STATE_COLOURS
 from ml.preprocess import to_grayscale_array
 
 if TYPE_CHECKING:
@@ -35,16 +35,6 @@ MAX_PHOTO_PIXELS = 64_000_000
 DETECT_MAX_SIDE = 4096
 # The crop is a square of CROP_SCALE x the face box's longer side (its height, for upright faces).
 CROP_SCALE = 1.0
-
-# Box colours per classroom state; the web app uses the same ones.
-STATE_COLOURS = {
-    "Angry": "#d62728",
-    "Neutral": "#7f7f7f",
-    "Engaged": "#2ca02c",
-    "Bored": "#1f77b4",
-}
-# For labels of a model whose classes map to no known state.
-OTHER_COLOUR = "#ff7f0e"
 
 
 # --- opening photos -------------------------------------------------------------------------
@@ -243,78 +233,3 @@ def annotate(image: Image.Image, analysis: PhotoAnalysis) -> Image.Image:
         draw.rectangle((b.x, ty, b.x + right - left + 2 * line, ty + height - 1), fill=colour)
         draw.text((b.x + line - left, ty + line - top), face.state, fill="white", font=font)
     return out
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-
-
-def run_per_file(files: list[Path], work) -> tuple[list[dict], bool]:
-    """`work(path) -> dict` for each file; a file that fails gives {"file", "error"} instead."""
-    from ml.errors import MLError
-
-    results, failed = [], False
-    for path in files:
-        try:
-            results.append(work(path))
-        except MLError as exc:
-            results.append({"file": str(path), "error": str(exc)})
-            failed = True
-    return results, failed
-
-
-def add_parser(subparsers) -> None:
-    """Register `python -m ml analyze --weights CKPT|default FILE_OR_DIR... [--annotate DIR]`."""
-    from ml.cli import add_json_flag
-    from ml.detect import add_detector_options
-
-    parser = subparsers.add_parser(
-        "analyze", help="find and classify every face in photos (boxes, probabilities, states)"
-    )
-    parser.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
-    parser.add_argument("--weights", default="default", help="checkpoint path or 'default'")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--annotate", metavar="DIR", type=Path,
-                        help="write each photo with boxes coloured by state into DIR")  # fmt: skip
-    add_detector_options(parser)
-    add_json_flag(parser)
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from collections import Counter
-
-    from ml.cli import emit
-    from ml.detect import detector_from_args
-    from ml.predict import Classifier, image_files
-
-    classifier = Classifier.load(args.weights, device=args.device)
-    detector = detector_from_args(args)
-    if args.annotate:
-        args.annotate.mkdir(parents=True, exist_ok=True)
-    written: set[str] = set()
-
-    def one(path: Path) -> dict:
-        image = open_image(path)
-        analysis = analyze_photo(image, classifier, detector)
-        result = {"file": str(path), **analysis.to_dict()}
-        if args.annotate:
-            name, n = f"{path.stem}.jpg", 1
-            while name in written:  # same file name in two folders
-                n += 1
-                name = f"{path.stem}-{n}.jpg"
-            written.add(name)
-            annotate(image, analysis).save(args.annotate / name, quality=90)
-            result["annotated"] = str(args.annotate / name)
-        return result
-
-    results, failed = run_per_file(image_files(args.paths), one)
-    lines = []
-    for r in results:
-        if "error" in r:
-            lines.append(f"{r['file']}: error: {r['error']}")
-        else:
-            states = Counter(f["state"] for f in r["faces"])
-            summary = ", ".join(f"{s} {n}" for s, n in states.most_common()) or "no faces"
-            lines.append(f"{r['file']}: {len(r['faces'])} faces: {summary}")
-    emit(args, results, "\n".join(lines) or "no image files found")
-    return 2 if failed else 0

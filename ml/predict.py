@@ -6,17 +6,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ml.errors import CheckpointError, InvalidImage, MLError
-from ml.labels import default_state_mapping, to_state
-from ml.train import (
-    autocast,
-    autocast_dtype,
-    load_checkpoint,
-    model_from_checkpoint,
-    model_input,
-    prepare_model,
-    resolve_device,
-)
+from ml.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from ml.device import autocast, autocast_dtype, model_input, prepare_model, resolve_device
+from ml.errors import CheckpointError, InvalidImage
+from ml.labels import to_state
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"
 # Above this many faces a call is split into chunks, to bound memory; below it, one forward.
@@ -37,7 +30,7 @@ class Classifier:
 
     def __init__(
         self,
-        checkpoint: dict,
+        checkpoint: Checkpoint,
         device: str = "auto",
         precision: str | None = None,
         mirror_average: bool = True,
@@ -50,17 +43,13 @@ class Classifier:
         self.classes: list[str] = list(checkpoint["classes"])
         self.input_size: int = int(checkpoint["input_size"])
         self.normalisation: str = checkpoint["normalisation"]
-        self.input_blur: float = float(
-            checkpoint.get("input_blur", (checkpoint.get("config") or {}).get("input_blur", 0.0))
-        )
-        self.state_mapping: dict[str, str] = dict(
-            checkpoint.get("state_mapping") or default_state_mapping(self.classes)
-        )
+        self.input_blur: float = float(checkpoint["input_blur"])
+        self.state_mapping: dict[str, str] = dict(checkpoint["state_mapping"])
         self.arch: str = checkpoint["arch"]
-        self.metrics: dict = dict(checkpoint.get("metrics") or {})
+        self.metrics: dict = dict(checkpoint["metrics"])
         self.device = resolve_device(device)
         if precision is None:
-            precision = (checkpoint.get("config") or {}).get("precision", "auto")
+            precision = checkpoint["config"].get("precision", "auto")
         self.amp_dtype = autocast_dtype(self.device, precision)
         self.model = prepare_model(model_from_checkpoint(checkpoint), self.device).eval()
 
@@ -119,74 +108,3 @@ class Classifier:
     def state_of(self, label: str) -> str:
         """The classroom state of a predicted class name."""
         return to_state(label, self.state_mapping)
-
-
-def image_files(paths: list[str]) -> list[Path]:
-    """Image files named directly or found (recursively, sorted) in the given folders."""
-    from ml.data import IMAGE_EXTENSIONS
-
-    files = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            )
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise MLError(f"{raw!r} does not exist")
-    return files
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-def add_parser(subparsers) -> None:
-    """Register `python -m ml predict`."""
-    from ml import cli
-
-    parser = subparsers.add_parser("predict", help="classify face images with a checkpoint")
-    parser.add_argument("--weights", default="default", help="checkpoint path or 'default'")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("files", nargs="+", metavar="FILE_OR_DIR")
-    cli.add_json_flag(parser)
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args) -> int:
-    from ml import cli
-    from ml.data import decode_image
-
-    classifier = Classifier.load(args.weights, device=args.device)
-    files = image_files(args.files)
-    faces, ok, results = [], [], []
-    for path in files:
-        try:
-            faces.append(decode_image(path, classifier.input_size))
-            ok.append(len(results))
-            results.append({"file": str(path)})
-        except InvalidImage as exc:
-            results.append({"file": str(path), "error": str(exc)})
-    if faces:
-        probabilities = classifier.predict_proba(np.stack(faces))
-        for row, p in zip(ok, probabilities, strict=True):
-            label = classifier.classes[int(p.argmax())]
-            results[row].update(
-                label=label,
-                state=classifier.state_of(label),
-                probabilities={
-                    c: round(float(v), 6) for c, v in zip(classifier.classes, p, strict=True)
-                },
-            )
-    text = "\n".join(
-        f"{r['file']}: "
-        + (
-            f"error: {r['error']}"
-            if "error" in r
-            else f"{r['label']} ({r['probabilities'][r['label']]:.2f}) -> {r['state']}"
-        )
-        for r in results
-    )
-    cli.emit(args, results, text or "no image files found")
-    return 0 if all("error" not in r for r in results) else 1

@@ -8,11 +8,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ml.errors import MLError
-
-# "standardize" (per-image zero mean, unit variance) makes the model blind to global brightness
-# and contrast, the "uniform lighting" of the seed; "equalize" is histogram equalisation;
-# "scale" only maps 0..255 to -1..1.
-NORMALISATIONS = ("standardize", "equalize", "scale")
+from ml.recipe import NORMALISATIONS
 
 
 def to_grayscale_array(image: Image.Image, size: int) -> np.ndarray:

@@ -1,17 +1,15 @@
-"""Training: plain train_one_epoch / evaluate functions, early stopping, complete checkpoints.
+"""Training: plain train_one_epoch / evaluate functions, early stopping, resumable checkpoints.
 
 The whole dataset lives on the training device as uint8; batches are sliced, augmented and
 normalised there, so no image is decoded or touched by PIL after loading.
 """
 
-import contextlib
 import dataclasses
 import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,57 +17,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ml.augment import augment_batch
+from ml.checkpoint import (
+    Checkpoint,
+    cpu_state,
+    load_checkpoint,
+    new_checkpoint,
+    save_checkpoint,
+    unwrap,
+)
 from ml.data import ImageSet
+from ml.device import autocast, autocast_dtype, model_input, prepare_model, resolve_device
 from ml.errors import CheckpointError, DataError, MLError
-from ml.labels import default_state_mapping
-from ml.models import DEFAULT_ARCH, build_model
-from ml.preprocess import NORMALISATIONS, normalise
-
-CHECKPOINT_FORMAT = 1
-
-
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of one training run; stored in every checkpoint."""
-
-    arch: str = DEFAULT_ARCH
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    optimizer: str = "sgd"  # "sgd" (Nesterov momentum) | "adamw"
-    scheduler: str = "onecycle"  # "onecycle" | "cosine" | "none"
-    patience: int = 0  # epochs without val improvement before stopping; 0 = never
-    augment: bool = True
-    class_weighting: bool = False
-    label_smoothing: float = 0.1
-    seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    normalisation: str = "standardize"
-    input_size: int = 48
-    # "auto": bf16 autocast on CUDA and on CPUs with AMX or AVX512-BF16 (several times faster
-    # there), float32 elsewhere; "fp32" forces float32.
-    precision: str = "auto"
-    # Gaussian blur (pixels) applied to validation and serving inputs, never to training
-    # images: for a training set blurrier than the photos served (FER2013 train here).
-    input_blur: float = 0.0
-
-    def validate(self) -> None:
-        """Raise MLError for values that cannot work."""
-        if self.epochs < 1 or self.batch_size < 1:
-            raise MLError("epochs and batch size must be at least 1")
-        if self.lr <= 0:
-            raise MLError("learning rate must be positive")
-        if self.optimizer not in ("sgd", "adamw"):
-            raise MLError(f"unknown optimizer {self.optimizer!r}; choose sgd or adamw")
-        if self.scheduler not in ("onecycle", "cosine", "none"):
-            raise MLError(f"unknown scheduler {self.scheduler!r}; choose onecycle, cosine or none")
-        if self.normalisation not in NORMALISATIONS:
-            raise MLError(f"unknown normalisation {self.normalisation!r}")
-        if self.precision not in ("auto", "fp32"):
-            raise MLError(f"unknown precision {self.precision!r}; choose auto or fp32")
-        if not 0 <= self.label_smoothing < 1:
-            raise MLError("label smoothing must be in [0, 1)")
+from ml.models import build_model
+from ml.recipe import TrainConfig
 
 
 @dataclass
@@ -86,114 +47,6 @@ class Progress:
     eta_seconds: float
     fraction: float
     phase: str = "train"  # "train" after a batch, "val" once an epoch is validated
-
-
-# --- devices and precision ------------------------------------------------------------------
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """The torch device for "auto" (CUDA when present), "cpu", "cuda" or "cuda:N"."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise MLError(f"unknown device {name!r}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MLError("CUDA was requested but no GPU is visible")
-    return device
-
-
-@cache
-def cpu_has_fast_bf16() -> bool:
-    """Whether oneDNN runs bf16 convolutions faster than float32 on this CPU.
-
-    True with AMX tiles (several times faster) or AVX512-BF16 dot products (2.8x for an
-    edu-vgg-s training step on a 2-core AMD EPYC, measured 2026-12-02).
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
-            return any(
-                line.startswith("flags") and {"amx_bf16", "avx512_bf16"} & set(line.split())
-                for line in handle
-            )
-    except OSError:
-        return False
-
-
-def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype for a device, or None for plain float32."""
-    if precision == "fp32":
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_fast_bf16() else None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """An autocast context for the dtype (a no-op context for float32)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move a model to its device in channels-last layout (oneDNN's and cuDNN's fast path)."""
-    return model.to(device).to(memory_format=torch.channels_last)
-
-
-def model_input(batch: torch.Tensor, normalisation: str, blur: float = 0.0) -> torch.Tensor:
-    """Normalised channels-last model input from uint8 pixels or augmented floats in [0, 1]."""
-    return normalise(batch, normalisation, blur).contiguous(memory_format=torch.channels_last)
-
-
-# --- augmentation ---------------------------------------------------------------------------
-
-
-def augment_batch(batch_uint8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random shift, scale, small rotation, horizontal flip, brightness/contrast and erasing.
-
-    All of it is one affine_grid/grid_sample plus elementwise ops on the whole batch, on the
-    batch's device. Returns floats in [0, 1] of shape (N, 1, S, S).
-    """
-    x = batch_uint8.unsqueeze(1).float() / 255.0
-    n, _, h, w = x.shape
-    dev = x.device
-
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.rand(n, device=dev, generator=generator) * (high - low) + low
-
-    angle = uniform(-10, 10) * math.pi / 180
-    scale = uniform(0.9, 1.1)
-    flip = torch.where(torch.rand(n, device=dev, generator=generator) < 0.5, -1.0, 1.0)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    # The sampling grid of the affine map, written out elementwise: F.affine_grid's batched
-    # matmul with an inner size of 3 is several times slower on the CPU.
-    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=dev).view(1, h, 1)
-    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=dev).view(1, 1, w)
-    tx, ty = uniform(-0.1, 0.1).view(n, 1, 1), uniform(-0.1, 0.1).view(n, 1, 1)
-    cos, sin, flip = cos.view(n, 1, 1), sin.view(n, 1, 1), flip.view(n, 1, 1)
-    grid = torch.stack([cos * flip * xs - sin * ys + tx, sin * flip * xs + cos * ys + ty], -1)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-    mean = x.mean(dim=(2, 3), keepdim=True)
-    contrast = uniform(0.8, 1.2).view(n, 1, 1, 1)
-    brightness = uniform(-0.1, 0.1).view(n, 1, 1, 1)
-    x = ((x - mean) * contrast + mean + brightness).clamp_(0, 1)
-
-    # Random erasing of one rectangle in a quarter of the images: expressions are read from
-    # several face regions, so the model should not depend on one of them being visible. (More
-    # erasing and stronger geometry slowed learning too much for CPU-sized budgets: measured.)
-    eh = (uniform(0.1, 0.3) * h).long().view(n, 1, 1)
-    ew = (uniform(0.1, 0.3) * w).long().view(n, 1, 1)
-    top = (uniform(0, 1) * (h - eh.view(n))).long().view(n, 1, 1)
-    left = (uniform(0, 1) * (w - ew.view(n))).long().view(n, 1, 1)
-    rows = torch.arange(h, device=dev).view(1, h, 1)
-    cols = torch.arange(w, device=dev).view(1, 1, w)
-    box = (rows >= top) & (rows < top + eh) & (cols >= left) & (cols < left + ew)
-    box &= (torch.rand(n, device=dev, generator=generator) < 0.25).view(n, 1, 1)
-    fill = torch.rand(n, 1, 1, device=dev, generator=generator).expand(n, h, w)
-    return torch.where(box.unsqueeze(1), fill.unsqueeze(1), x)
 
 
 # --- the two plain loops --------------------------------------------------------------------
@@ -306,90 +159,6 @@ def evaluate(
     return result
 
 
-# --- checkpoints ----------------------------------------------------------------------------
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DataParallel / DistributedDataParallel wrapper."""
-    return (
-        model.module
-        if isinstance(model, nn.DataParallel | nn.parallel.DistributedDataParallel)
-        else model
-    )
-
-
-def _cpu_state(model: nn.Module) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
-
-
-def save_checkpoint(path: str | Path, checkpoint: dict) -> None:
-    """Write a checkpoint atomically (temporary file + os.replace), so a crash never leaves half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def new_checkpoint(
-    model: nn.Module, classes: list[str], config: TrainConfig, device="cpu", world_size: int = 1
-) -> dict:
-    """A complete checkpoint of a model's current weights, before any epoch has run."""
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "arch": config.arch,
-        "classes": list(classes),
-        "input_size": config.input_size,
-        "normalisation": config.normalisation,
-        "input_blur": config.input_blur,
-        "state_mapping": default_state_mapping(classes),
-        "config": dataclasses.asdict(config),
-        "metrics": {},
-        "history": [],
-        "epoch": 0,
-        "device": str(device),
-        "world_size": world_size,
-        "stopped_early": False,
-        "cancelled": False,
-        "state_dict": _cpu_state(model),
-        "optimizer": None,
-        "resume": None,
-    }
-
-
-REQUIRED_KEYS = ("arch", "state_dict", "classes", "input_size", "normalisation")
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint written by save_checkpoint; CheckpointError when unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        # weights_only: a checkpoint from an upload must not be able to run code.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise CheckpointError(
-            f"cannot read checkpoint {str(path)!r}: {type(exc).__name__}"
-        ) from exc
-    if not isinstance(checkpoint, dict) or any(k not in checkpoint for k in REQUIRED_KEYS):
-        raise CheckpointError(f"{str(path)!r} is not an EduMood checkpoint")
-    return checkpoint
-
-
-def model_from_checkpoint(checkpoint: dict) -> nn.Module:
-    """Build the checkpoint's architecture and load its (best) weights."""
-    model = build_model(checkpoint["arch"], len(checkpoint["classes"]), checkpoint["input_size"])
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"weights do not fit architecture {checkpoint['arch']!r}") from exc
-    return model
-
-
 # --- the training driver --------------------------------------------------------------------
 
 
@@ -427,6 +196,18 @@ def _make_scheduler(optimizer, config: TrainConfig, total_steps: int):
     if config.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     return None
+
+
+def _shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's share of an epoch's order, every share of length ceil(n / world).
+
+    Padded with the order's first indices as DistributedSampler does: unequal shares give the
+    ranks different step counts, and the rank that finishes first dies (gloo) or hangs (NCCL)
+    in the next collective.
+    """
+    shard = math.ceil(len(order) / world)
+    padded = order.repeat(math.ceil(shard * world / len(order)))[: shard * world]
+    return padded[rank::world]
 
 
 def _check_sets(train_set: ImageSet, val_set: ImageSet | None) -> None:
@@ -467,8 +248,8 @@ def train(
     sampler_weights: np.ndarray | None = None,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
-) -> dict:
-    """Train a model and return its checkpoint dict (best epoch's weights by val accuracy).
+) -> Checkpoint:
+    """Train a model and return its checkpoint (best epoch's weights by val accuracy).
 
     With `checkpoint_path`, the checkpoint is saved atomically after every epoch, so stopping at
     any point leaves the best weights so far plus what `resume=True` needs to continue (a
@@ -584,7 +365,7 @@ def train(
             order = torch.multinomial(draw, n, replacement=True, generator=order_gen)
         else:
             order = torch.randperm(n, generator=order_gen)
-        order = order[rank::world].to(device)
+        order = _shard(order, rank, world).to(device)
         aug_gen = torch.Generator(device=device).manual_seed(
             config.seed * 100_003 + epoch * 1009 + rank
         )
@@ -640,7 +421,7 @@ def train(
         checkpoint["epoch"] = epoch
         if score > best_score:
             best_score, stale = score, 0
-            checkpoint["state_dict"] = _cpu_state(model)
+            checkpoint["state_dict"] = cpu_state(model)
             checkpoint["metrics"] = {
                 "best_epoch": epoch,
                 "train_loss": result["loss"],
@@ -659,7 +440,7 @@ def train(
         if not finished:
             checkpoint["optimizer"] = optimizer.state_dict()
             checkpoint["resume"] = {
-                "model": _cpu_state(model),
+                "model": cpu_state(model),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "best_score": best_score,
                 "stale": stale,
@@ -675,78 +456,3 @@ def train(
     if checkpoint["cancelled"] and checkpoint_path is not None and rank == 0:
         save_checkpoint(checkpoint_path, checkpoint)
     return checkpoint
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-def add_parser(subparsers) -> None:
-    """Register `python -m ml train`."""
-    from ml import cli
-
-    parser = subparsers.add_parser("train", help="train a model on an image folder or zip")
-    parser.add_argument("--data", required=True, help="folder of class folders, or a zip of one")
-    parser.add_argument("--val", help="validation folder (default: a stratified split of --data)")
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of --data held out when --val is absent (0: no validation)",
-    )
-    parser.add_argument("--out", required=True, help="checkpoint path (written after every epoch)")
-    parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    cli.add_train_options(parser)
-    cli.add_json_flag(parser)
-    parser.set_defaults(func=_run_cli)
-
-
-def _run_cli(args) -> int:
-    from ml import cli
-    from ml.data import load_images, stratified_split
-
-    config = cli.config_from_args(args)
-    config.validate()
-    data = load_images(cli.require_path(args.data, "dataset"), size=config.input_size)
-    if args.val:
-        train_set = data
-        val_set = load_images(cli.require_path(args.val, "validation dataset"), config.input_size)
-    elif args.val_fraction > 0:
-        train_set, val_set = stratified_split(data, args.val_fraction, config.seed)
-    else:
-        train_set, val_set = data, None
-    progress = cli.TrainProgress()
-    try:
-        checkpoint = train(
-            train_set,
-            val_set,
-            config,
-            progress=progress,
-            checkpoint_path=args.out,
-            resume=args.resume,
-        )
-    finally:
-        progress.close()
-    errors = data.errors + (val_set.errors if args.val and val_set is not None else [])
-    payload = {
-        "out": str(args.out),
-        "arch": checkpoint["arch"],
-        "classes": checkpoint["classes"],
-        "epochs_run": checkpoint["epoch"],
-        "metrics": checkpoint["metrics"],
-        "history": checkpoint["history"],
-        "stopped_early": checkpoint["stopped_early"],
-        "cancelled": checkpoint["cancelled"],
-        "train_size": len(train_set),
-        "val_size": len(val_set) if val_set is not None else 0,
-        "unreadable_files": [{"file": f, "reason": r} for f, r in errors],
-    }
-    m = checkpoint["metrics"]
-    best = f"val accuracy {m['val_accuracy']:.4f}" if "val_accuracy" in m else "no validation"
-    cli.emit(
-        args,
-        payload,
-        f"trained {checkpoint['arch']} for {checkpoint['epoch']} epoch(s) on {len(train_set)} "
-        f"images: best epoch {m.get('best_epoch')}, {best}; saved {args.out}"
-        + (f"; {len(errors)} unreadable file(s) skipped" if errors else ""),
-    )
-    return 0

@@ -192,26 +192,16 @@ def model_version(db, tmp_path, settings):
     import torch
 
     from classifier.services import promote, register_model_version
-    from ml.labels import FER_CLASSES, default_state_mapping
-    from ml.models import DEFAULT_ARCH, build_model
-    from ml.train import save_checkpoint
+    from ml.checkpoint import new_checkpoint, save_checkpoint
+    from ml.labels import FER_CLASSES
+    from ml.models import build_model
+    from ml.recipe import DEFAULT_ARCH, TrainConfig
 
     settings.MEDIA_ROOT = tmp_path / "media"
     torch.manual_seed(0)
     model = build_model(DEFAULT_ARCH, len(FER_CLASSES))
     path = tmp_path / "tiny.pt"
-    save_checkpoint(
-        path,
-        {
-            "arch": DEFAULT_ARCH,
-            "state_dict": model.state_dict(),
-            "classes": list(FER_CLASSES),
-            "input_size": 48,
-            "normalisation": "standardize",
-            "state_mapping": default_state_mapping(FER_CLASSES),
-            "config": {"arch": DEFAULT_ARCH},
-            "metrics": {"accuracy": 0.25},
-            "history": [],
-        },
-    )
+    checkpoint = new_checkpoint(model, list(FER_CLASSES), TrainConfig(arch=DEFAULT_ARCH))
+    checkpoint["metrics"] = {"accuracy": 0.25}
+    save_checkpoint(path, checkpoint)
     return promote(register_model_version(path, name="test model"))

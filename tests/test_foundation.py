@@ -13,8 +13,9 @@ from django.urls import reverse
 
 from classifier.choices import JobKind, JobStatus
 from classifier.models import Job
-from classifier.services import JobCancelled, create_job, job_handler, retry_job, run_job
+from classifier.services import create_job, job_handler, retry_job, run_job
 from edumood_site import env
+from edumood_site.work import WorkCancelled
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,20 +72,36 @@ def test_production_settings_require_secret_key_and_pass_deploy_check():
     assert deploy.returncode == 0, deploy.stderr
 
 
-def test_ml_package_never_imports_django_or_the_apps():
+def test_ml_package_never_imports_django_or_the_apps_and_the_library_never_its_cli():
     offenders = []
     for path in (ROOT / "ml").rglob("*.py"):
+        relative = path.relative_to(ROOT)
+        library = relative.parts[1] not in ("cli", "__main__.py")
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names = [node.module or ""]
+                if node.module == "ml":
+                    names = [f"ml.{alias.name}" for alias in node.names]
             else:
                 continue
             for name in names:
                 if name.split(".")[0] in {"django", "classifier", "analytics", "edumood_site"}:
-                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {name}")
+                    offenders.append(f"{relative}:{node.lineno} imports {name}")
+                if library and (name == "ml.cli" or name.startswith("ml.cli.")):
+                    offenders.append(f"{relative}:{node.lineno} imports the command line {name}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_serving_does_not_load_the_training_code():
+    code = "import sys, ml.predict, ml.photo; print(sorted(m for m in sys.modules if m in "
+    code += "('ml.train', 'ml.augment', 'ml.cli', 'ml.fairness', 'ml.cv')))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.django_db
@@ -207,7 +224,7 @@ def test_cancel_stops_a_running_job_and_keeps_partial_results():
     def cancellable(job):
         Job.objects.filter(pk=job.pk).update(cancel_requested=True)  # as the API would
         if job.should_stop():
-            raise JobCancelled({"epochs_done": 1})
+            raise WorkCancelled({"epochs_done": 1})
         return {"epochs_done": 2}
 
     job = Job.objects.create(kind="test-cancellable")
@@ -246,8 +263,6 @@ def test_a_stale_running_job_is_requeued_once_and_failed_after_too_many_attempts
 
     from django.utils import timezone
 
-    from classifier.services import recover_abandoned_jobs
-
     settings.EDUMOOD_JOB_STALE_SECONDS = 60
     long_ago = timezone.now() - timedelta(minutes=10)
     stale = Job.objects.create(
@@ -259,10 +274,38 @@ def test_a_stale_running_job_is_requeued_once_and_failed_after_too_many_attempts
     fresh = Job.objects.create(
         kind=JobKind.DIAGNOSE, status=JobStatus.RUNNING, heartbeat_at=timezone.now(), attempts=1
     )
-    assert recover_abandoned_jobs() == 2
-    assert recover_abandoned_jobs() == 0  # a second sweep finds nothing left to requeue
+    assert Job.recover_abandoned() == 2
+    assert Job.recover_abandoned() == 0  # a second sweep finds nothing left to requeue
     for job in (stale, exhausted, fresh):
         job.refresh_from_db()
     assert stale.status == JobStatus.QUEUED
-    assert exhausted.status == JobStatus.FAILED and "3 times" in exhausted.error
+    assert exhausted.status == JobStatus.FAILED and "after 3 attempts" in exhausted.error
     assert fresh.status == JobStatus.RUNNING
+
+
+@pytest.mark.django_db
+def test_the_cancel_flag_is_read_at_most_about_once_a_second(django_assert_max_num_queries):
+    job = Job.objects.create(kind=JobKind.DIAGNOSE)
+    with django_assert_max_num_queries(1):
+        assert not any(job.should_stop() for _ in range(500))  # as a loop between batches
+
+
+def test_services_enqueue_by_task_name_and_never_import_tasks():
+    """Tasks call services; services send task names (edumood_site.work.enqueue)."""
+    offenders = []
+    for app in ("classifier", "analytics"):
+        for path in [*(ROOT / app).glob("services*.py"), *(ROOT / app).glob("services/*.py")]:
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("tasks"):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders
+
+
+@pytest.mark.django_db
+def test_jobs_and_photos_share_one_lifecycle():
+    from analytics.models import Photo
+    from edumood_site.celery import app
+    from edumood_site.work import BackgroundWork
+
+    assert issubclass(Job, BackgroundWork) and issubclass(Photo, BackgroundWork)
+    assert {Job.TASK, Photo.TASK} <= set(app.tasks)

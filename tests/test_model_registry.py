@@ -21,7 +21,7 @@ def test_registering_the_same_checkpoint_twice_gives_the_same_version(model_vers
 
 @pytest.mark.django_db
 def test_promoting_keeps_exactly_one_active_version(model_version, tmp_path, django_user_model):
-    from ml.train import load_checkpoint, save_checkpoint
+    from ml.checkpoint import load_checkpoint, save_checkpoint
 
     checkpoint = load_checkpoint(model_version.checkpoint.path)
     checkpoint["metrics"] = {"accuracy": 0.5}
@@ -47,7 +47,7 @@ def test_the_classifier_is_loaded_once_per_process(model_version):
 @pytest.mark.django_db
 def test_a_worker_keeps_one_loaded_model_not_every_version_it_saw(model_version, tmp_path):
     from classifier import services
-    from ml.train import load_checkpoint, save_checkpoint
+    from ml.checkpoint import load_checkpoint, save_checkpoint
 
     checkpoint = load_checkpoint(model_version.checkpoint.path)
     checkpoint["metrics"] = {"accuracy": 0.6}

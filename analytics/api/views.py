@@ -117,7 +117,7 @@ class ClassroomViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return Classroom.objects.none()
-        return Classroom.objects.filter(owner=self.request.user).prefetch_related("consents")
+        return Classroom.with_consents(Classroom.objects.filter(owner=self.request.user))
 
     def perform_create(self, serializer):
         serializer.save(owner=self.request.user)

@@ -1,9 +1,11 @@
 """API representations of datasets, jobs, model versions and audits (issue 8's field names)."""
 
+from django import forms
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from ..choices import JobKind
+from ..forms import JOB_FORMS, NameListField
 from ..models import AttributeSource, AuditReport, Dataset, DatasetVersion, Job, ModelVersion
 
 User = get_user_model()
@@ -83,22 +85,88 @@ class JobSerializer(serializers.ModelSerializer):
         return (obj.result or {}).get("dataset_version") or obj.params.get("dataset_version")
 
 
-class JobCreateSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(
-        choices=[JobKind.TRAIN, JobKind.EVALUATE, JobKind.KFOLD, JobKind.AUDIT, JobKind.MITIGATE]
+class NameList(serializers.ListField):
+    """A JSON list of names; a comma-separated string (what the page's field takes) also works."""
+
+    child = serializers.CharField()
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = [name.strip() for name in data.split(",") if name.strip()]
+        return super().to_internal_value(data)
+
+
+def _serializer_field(field: forms.Field) -> serializers.Field:
+    """The typed JSON field of a job form's field (an id for a model choice).
+
+    Omitted parameters take the form's initial values, and the versions may also be given
+    beside `params`, so only fields the form needs and cannot fill in are required here.
+    """
+    required = field.required and field.initial is None
+    if isinstance(field, forms.ModelChoiceField):
+        return serializers.IntegerField(required=False, allow_null=True, help_text=field.help_text)
+    common = {"required": required, "help_text": field.help_text or None}
+    if not field.required:
+        common["allow_null"] = True
+    if isinstance(field, NameListField):
+        return NameList(**common)
+    if isinstance(field, forms.BooleanField | forms.NullBooleanField):
+        return serializers.BooleanField(**{**common, "required": False})
+    if isinstance(field, forms.ChoiceField):
+        choices = [value for value, _ in field.choices if value != ""]
+        return serializers.ChoiceField(choices=choices, **common)
+    if isinstance(field, forms.IntegerField | forms.FloatField):
+        number = (
+            serializers.FloatField
+            if isinstance(field, forms.FloatField)
+            else serializers.IntegerField
+        )
+        return number(min_value=field.min_value, max_value=field.max_value, **common)
+    return serializers.CharField(allow_blank=not field.required, **common)
+
+
+def params_serializer(form_class) -> type[serializers.Serializer]:
+    """The typed `params` of one job kind, derived from its form (the one definition)."""
+    fields = {name: _serializer_field(f) for name, f in form_class.base_fields.items()}
+    name = f"{form_class.kind.capitalize()}JobParams"
+    return type(name, (serializers.Serializer,), {**fields, "__doc__": form_class.__doc__})
+
+
+JOB_PARAMS = {kind: params_serializer(form) for kind, form in JOB_FORMS.items()}
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="JobParams",
+        serializers=list(JOB_PARAMS.values()),
+        resource_type_field_name=None,
     )
+)
+class JobParamsField(serializers.DictField):
+    """The parameters of a job: the fields of its kind's `…JobParams` schema."""
+
+
+class JobCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=list(JOB_PARAMS))
     dataset_version = serializers.IntegerField(required=False, allow_null=True)
     model_version = serializers.IntegerField(required=False, allow_null=True)
-    params = serializers.DictField(required=False, default=dict)
+    params = JobParamsField(required=False, default=dict)
 
     def validate(self, attrs):
-        """Run the page's form of this kind, so API and browser accept the same jobs."""
-        from ..forms import JOB_FORMS
-
-        form_class = JOB_FORMS[attrs["kind"]]
+        """Type-check the params of this kind, then run the page's form of the kind, so the
+        API and the browser accept the same jobs. A key the kind does not know is refused."""
+        kind, params = attrs["kind"], attrs.get("params") or {}
+        typed = JOB_PARAMS[kind](data=params)
+        unknown = sorted(set(params) - set(typed.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {key: [f"Unknown parameter of {kind} jobs."] for key in unknown}
+            )
+        typed.is_valid(raise_exception=True)
+        form_class = JOB_FORMS[kind]
         # Omitted parameters take the form's initial values, as a page's untouched fields do.
-        data = {n: f.initial for n, f in form_class().fields.items() if f.initial is not None}
-        data.update(attrs.get("params") or {})
+        data = {n: f.initial for n, f in form_class.base_fields.items() if f.initial is not None}
+        data.update(params)
         for key in ("dataset_version", "model_version"):
             if attrs.get(key) is not None:
                 data[key] = attrs[key]

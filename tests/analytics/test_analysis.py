@@ -183,21 +183,18 @@ def test_recovery_sweep_requeues_or_fails_photos_whose_worker_died(
     Photo.objects.filter(pk=fresh.pk).update(
         status=PhotoStatus.ANALYSING, heartbeat_at=timezone.now(), attempts=1
     )
-    assert services.recover_abandoned_photos() == 2
+    assert Photo.recover_abandoned() == 2
     first.refresh_from_db(), second.refresh_from_db(), fresh.refresh_from_db()
     assert (first.status, first.attempts) == ("done", 2)  # queued again and analysed (eager)
-    assert second.status == PhotoStatus.FAILED and second.error == services.WORKER_STOPPED
+    assert second.status == PhotoStatus.FAILED and second.error.endswith(Photo.WORKER_STOPPED)
     assert fresh.status == PhotoStatus.ANALYSING
-    from classifier.signals import RECOVERY_SWEEPS
-
-    assert services.recover_abandoned_photos in RECOVERY_SWEEPS
 
 
 def test_reanalysis_replaces_results_with_the_active_model_and_skips_deleted_originals(
     session, model_version, analyse, django_capture_on_commit_callbacks, tmp_path
 ):
     from classifier.services import promote, register_model_version
-    from ml.train import load_checkpoint, save_checkpoint
+    from ml.checkpoint import load_checkpoint, save_checkpoint
 
     session.classroom.retention = Retention.KEEP
     session.classroom.save()
@@ -253,3 +250,19 @@ def test_deleting_a_classroom_or_session_deletes_its_files(
         assert remaining == []
     else:
         assert remaining == [other.image.name.removeprefix("photos/")]
+
+
+def test_a_photo_stopped_at_the_soft_time_limit_fails_with_the_reason(
+    session, model_version, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def too_slow(photo):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(services, "_analyse", too_slow)
+    (photo,) = services.upload_photos(session, [upload("a.jpg", image_bytes())]).photos
+    services.analyse_photo(photo.pk, soft_time_limit=300)
+    photo.refresh_from_db()
+    assert photo.status == PhotoStatus.FAILED and photo.attempts == 1
+    assert "inference queue's time limit of 300 s" in photo.error

@@ -66,7 +66,10 @@ def test_job_requests_are_validated_like_the_forms(admin_client, imported_versio
     no_column = post({"kind": "audit", "dataset_version": imported_version.pk,
                       "model_version": 12345, "params": {"attributes": "shoe_size"}})  # fmt: skip
     assert no_column.status_code == 400
-    assert {"model_version", "__all__"} <= set(no_column.json())
+    body = no_column.json()
+    # Whole-request errors are in `detail` (the README's one error shape), never `__all__`.
+    assert "__all__" not in body and "model_version" in body
+    assert "has no column shoe_size" in body["detail"]
 
 
 def test_cancel_and_retry_answer_202_or_409(admin_client, imported_version):
@@ -150,11 +153,14 @@ def test_teachers_get_403_on_every_admin_action_and_page_staff_see_the_pages(
 
 
 def test_the_start_form_and_the_upload_form_queue_jobs(admin_client, imported_version, media):
-    response = admin_client.post(
-        reverse("classifier:job_start", args=["train"]),
-        {"dataset_version": imported_version.pk, "arch": "edu-vgg-s", "epochs": 1,
-         "batch_size": 16, "lr": 0.05, "patience": 0, "seed": 0, "val_fraction": 0.2},
-    )  # fmt: skip
+    page = admin_client.get(reverse("classifier:job_start", args=["train"]))
+    form = page.context["form"]
+    # What a browser sends for the page's fields as shown, with a few changed; an unticked
+    # checkbox is not sent at all.
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data = {k: v for k, v in data.items() if v is not True and v is not False}
+    data.update(dataset_version=imported_version.pk, epochs=1, batch_size=16, lr=0.05)
+    response = admin_client.post(reverse("classifier:job_start", args=["train"]), data)
     job = Job.objects.get(kind=JobKind.TRAIN)
     assert response.status_code == 302 and response["Location"] == reverse(
         "classifier:job", args=[job.pk]
@@ -170,3 +176,79 @@ def test_the_start_form_and_the_upload_form_queue_jobs(admin_client, imported_ve
     assert Job.objects.get(
         kind=JobKind.IMPORT_DATASET, params__dataset__isnull=False, pk__gt=job.pk
     )
+
+
+# Every recipe field of ml.train.TrainConfig with a value other than its default (the device is
+# the worker's, from EDUMOOD_DEVICE, not part of a recipe).
+NON_DEFAULT_RECIPE = {
+    "arch": "edu-vgg-s", "epochs": 1, "batch_size": 16, "lr": 0.05, "weight_decay": 0.05,
+    "optimizer": "adamw", "scheduler": "cosine", "patience": 2, "augment": False,
+    "class_weighting": True, "label_smoothing": 0.2, "seed": 3, "normalisation": "equalize",
+    "input_size": 48, "precision": "fp32", "input_blur": 0.5,
+}  # fmt: skip
+
+
+def test_every_recipe_field_sent_to_the_api_reaches_training(admin_client, imported_version):
+    from ml.recipe import TrainConfig, recipe_options
+
+    assert {o.name for o in recipe_options()} == set(NON_DEFAULT_RECIPE)
+    response = admin_client.post(
+        "/api/jobs/",
+        {"kind": "train", "dataset_version": imported_version.pk, "params": NON_DEFAULT_RECIPE},
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    job = run_queued(Job.objects.get(pk=response.json()["id"]))
+    assert job.status == "succeeded", job.error
+    config = ModelVersion.objects.get(pk=job.result["model_version"]).params
+    assert {k: config[k] for k in NON_DEFAULT_RECIPE} == NON_DEFAULT_RECIPE
+    assert config["device"] == "cpu" and set(config) == {f for f in TrainConfig().__dict__}
+
+
+def test_unknown_parameters_are_refused_by_name(admin_client, imported_version):
+    response = admin_client.post(
+        "/api/jobs/",
+        {"kind": "train", "dataset_version": imported_version.pk,
+         "params": {**FAST_TRAIN, "optimiser": "adamw", "device": "cuda"}},
+        content_type="application/json",
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert {"optimiser", "device"} <= set(response.json())
+    assert not Job.objects.filter(kind=JobKind.TRAIN).exists()
+
+
+def test_list_parameters_are_taken_as_json_lists(admin_client, trained_version, imported_version):
+    response = admin_client.post(
+        "/api/jobs/",
+        {"kind": "audit", "model_version": trained_version.pk,
+         "dataset_version": imported_version.pk, "params": {"attributes": ["age_bin", "gender"]}},
+        content_type="application/json",
+    )  # fmt: skip
+    assert response.status_code == 202, response.content
+    assert response.json()["params"]["attributes"] == ["age_bin", "gender"]
+    wrong = admin_client.post(
+        "/api/jobs/",
+        {"kind": "audit", "model_version": trained_version.pk,
+         "dataset_version": imported_version.pk, "params": {"attributes": ["shoe_size"]}},
+        content_type="application/json",
+    )  # fmt: skip
+    assert wrong.status_code == 400 and "no column shoe_size" in wrong.json()["detail"]
+
+
+def test_the_schema_documents_each_job_kinds_parameters(admin_client):
+    schema = admin_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    components = schema.json()["components"]["schemas"]
+
+    def resolve(node):
+        ref = node.get("$ref") or node.get("allOf", [{}])[0].get("$ref")
+        return components[ref.rsplit("/", 1)[1]] if ref else node
+
+    train = components["TrainJobParamsRequest"]["properties"]
+    assert resolve(train["optimizer"])["enum"] == ["sgd", "adamw"]
+    assert train["label_smoothing"]["type"] == "number" and "device" not in train
+    audit = components["AuditJobParamsRequest"]["properties"]
+    assert audit["attributes"]["type"] == "array"
+    params = resolve(components["JobCreateRequest"]["properties"]["params"])
+    assert {ref["$ref"].rsplit("/", 1)[1] for ref in params["oneOf"]} == {
+        f"{kind}JobParamsRequest" for kind in ("Train", "Evaluate", "Kfold", "Audit", "Mitigate")
+    }

@@ -6,7 +6,8 @@ from django.urls import reverse
 from classifier.choices import JobKind, JobStatus
 from classifier.handlers import train_job
 from classifier.models import AuditReport, Job, ModelVersion
-from classifier.services import JobCancelled, create_job
+from classifier.services import create_job
+from edumood_site.work import WorkCancelled
 
 from .conftest import FAST_TRAIN, run_queued
 
@@ -95,7 +96,47 @@ def test_mitigation_trains_a_new_version_and_audits_before_and_after(
 def test_cancelling_training_before_an_epoch_finishes_keeps_no_version(imported_version):
     job = create_job(JobKind.TRAIN, {**FAST_TRAIN, "dataset_version": imported_version.pk})
     Job.objects.filter(pk=job.pk).update(cancel_requested=True)
-    with pytest.raises(JobCancelled) as stopped:
+    with pytest.raises(WorkCancelled) as stopped:
         train_job(job)
-    assert stopped.value.partial_result == {"history": []}
+    assert stopped.value.partial_result["history"] == []
     assert not ModelVersion.objects.exists()
+
+
+@pytest.fixture
+def cancel_after_first_epoch(monkeypatch):
+    """Request cancellation (as the API would) once a training job has validated an epoch."""
+    from classifier import handlers
+
+    real = handlers.training_progress
+
+    def progress(job):
+        report = real(job)
+
+        def cancelling(p):
+            report(p)
+            if p.phase == "val":
+                Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+
+        return cancelling
+
+    monkeypatch.setattr(handlers, "training_progress", progress)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_cancelled_training_run_becomes_a_version_only_when_the_admin_keeps_it(
+    imported_version, cancel_after_first_epoch, keep
+):
+    params = {**FAST_TRAIN, "epochs": 200, "dataset_version": imported_version.pk}
+    if keep:
+        params["keep_if_cancelled"] = True
+    job = run_queued(create_job(JobKind.TRAIN, params))
+    assert job.status == JobStatus.CANCELLED, job.error
+    epochs_run = len(job.result["history"])
+    assert 1 <= epochs_run < 200
+    if keep:
+        version = ModelVersion.objects.get()
+        assert job.result["model_version"] == version.pk
+        assert len(version.history) >= 1 and "cancelled" in version.name
+    else:
+        assert not ModelVersion.objects.exists()
+        assert "model_version" not in job.result

@@ -52,3 +52,14 @@ def test_a_job_whose_worker_is_killed_is_run_again_and_finishes(worker_factory):
     assert job.attempts == 2
     assert any("Attempt 2" in line for line in job.log)
     assert job.result["seconds"] >= 6
+
+
+def test_a_job_over_its_queue_time_limit_fails_with_the_reason_and_is_not_run_again(
+    worker_factory, settings
+):
+    settings.CELERY_TRAINING_TIME_LIMIT = 3
+    worker_factory(stale_seconds=3)
+    job = create_job(JobKind.DIAGNOSE, {"seconds": 60, "size": 128})
+    wait_until(lambda: _fetch(job).is_terminal, 60, message="the job to be stopped")
+    assert job.status == JobStatus.FAILED
+    assert "time limit of 3 s" in job.error and job.attempts == 1

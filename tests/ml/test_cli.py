@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from ml.__main__ import main
+from ml.checkpoint import new_checkpoint, save_checkpoint
 from ml.models import build_model
-from ml.train import TrainConfig, new_checkpoint, save_checkpoint
+from ml.recipe import TrainConfig
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from ml.cv import fold_indices, kfold
 from ml.data import ImageSet
 from ml.errors import DataError
-from ml.train import TrainConfig
+from ml.recipe import TrainConfig
 
 
 def test_folds_are_stratified_disjoint_and_cover_everything():

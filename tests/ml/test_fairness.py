@@ -10,10 +10,12 @@ from sklearn.metrics import f1_score
 from torch.utils.data import WeightedRandomSampler
 
 from ml.__main__ import main
+from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.data import age_groups, load_images
 from ml.errors import DataError
 from ml.fairness import audit, mitigation_weights
-from ml.train import TrainConfig, load_checkpoint, save_checkpoint, train
+from ml.recipe import TrainConfig
+from ml.train import train
 
 
 def _case():

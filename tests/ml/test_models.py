@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ml.errors import MLError
-from ml.models import ARCHITECTURES, DEFAULT_ARCH, build_model
+from ml.models import ARCHITECTURES, build_model
+from ml.recipe import DEFAULT_ARCH
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))

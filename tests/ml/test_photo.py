@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 from ml.__main__ import main
+from ml.checkpoint import Checkpoint, new_checkpoint, save_checkpoint
 from ml.detect import FaceBox, get_detector
 from ml.errors import InvalidImage
-from ml.labels import FER_CLASSES, default_state_mapping
+from ml.labels import FER_CLASSES, STATE_COLOURS, default_state_mapping
 from ml.models import build_model
 from ml.photo import (
-    STATE_COLOURS,
     FaceResult,
     PhotoAnalysis,
     analyze_photo,
@@ -26,23 +26,17 @@ from ml.photo import (
     open_image,
 )
 from ml.predict import Classifier
-from ml.train import save_checkpoint
+from ml.recipe import TrainConfig
 from tests.ml.gallery import draw_face
 
 ARCH = "edu-vgg-s"
 
 
-def tiny_checkpoint() -> dict:
+def tiny_checkpoint() -> Checkpoint:
     """An untrained 7-class FER model: enough to test plumbing, not accuracy."""
     torch.manual_seed(0)
-    return {
-        "arch": ARCH,
-        "state_dict": build_model(ARCH, len(FER_CLASSES)).state_dict(),
-        "classes": list(FER_CLASSES),
-        "input_size": 48,
-        "normalisation": "standardize",
-        "state_mapping": default_state_mapping(FER_CLASSES),
-    }
+    model = build_model(ARCH, len(FER_CLASSES))
+    return new_checkpoint(model, list(FER_CLASSES), TrainConfig(arch=ARCH))
 
 
 class CountingClassifier(Classifier):

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from ml.checkpoint import new_checkpoint, save_checkpoint
 from ml.errors import CheckpointError, InvalidImage
 from ml.models import build_model
 from ml.predict import Classifier, resolve_weights
-from ml.train import TrainConfig, new_checkpoint, save_checkpoint
+from ml.recipe import TrainConfig
 from tests.ml.conftest import make_image_set
 
 CLASSES = ["angry", "happy", "sad"]

@@ -4,16 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from ml.data import ImageSet, decode_image
-from ml.errors import CheckpointError, DataError, MLError
-from ml.train import (
-    TrainConfig,
-    augment_batch,
+from ml.augment import augment_batch
+from ml.checkpoint import (
+    CHECKPOINT_FORMAT,
     load_checkpoint,
     model_from_checkpoint,
+    new_checkpoint,
     save_checkpoint,
-    train,
 )
+from ml.data import ImageSet, decode_image
+from ml.errors import CheckpointError, DataError, MLError
+from ml.models import build_model
+from ml.recipe import TrainConfig
+from ml.train import train
 from tests.ml.conftest import make_image_set
 
 # Small images, no augmentation and a constant rate: a few dozen steps learn the patterns.
@@ -168,6 +171,21 @@ def test_save_is_atomic_and_corrupt_files_raise(tmp_path):
         load_checkpoint(path)
 
 
+def test_load_checks_the_format_version_and_every_key(tmp_path):
+    model = build_model("edu-vgg-s", 2, 32)
+    checkpoint = new_checkpoint(model, ["a", "b"], TrainConfig(input_size=32))
+    save_checkpoint(tmp_path / "ok.pt", checkpoint)
+    assert load_checkpoint(tmp_path / "ok.pt")["format"] == CHECKPOINT_FORMAT
+    save_checkpoint(tmp_path / "future.pt", {**checkpoint, "format": CHECKPOINT_FORMAT + 1})
+    with pytest.raises(CheckpointError, match=f"format {CHECKPOINT_FORMAT + 1}"):
+        load_checkpoint(tmp_path / "future.pt")
+    save_checkpoint(
+        tmp_path / "partial.pt", {k: v for k, v in checkpoint.items() if k != "classes"}
+    )
+    with pytest.raises(CheckpointError, match="no classes"):
+        load_checkpoint(tmp_path / "partial.pt")
+
+
 def test_augmentation_keeps_shape_range_and_varies():
     batch = torch.from_numpy(make_image_set(n_per_class=4).images)
     gen = torch.Generator().manual_seed(0)
@@ -205,3 +223,62 @@ def test_fer_smoke_three_epochs_above_chance(data_dir):
     )
     checkpoint = train(train_set, val_set, config)
     assert checkpoint["metrics"]["val_accuracy"] > 0.6  # chance is 0.5
+
+
+DDP_SCRIPT = """
+import sys
+import torch
+from ml.recipe import TrainConfig
+from ml.train import train
+from tests.ml.conftest import make_image_set
+
+torch.set_num_threads(1)
+data = make_image_set(("a", "b"), n_per_class=128, size=32)
+data = data.subset(range(255))  # an odd n: the two ranks' shares differ by one image
+config = TrainConfig(epochs=2, device="cpu", **{**FAST, "batch_size": 64})
+checkpoint = train(data, None, config)
+print("epochs", checkpoint["epoch"], "history", len(checkpoint["history"]), flush=True)
+"""
+
+
+def test_ddp_ranks_take_equal_steps_when_the_data_does_not_split_evenly(tmp_path):
+    """Two gloo processes on the CPU, n=255, batch 64: both ranks must run every step."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    script = f"FAST = {FAST!r}\n" + DDP_SCRIPT
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={
+                **os.environ,
+                "WORLD_SIZE": "2",
+                "RANK": str(rank),
+                "LOCAL_RANK": str(rank),
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "OMP_NUM_THREADS": "1",
+            },
+        )  # fmt: skip
+        for rank in range(2)
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=120)[0])
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(outputs)
+    assert all("epochs 2 history 2" in out for out in outputs), outputs

@@ -1,0 +1,292 @@
+"""The one lifecycle of background work, shared by jobs (classifier) and photo analyses
+(analytics).
+
+A row is claimed with a conditional UPDATE (so two deliveries of one message never run it twice
+at once), kept alive by a heartbeat thread while its work runs, reports progress and reads its
+cancel flag at most about once a second, and is closed as finished, cancelled or failed, also
+when its queue's soft time limit stops it. A worker that dies leaves a stale heartbeat: the
+worker sweep queues the row again, at most MAX_ATTEMPTS times, then fails it with the reason.
+
+Tasks are sent by name (each app's tasks.py registers them), so services and tasks never import
+each other: tasks call services, services enqueue names.
+"""
+
+import logging
+import math
+import platform
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import timedelta
+from functools import cached_property
+
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
+from django.apps import apps
+from django.conf import settings
+from django.db import connection, models
+from django.db.models import F, Q
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_WRITE_INTERVAL = 1.0  # seconds; progress is cheap to compute but each write is a query
+CANCEL_READ_INTERVAL = 1.0  # seconds; a cancel may wait this long, a batch should not wait a query
+# Seconds between a task's soft time limit (the row is closed with the reason) and the hard
+# kill, which would leave the row running for the stale sweep to queue again.
+HARD_LIMIT_GRACE = 30
+
+
+class WorkCancelled(Exception):  # noqa: N818  (a signal, not an error)
+    """Raised by work that saw its cancel flag; carries what was finished so far."""
+
+    def __init__(self, partial_result=None):
+        super().__init__("cancelled")
+        self.partial_result = partial_result
+
+
+class Throttle:
+    """Says yes at most once per interval: for progress writes and cancel-flag reads."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.last = -math.inf
+
+    def ready(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return False
+        self.last = now
+        return True
+
+
+def queue_time_limit(queue: str) -> int:
+    return {
+        "inference": settings.CELERY_INFERENCE_TIME_LIMIT,
+        "training": settings.CELERY_TRAINING_TIME_LIMIT,
+    }[queue]
+
+
+def time_limit_message(queue: str, seconds: float | None) -> str:
+    """The reason a row gets when its task hit the soft time limit it was sent with."""
+    return (
+        f"Stopped at the {queue} queue's time limit of {seconds or queue_time_limit(queue):g} s;"
+        " raise the limit or shorten the work."
+    )
+
+
+def enqueue(task: str, pk: int, queue: str) -> None:
+    """Send the task of that name for a row, with its queue's soft and hard time limits."""
+    from edumood_site.celery import app
+
+    limit = queue_time_limit(queue)
+    options = {"queue": queue, "soft_time_limit": limit, "time_limit": limit + HARD_LIMIT_GRACE}
+    app.signature(task, args=(pk,), options=options).apply_async()
+
+
+class BackgroundWork(models.Model):
+    """A row a worker performs: its attempts, heartbeat and the steps of its lifecycle.
+
+    Subclasses have a `status` field and name its values (QUEUED, RUNNING, TERMINAL), the task
+    that performs them (TASK), and how they finish and fail.
+    """
+
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    MAX_ATTEMPTS = 3
+    QUEUED = RUNNING = ""
+    TERMINAL: frozenset = frozenset()
+    TASK = ""
+    WORKER_STOPPED = "The worker stopped while running this."
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    @property
+    def queue(self) -> str:
+        return "inference"
+
+    def claimable(self):
+        """The rows a claim may move: this one (subclasses add conditions)."""
+        return type(self).objects.filter(pk=self.pk)
+
+    def claim(self, **updates) -> bool:
+        """Atomically move a queued (or abandoned running) row to running; False if not ours.
+
+        A redelivered message, or a second worker, finds the row running with a fresh heartbeat
+        and backs off; a dead worker's row goes stale and can be taken over.
+        """
+        now = timezone.now()
+        stale = now - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
+        claimed = (
+            self.claimable()
+            .filter(
+                Q(status=self.QUEUED)
+                | Q(status=self.RUNNING, heartbeat_at__lt=stale)
+                | Q(status=self.RUNNING, heartbeat_at__isnull=True)
+            )
+            .update(status=self.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1, **updates)
+        )
+        self.refresh_from_db()
+        return bool(claimed)
+
+    def enqueue(self) -> None:
+        enqueue(self.TASK, self.pk, self.queue)
+
+    # Hooks of the steps; subclasses record what their pages show.
+    def note(self, line: str) -> None:
+        """A line for the row's log (rows without a log ignore it)."""
+
+    def not_claimed(self) -> None:
+        """Called when a delivery finds the row taken or not claimable."""
+
+    def failure_reason(self, exc: Exception) -> str:
+        return f"{type(exc).__name__}: {exc}"
+
+    def finish(self, result=None) -> None:
+        raise NotImplementedError
+
+    def fail(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def mark_cancelled(self, result=None) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def beating(self):
+        """Touch the heartbeat from a side thread while long work runs.
+
+        The work may sit in one long call (loading data, a big forward pass), so the heartbeat
+        cannot rely on progress callbacks; a stale heartbeat is how a dead worker shows.
+        """
+        rows, interval = type(self).objects.filter(pk=self.pk), self.heartbeat_interval()
+        stop = threading.Event()
+
+        def beat():
+            try:
+                while not stop.wait(interval):
+                    rows.update(heartbeat_at=timezone.now())
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{self._meta.label}-{self.pk}")
+        thread.daemon = True
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    @staticmethod
+    def heartbeat_interval() -> float:
+        return max(1.0, settings.EDUMOOD_JOB_STALE_SECONDS / 4)
+
+    @cached_property
+    def progress_writes(self) -> Throttle:
+        return Throttle(PROGRESS_WRITE_INTERVAL)
+
+    @cached_property
+    def cancel_reads(self) -> Throttle:
+        return Throttle(CANCEL_READ_INTERVAL)
+
+    @classmethod
+    def recover_abandoned(cls) -> int:
+        """Queue again (or fail, after too many tries) rows whose worker died; how many."""
+        stale = timezone.now() - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
+        count = 0
+        for row in cls.objects.filter(status=cls.RUNNING, heartbeat_at__lt=stale):
+            if row.attempts >= cls.MAX_ATTEMPTS:
+                row.fail(f"Gave up after {row.attempts} attempts. {cls.WORKER_STOPPED}")
+                count += 1
+                continue
+            # Conditional update: when several workers sweep at once, only one requeues a row.
+            requeued = cls.objects.filter(
+                pk=row.pk, status=cls.RUNNING, heartbeat_at__lt=stale
+            ).update(status=cls.QUEUED)
+            if requeued:
+                row.note("The worker running this stopped; queued again.")
+                row.enqueue()
+                count += 1
+        return count
+
+
+def perform(
+    rows: models.QuerySet,
+    pk: int,
+    work: Callable[[BackgroundWork], object],
+    *,
+    claim_options: dict | None = None,
+    soft_time_limit: float | None = None,
+) -> None:
+    """Claim the row `pk` of `rows` and run `work(row)` under its heartbeat; close the row.
+
+    Idempotent: a missing or terminal row, or one another worker holds, is left alone. The
+    row finishes with work's return value, is cancelled on WorkCancelled, and fails with the
+    reason on anything else (the soft time limit included).
+    """
+    row = rows.filter(pk=pk).first()
+    if row is None or row.is_terminal:
+        return
+    if not row.claim(**(claim_options or {})):
+        row.not_claimed()
+        return
+    if row.attempts > row.MAX_ATTEMPTS:
+        row.fail(f"Gave up after {row.MAX_ATTEMPTS} attempts. {row.WORKER_STOPPED}")
+        return
+    if row.attempts > 1:
+        row.note(f"Attempt {row.attempts}: the previous worker stopped; starting again.")
+    row.note(f"Started on {platform.node()}")
+    try:
+        with row.beating():
+            result = work(row)
+    except WorkCancelled as cancelled:
+        row.note("Cancelled; finished work kept.")
+        row.mark_cancelled(cancelled.partial_result)
+    except SoftTimeLimitExceeded:
+        reason = time_limit_message(row.queue, soft_time_limit)
+        row.note(reason)
+        row.fail(reason)
+    except Exception as exc:
+        logger.exception("%s %s failed", row._meta.label, row.pk)
+        reason = row.failure_reason(exc)
+        row.note(f"Failed: {reason}")
+        row.fail(reason)
+    else:
+        row.note("Finished")
+        row.finish(result)
+
+
+@worker_ready.connect
+def start_recovery_sweeps(**kwargs):
+    """Sweep every kind of background work at start-up and then periodically, in a daemon
+    thread of the worker's main process.
+
+    The embedded filesystem broker never redelivers a dead worker's message, and Redis does so
+    only after its visibility timeout, so the rows themselves (with their heartbeats) are the
+    source of truth for what is abandoned.
+    """
+    kinds = [m for m in apps.get_models() if issubclass(m, BackgroundWork)]
+    interval = max(1.0, settings.EDUMOOD_JOB_STALE_SECONDS / 2)
+
+    def sweep_forever():
+        stop = threading.Event()
+        while True:
+            for kind in kinds:
+                try:
+                    recovered = kind.recover_abandoned()
+                except Exception:
+                    logger.exception("Recovery sweep of %s failed", kind._meta.label)
+                    continue
+                if recovered:
+                    logger.warning("Recovered %d abandoned %s row(s)", recovered, kind._meta.label)
+            connection.close()
+            stop.wait(interval)
+
+    threading.Thread(target=sweep_forever, name="recovery-sweeps", daemon=True).start()

@@ -1,0 +1,144 @@
+"""The typed checkpoint: what a model file holds, its format version, atomic save and load.
+
+One dict (a plain dict on disk, so `torch.load(weights_only=True)` can read it without running
+code) with the unwrapped weights plus everything inference and a resumed run need: classes,
+preprocessing, the recipe, metrics, history and, while a run is unfinished, optimizer and
+scheduler state.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TypedDict
+
+import torch
+from torch import nn
+
+from ml.errors import CheckpointError
+from ml.labels import default_state_mapping
+from ml.models import build_model
+from ml.recipe import TrainConfig
+
+# Bumped when a key changes meaning or a required key is added; load_checkpoint refuses others.
+CHECKPOINT_FORMAT = 1
+
+
+class Resume(TypedDict):
+    """What continues an unfinished run (None in a finished checkpoint: it ships, keep it small)."""
+
+    model: dict  # the latest epoch's weights; the checkpoint's state_dict is the best epoch's
+    scheduler: dict | None
+    best_score: float
+    stale: int
+
+
+class Checkpoint(TypedDict):
+    """A model file's content (format CHECKPOINT_FORMAT)."""
+
+    format: int
+    arch: str
+    classes: list[str]
+    input_size: int
+    normalisation: str
+    input_blur: float
+    state_mapping: dict[str, str]
+    config: dict  # dataclasses.asdict(TrainConfig)
+    metrics: dict
+    history: list[dict]
+    epoch: int
+    device: str
+    world_size: int
+    stopped_early: bool
+    cancelled: bool
+    state_dict: dict  # the best epoch's weights, without a DataParallel/DDP wrapper
+    optimizer: dict | None
+    resume: Resume | None
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DataParallel / DistributedDataParallel wrapper."""
+    return (
+        model.module
+        if isinstance(model, nn.DataParallel | nn.parallel.DistributedDataParallel)
+        else model
+    )
+
+
+def cpu_state(model: nn.Module) -> dict:
+    """A CPU copy of the (unwrapped) model's weights."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+
+
+def new_checkpoint(
+    model: nn.Module, classes: list[str], config: TrainConfig, device="cpu", world_size: int = 1
+) -> Checkpoint:
+    """A complete checkpoint of a model's current weights, before any epoch has run."""
+    return Checkpoint(
+        format=CHECKPOINT_FORMAT,
+        arch=config.arch,
+        classes=list(classes),
+        input_size=config.input_size,
+        normalisation=config.normalisation,
+        input_blur=config.input_blur,
+        state_mapping=default_state_mapping(classes),
+        config=dataclasses.asdict(config),
+        metrics={},
+        history=[],
+        epoch=0,
+        device=str(device),
+        world_size=world_size,
+        stopped_early=False,
+        cancelled=False,
+        state_dict=cpu_state(model),
+        optimizer=None,
+        resume=None,
+    )
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
+    """Write a checkpoint atomically (temporary file + os.replace), so a crash never leaves half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by save_checkpoint; CheckpointError when unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        # weights_only: a checkpoint from an upload must not be able to run code.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
+        raise CheckpointError(
+            f"cannot read checkpoint {str(path)!r}: {type(exc).__name__}"
+        ) from exc
+    if not isinstance(checkpoint, dict) or "format" not in checkpoint:
+        raise CheckpointError(f"{str(path)!r} is not an EduMood checkpoint")
+    if checkpoint["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint format {checkpoint['format']!r}; this version of "
+            f"EduMood reads format {CHECKPOINT_FORMAT}"
+        )
+    missing = sorted(set(Checkpoint.__annotations__) - set(checkpoint))
+    if missing:
+        raise CheckpointError(
+            f"{str(path)!r} is not an EduMood checkpoint: no {', '.join(missing)}"
+        )
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: Checkpoint) -> nn.Module:
+    """Build the checkpoint's architecture and load its (best) weights."""
+    model = build_model(checkpoint["arch"], len(checkpoint["classes"]), checkpoint["input_size"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights do not fit architecture {checkpoint['arch']!r}") from exc
+    return model

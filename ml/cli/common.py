@@ -1,0 +1,186 @@
+"""Helpers shared by the `python -m ml` subcommands: output, progress, common options, files."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ml.data import IMAGE_EXTENSIONS
+from ml.detect import DEFAULT_MODE, MODES, Detector, get_detector
+from ml.errors import MLError
+from ml.recipe import TrainConfig, recipe_options
+from ml.train import Progress
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def emit(args: argparse.Namespace, payload, text: str) -> None:
+    """Print `payload` as JSON with --json, else the human-readable `text`."""
+    if getattr(args, "json", False):
+        json.dump(payload, sys.stdout, default=_plain)
+        sys.stdout.write("\n")
+    else:
+        print(text)
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON to stdout")
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field (shared by train, kfold and mitigate)."""
+    for option in recipe_options(machine=True):
+        flag = "--" + option.name.replace("_", "-")
+        if option.type is bool:
+            # A switch that flips the default: --no-augment, --class-weighting.
+            flag = f"--no-{flag[2:]}" if option.default else flag
+            action = "store_false" if option.default else "store_true"
+            hint = ("turn off: " if option.default else "") + option.help
+            parser.add_argument(flag, dest=option.name, action=action, help=hint)
+            continue
+        parser.add_argument(
+            flag,
+            type=option.type,
+            default=option.default,
+            choices=option.choices,
+            help=f"{option.help} (default: {option.default})",
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A TrainConfig from the options added by add_train_options."""
+    return TrainConfig(**{o.name: getattr(args, o.name) for o in recipe_options(machine=True)})
+
+
+class TrainProgress:
+    """train()'s progress callback for the CLI: a tqdm bar on a terminal, else one line per epoch.
+
+    Everything goes to stderr, so --json output on stdout stays parseable.
+    """
+
+    def __init__(self):
+        self.bar = None
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, p) -> None:
+        if not self.tty:
+            if p.phase == "val":
+                val = f" val_acc={p.val_accuracy:.4f}" if p.val_accuracy is not None else ""
+                print(
+                    f"epoch {p.epoch}/{p.epochs} loss={p.loss:.4f} acc={p.accuracy:.4f}{val} "
+                    f"eta={p.eta_seconds / 60:.1f}min",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(
+                total=p.epochs * p.steps,
+                unit="batch",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                initial=(p.epoch - 1) * p.steps,
+            )
+        self.bar.n = (p.epoch - 1) * p.steps + p.step
+        val = f"{p.val_accuracy:.3f}" if p.val_accuracy is not None else "-"
+        self.bar.set_description(f"epoch {p.epoch}/{p.epochs}", refresh=False)
+        self.bar.set_postfix(loss=f"{p.loss:.3f}", acc=f"{p.accuracy:.3f}", val=val, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def require_path(path: str, what: str) -> Path:
+    """The path, or an MLError naming what was expected there."""
+    p = Path(path)
+    if not p.exists():
+        raise MLError(f"{what} {path!r} does not exist")
+    return p
+
+
+class RunsProgress:
+    """CLI progress over several consecutive train() runs: a titled bar (or lines) per run.
+
+    A run is recognised as new when train()'s (epoch, step, phase) position goes backwards.
+    """
+
+    def __init__(self, titles: list[str]):
+        self.titles = titles
+        self.run = -1
+        self.position = None
+        self.current = None
+
+    def __call__(self, p: Progress) -> None:
+        position = (p.epoch, p.step, p.phase == "val")
+        if self.position is None or position < self.position:
+            self.close()
+            self.run += 1
+            title = self.titles[self.run] if self.run < len(self.titles) else f"run {self.run + 1}"
+            print(title, file=sys.stderr, flush=True)
+            self.current = TrainProgress()
+        self.position = position
+        self.current(p)
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+
+
+def image_files(paths: list[str]) -> list[Path]:
+    """Image files named directly or found (recursively, sorted) in the given folders."""
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise MLError(f"{raw!r} does not exist")
+    return files
+
+
+def run_per_file(files: list[Path], work) -> tuple[list[dict], bool]:
+    """`work(path) -> dict` for each file; a file that fails gives {"file", "error"} instead."""
+    results, failed = [], False
+    for path in files:
+        try:
+            results.append(work(path))
+        except MLError as exc:
+            results.append({"file": str(path), "error": str(exc)})
+            failed = True
+    return results, failed
+
+
+def add_detector_options(parser: argparse.ArgumentParser) -> None:
+    """Options that tune the default detector (shared by `detect` and `analyze`)."""
+    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="detection settings")
+    parser.add_argument("--long-side", type=int, help="detect at this long side (px)")
+    parser.add_argument("--score-threshold", type=float)
+    parser.add_argument("--flip", action="store_true", help="add a mirrored pass (about 2x time)")
+
+
+def detector_from_args(args: argparse.Namespace) -> Detector:
+    """The detector selected by add_detector_options' flags."""
+    options = {"long_side": args.long_side, "score_threshold": args.score_threshold}
+    if args.flip:
+        options["flip"] = True
+    return get_detector(
+        "retinaface", args.mode, **{k: v for k, v in options.items() if v is not None}
+    )

@@ -1,0 +1,57 @@
+"""`python -m ml kfold`: stratified (group-aware) k-fold cross-validation of a recipe."""
+
+from ml.cli import common
+from ml.cv import FOLD_METRICS, kfold
+from ml.data import attach_attributes, load_images
+from ml.errors import DataError
+
+
+def add_parser(subparsers) -> None:
+    """Register `python -m ml kfold`."""
+    parser = subparsers.add_parser("kfold", help="stratified k-fold cross-validation")
+    parser.add_argument("--data", required=True, help="folder of class folders, or a zip")
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--attributes", help="CSV with a `file` column (for --group-column)")
+    parser.add_argument("--group-column", help="attribute keeping a group (subject) in one fold")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of each fold's training part used to pick the epoch "
+                             "(0: none; the test fold is never used for that)")  # fmt: skip
+    common.add_train_options(parser)
+    common.add_json_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def format_result(result: dict) -> str:
+    """A per-fold table and the mean ± std line."""
+    lines = [f"{'fold':>4} {'n_test':>6} " + " ".join(f"{m:>15}" for m in FOLD_METRICS)]
+    for fold in result["folds"]:
+        lines.append(f"{fold['fold'] + 1:>4} {fold['n_test']:>6} "
+                     + " ".join(f"{fold[m]:>15.4f}" for m in FOLD_METRICS))  # fmt: skip
+    if result["folds"]:
+        cells = []
+        for m in FOLD_METRICS:
+            std = result["std"][m]
+            cells.append(f"{result['mean'][m]:.4f}" + (f"±{std:.4f}" if std is not None else ""))
+        lines.append(f"{'mean':>4} {'':>6} " + " ".join(f"{c:>15}" for c in cells))
+    if result["cancelled"]:
+        lines.append(f"cancelled after {len(result['folds'])} of {result['k']} folds")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    if args.group_column and not args.attributes:
+        raise DataError("--group-column needs --attributes")
+    config = common.config_from_args(args)
+    config.validate()
+    data = load_images(common.require_path(args.data, "dataset"), size=config.input_size)
+    if args.attributes:
+        data = attach_attributes(data, args.attributes)
+    progress = common.RunsProgress([f"fold {i + 1}/{args.folds}" for i in range(args.folds)])
+    try:
+        result = kfold(data, config, k=args.folds, seed=config.seed, group_column=args.group_column,
+                       progress=progress, val_fraction=args.val_fraction)  # fmt: skip
+    finally:
+        progress.close()
+    result["unreadable_files"] = [{"file": f, "reason": r} for f, r in data.errors]
+    common.emit(args, result, format_result(result))
+    return 0

@@ -1,0 +1,74 @@
+"""`python -m ml train`: train a model on an image folder or zip, checkpointing every epoch."""
+
+from ml.cli import common
+from ml.data import load_images, stratified_split
+from ml.train import train
+
+
+def add_parser(subparsers) -> None:
+    """Register `python -m ml train`."""
+    parser = subparsers.add_parser("train", help="train a model on an image folder or zip")
+    parser.add_argument("--data", required=True, help="folder of class folders, or a zip of one")
+    parser.add_argument("--val", help="validation folder (default: a stratified split of --data)")
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of --data held out when --val is absent (0: no validation)",
+    )
+    parser.add_argument("--out", required=True, help="checkpoint path (written after every epoch)")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    common.add_train_options(parser)
+    common.add_json_flag(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    config = common.config_from_args(args)
+    config.validate()
+    data = load_images(common.require_path(args.data, "dataset"), size=config.input_size)
+    if args.val:
+        train_set = data
+        val_set = load_images(
+            common.require_path(args.val, "validation dataset"), config.input_size
+        )
+    elif args.val_fraction > 0:
+        train_set, val_set = stratified_split(data, args.val_fraction, config.seed)
+    else:
+        train_set, val_set = data, None
+    progress = common.TrainProgress()
+    try:
+        checkpoint = train(
+            train_set,
+            val_set,
+            config,
+            progress=progress,
+            checkpoint_path=args.out,
+            resume=args.resume,
+        )
+    finally:
+        progress.close()
+    errors = data.errors + (val_set.errors if args.val and val_set is not None else [])
+    payload = {
+        "out": str(args.out),
+        "arch": checkpoint["arch"],
+        "classes": checkpoint["classes"],
+        "epochs_run": checkpoint["epoch"],
+        "metrics": checkpoint["metrics"],
+        "history": checkpoint["history"],
+        "stopped_early": checkpoint["stopped_early"],
+        "cancelled": checkpoint["cancelled"],
+        "train_size": len(train_set),
+        "val_size": len(val_set) if val_set is not None else 0,
+        "unreadable_files": [{"file": f, "reason": r} for f, r in errors],
+    }
+    m = checkpoint["metrics"]
+    best = f"val accuracy {m['val_accuracy']:.4f}" if "val_accuracy" in m else "no validation"
+    common.emit(
+        args,
+        payload,
+        f"trained {checkpoint['arch']} for {checkpoint['epoch']} epoch(s) on {len(train_set)} "
+        f"images: best epoch {m.get('best_epoch')}, {best}; saved {args.out}"
+        + (f"; {len(errors)} unreadable file(s) skipped" if errors else ""),
+    )
+    return 0

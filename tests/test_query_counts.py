@@ -1,0 +1,64 @@
+"""List pages and API lists make a fixed number of queries, however many rows they show."""
+
+from datetime import date
+
+import pytest
+from django.urls import reverse
+
+from analytics.models import Classroom, Consent
+from classifier.models import Dataset, DatasetVersion
+
+pytestmark = pytest.mark.django_db
+
+# Measured with 1 row; the same budget must hold for 50 (an N+1 query would blow it).
+BUDGETS = {"/api/classrooms/": 6, "classrooms": 8, "/api/datasets/": 6}
+
+
+def _classrooms(owner, n: int) -> None:
+    for i in range(n):
+        classroom = Classroom.objects.create(owner=owner, name=f"Class {i}")
+        for day in (1, 2):
+            Consent.objects.create(
+                classroom=classroom, obtained_from="parents", method="written",
+                obtained_on=date(2024, 9, day), recorded_by=owner,
+            )  # fmt: skip
+
+
+def _datasets(n: int) -> None:
+    for i in range(n):
+        dataset = Dataset.objects.create(name=f"faces {i}")
+        for number in (1, 2):
+            DatasetVersion.objects.create(
+                dataset=dataset, number=number, content_hash=f"{i}-{number}",
+                cache=f"datasets/{i}-{number}.npz", class_counts={"happy": number},
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("rows", [1, 50])
+def test_classroom_lists_do_not_query_per_row(
+    rows, client, django_user_model, django_assert_max_num_queries
+):
+    teacher = django_user_model.objects.create_user("teacher", password="pw-for-tests-1")
+    _classrooms(teacher, rows)
+    client.force_login(teacher)
+    with django_assert_max_num_queries(BUDGETS["/api/classrooms/"]):
+        body = client.get("/api/classrooms/").json()
+    assert body["count"] == rows
+    assert all(c["consent"]["obtained_on"] == "2024-09-02" for c in body["results"])
+    assert body["results"][0]["consent"]["recorded_by"] == "teacher"
+    with django_assert_max_num_queries(BUDGETS["classrooms"]):
+        page = client.get(reverse("analytics:classrooms"))
+    assert page.content.decode().count("Sept. 2, 2024") == rows
+
+
+@pytest.mark.parametrize("rows", [1, 50])
+def test_the_dataset_list_does_not_query_per_row(
+    rows, client, django_user_model, django_assert_max_num_queries
+):
+    admin = django_user_model.objects.create_user("boss", password="pw-1-boss", is_staff=True)
+    _datasets(rows)
+    client.force_login(admin)
+    with django_assert_max_num_queries(BUDGETS["/api/datasets/"]):
+        body = client.get("/api/datasets/").json()
+    assert body["count"] == rows
+    assert all(d["class_counts"] == {"happy": 2} for d in body["results"])
