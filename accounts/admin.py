@@ -1,6 +1,9 @@
 from django.contrib import admin
 
+from .forms import AdminLoginForm
 from .models import ApiToken
+
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(ApiToken)

@@ -1,16 +1,30 @@
-"""The API tokens settings page: list, create (secret shown once) and revoke."""
+"""The log-in page (with the failed log-in limit) and the API tokens settings page."""
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from .forms import TokenForm
+from .forms import LoginForm, TokenForm
 from .services import issue_token, revoke_token
 
 # The new secret travels through the session across the redirect and is popped on the next
 # page view, so a reload neither shows it again nor creates a second token.
 NEW_TOKEN_SESSION_KEY = "accounts_new_token"
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in page; an attempt over the failed log-in limit answers 429."""
+
+    authentication_form = LoginForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.retry_after:
+            response.status_code = 429
+            response["Retry-After"] = str(form.retry_after)
+        return response
 
 
 @login_required

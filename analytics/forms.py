@@ -1,7 +1,7 @@
 from django import forms
 from django.utils import timezone
 
-from .models import Classroom, Consent, Session
+from .models import Classroom, Consent, Session, validate_consent_date
 
 
 class ClassroomForm(forms.ModelForm):
@@ -34,8 +34,7 @@ class ConsentForm(forms.ModelForm):
 
     def clean_obtained_on(self):
         value = self.cleaned_data["obtained_on"]
-        if value > timezone.localdate():
-            raise forms.ValidationError("Consent cannot be dated in the future.")
+        validate_consent_date(value)
         return value
 
     def clean(self):

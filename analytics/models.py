@@ -4,6 +4,7 @@ import uuid
 from pathlib import PurePath
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -42,14 +43,17 @@ class Classroom(models.Model):
 
     @property
     def consent(self) -> "Consent | None":
-        """The latest consent record; uploads are refused while there is none.
+        """The latest consent record in force (dated today or earlier); uploads are refused
+        while there is none.
 
         Lists prefetch `consents` (see `with_consents`), and then no query runs per classroom.
         """
+        today = timezone.localdate()
         prefetched = getattr(self, "_prefetched_objects_cache", {}).get("consents")
         if prefetched is not None:
-            return max(prefetched, key=lambda c: (c.recorded_at, c.pk), default=None)
-        return self.consents.order_by("-recorded_at", "-id").first()
+            in_force = [c for c in prefetched if c.obtained_on <= today]
+            return max(in_force, key=lambda c: (c.recorded_at, c.pk), default=None)
+        return self.consents.filter(obtained_on__lte=today).order_by("-recorded_at", "-id").first()
 
     @staticmethod
     def with_consents(classrooms):
@@ -57,6 +61,12 @@ class Classroom(models.Model):
         return classrooms.prefetch_related(
             models.Prefetch("consents", queryset=Consent.objects.select_related("recorded_by"))
         )
+
+
+def validate_consent_date(value) -> None:
+    """Consent is recorded once it was obtained; a later date would unlock uploads early."""
+    if value > timezone.localdate():
+        raise ValidationError("Consent cannot be dated in the future.")
 
 
 class Consent(models.Model):

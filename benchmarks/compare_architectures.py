@@ -1,7 +1,7 @@
 """The seed's three architectures and ours, trained on equal terms and scored side by side.
 
 Every architecture gets the same data (FER2013 train), the same recipe (the default model's:
-AdamW, one-cycle, label smoothing, augmentation, input blur 3 for val), the same number of
+AdamW, one-cycle, label smoothing, augmentation), the same number of
 epochs and the same seed; each is scored on FER2013 val with 7 classes and mapped to the 4
 classroom states. The epoch budget is an argument: the seed's 4x4-kernel models are slow on
 this CPU, so a short equal budget is what fits a 2-core machine.
@@ -84,7 +84,7 @@ def main() -> None:
     for arch in args.archs.split(","):
         config = TrainConfig(
             arch=arch, epochs=args.epochs, batch_size=128, optimizer="adamw", lr=2e-3,
-            weight_decay=0.05, scheduler="onecycle", label_smoothing=0.1, input_blur=3.0, seed=0,
+            weight_decay=0.05, scheduler="onecycle", label_smoothing=0.1, seed=0,
         )  # fmt: skip
         started = time.perf_counter()
         checkpoint = train(train_set, val_set, config)

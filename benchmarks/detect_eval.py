@@ -19,21 +19,19 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ml.detect import RetinaFaceDetector, load_annotations, score_detections  # noqa: E402
+from ml.detect import MODES, RetinaFaceDetector, load_annotations, score_detections  # noqa: E402
 
-# name -> RetinaFaceDetector options; "chosen" is the default of get_detector().
+# name -> RetinaFaceDetector options; the modes are those of get_detector(mode=...).
 SETTINGS = {
+    "before issue 17 (= fast)": MODES["fast"],
     "package default (native, score 0.9, no coarse pass)": dict(
         long_side=1024, score_threshold=0.9, coarse_side=None
     ),
     "native 1024": dict(long_side=1024),
-    "chosen: long side 1152": {},
-    "long side 1152, no coarse pass": dict(coarse_side=None),
-    "long side 1280": dict(long_side=1280),
-    "long side 1600": dict(long_side=1600),
+    "long side 1536": dict(long_side=1536),
     "long side 1152 + flip": dict(flip=True),
-    "long side 1280 + flip": dict(long_side=1280, flip=True),
-    "long side 1152 + tiles at 2x (2304)": dict(tiles=2),
+    "1152 + fine pass at 2x": dict(upscale=2.0),
+    "1152 + flip + fine pass at 2x (= thorough)": MODES["thorough"],
 }
 CURVE = (0.5, 0.6, 0.7, 0.75, 0.8, 0.825, 0.85, 0.875, 0.9)
 
@@ -89,6 +87,12 @@ def main() -> int:
                       f"recall>=40 {c['recall40']:.3f}  "
                       f"false/photo {c['false_per_photo']:.2f}")  # fmt: skip
     faces = score_detections({}, truth)["faces"]
+    if not args.json:
+        print(f"\n{'setting':52s}   thr  r>=20  r>=40  false/photo  ms/photo  CPU ms")
+        for r in rows:
+            print(f"{r['setting']:52s} {r['threshold']:.2f}  {r['recall20']:.3f}  "
+                  f"{r['recall40']:.3f}  {r['false_per_photo']:11.3f}  {r['ms_per_photo']:8.0f}  "
+                  f"{r['cpu_ms_per_photo']:6.0f}")  # fmt: skip
     if args.json:
         print(json.dumps({"photos": len(truth), "faces": faces, "settings": rows}, indent=1))
     else:

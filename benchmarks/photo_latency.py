@@ -6,7 +6,10 @@
 Latency (group photos): milliseconds per photo to load, detect, crop and classify, with all
 faces of a photo in one forward pass (as analyze_photo does) and with one forward pass per
 face, on 1 torch thread (--torch-threads) and 2 onnxruntime threads; also for the photos
-with 20-40 faces. Why 1 torch thread: on 2 busy cores, 2 OpenMP threads that spin-wait made
+with 20-40 faces, and for those enlarged to a 1600 px long side (the size of a classroom
+photo; the group photos are 1024 px wide). Each detection mode (ml.detect.MODES) runs in
+turn on the same photos; the end-to-end time per photo is given as mean, median and 95th
+percentile. Why 1 torch thread: on 2 busy cores, 2 OpenMP threads that spin-wait made
 one 48x48 forward pass take 290 ms instead of 3.7 ms (OMP_WAIT_POLICY=PASSIVE also cures it).
 
 FER faces in scenes (--fer N): N FER2013 validation faces, each pasted 3x enlarged into a
@@ -32,7 +35,7 @@ from PIL import Image, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml.data import attach_attributes, load_images  # noqa: E402
-from ml.detect import get_detector, load_annotations  # noqa: E402
+from ml.detect import MODES, get_detector, load_annotations  # noqa: E402
 from ml.photo import crop_faces, detect_faces, open_image  # noqa: E402
 from ml.predict import Classifier  # noqa: E402
 
@@ -43,15 +46,19 @@ def ms(seconds: float) -> float:
     return 1000 * seconds
 
 
-def latency(folder: Path, classifier: Classifier) -> dict:
-    """Per-photo stage times (ms) over every photo of the folder."""
-    detector = get_detector()
-    names = sorted(load_annotations(folder))
+def latency(folder: Path, classifier: Classifier, mode: str, names: list[str],
+            long_side: int | None = None) -> list[dict]:  # fmt: skip
+    """Per-photo stage times (ms) over the named photos of the folder, each enlarged to
+    `long_side` first when given (in the load time)."""
+    detector = get_detector(mode=mode)
     detect_faces(open_image(folder / "images" / names[0]), detector)  # warm up
     rows = []
     for name in names:
         t0 = time.perf_counter()
         image = open_image(folder / "images" / name)
+        if long_side:
+            factor = long_side / max(image.size)
+            image = image.resize((round(image.width * factor), round(image.height * factor)))
         t1 = time.perf_counter()
         boxes = detect_faces(image, detector)
         t2 = time.perf_counter()
@@ -74,6 +81,9 @@ def summarise(rows: list[dict]) -> dict:
     common = out["load"] + out["detect"] + out["crop"]
     out["total_batched"] = common + out["classify_batched"]
     out["total_per_face"] = common + out["classify_per_face"]
+    totals = [r["load"] + r["detect"] + r["crop"] + r["classify_batched"] for r in rows]
+    out["median_batched"] = float(np.median(totals))
+    out["p95_batched"] = float(np.percentile(totals, 95))
     out["photos"] = len(rows)
     return out
 
@@ -168,20 +178,28 @@ def main() -> int:
                   f"{r['agreement']:.3f}, accuracy {r['accuracy']:.3f}")  # fmt: skip
         return 0
 
-    rows = latency(args.data / "group-photos", classifier)
-    result = {"all": summarise(rows)}
-    crowded = [r for r in rows if 20 <= r["faces"] <= 40]
-    if crowded:
-        result["20-40 faces"] = summarise(crowded)
+    folder = args.data / "group-photos"
+    truth = load_annotations(folder)
+    names = sorted(truth)
+    crowded = [n for n in names if 20 <= len(truth[n]) <= 40]
+    result = {}
+    for mode in MODES:
+        rows = latency(folder, classifier, mode, names)
+        result[f"{mode}: all"] = summarise(rows)
+        in_crowd = [r for r, n in zip(rows, names, strict=True) if n in crowded]
+        result[f"{mode}: 20-40 faces"] = summarise(in_crowd)
+        rows = latency(folder, classifier, mode, crowded, long_side=1600)
+        result[f"{mode}: 20-40 faces at 1600 px"] = summarise(rows)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     for name, s in result.items():
-        print(f"{name}: {s['photos']} photos, {s['faces']:.1f} faces on average")
+        print(f"{name}: {s['photos']} photos, {s['faces']:.1f} faces found on average")
         print(f"  load {s['load']:.1f} + detect {s['detect']:.1f} + crop {s['crop']:.1f} ms")
         print(f"  classify: one batch {s['classify_batched']:.1f} ms, one pass per face "
               f"{s['classify_per_face']:.1f} ms")  # fmt: skip
-        print(f"  end to end: batched {s['total_batched']:.1f} ms/photo, per face "
+        print(f"  end to end: batched {s['total_batched']:.1f} ms/photo (median "
+              f"{s['median_batched']:.1f}, 95th percentile {s['p95_batched']:.1f}), per face "
               f"{s['total_per_face']:.1f} ms/photo")  # fmt: skip
     print(f"torch threads {args.torch_threads}, onnxruntime threads 2, cpus {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}, model {classifier.arch}")  # fmt: skip

@@ -1,8 +1,16 @@
 """What every API endpoint shares: the error body shape, documented errors, throttling by
 scope, and the OpenAPI schema and docs URLs (included under /api/ in urls.py)."""
 
-from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured
+from django.conf import settings
+from django.core.exceptions import (
+    NON_FIELD_ERRORS,
+    ImproperlyConfigured,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.db.models import ProtectedError, RestrictedError
 from django.urls import path
 from drf_spectacular import openapi
@@ -21,6 +29,43 @@ class Conflict(exceptions.APIException):
     status_code = 409
     default_detail = "The request conflicts with the current state of the resource."
     default_code = "conflict"
+
+
+class DatabaseBusy(exceptions.APIException):
+    """503: a lock was not granted in time; the same request may well succeed shortly."""
+
+    status_code = 503
+    default_detail = "The database is busy; retry in a few seconds."
+    default_code = "database_busy"
+    wait = 5  # seconds, sent as Retry-After
+
+
+# SQLSTATEs of PostgreSQL errors that mean "not now" rather than "wrong": lock_not_available,
+# deadlock_detected, serialization_failure.
+_RETRYABLE_SQLSTATES = {"55P03", "40P01", "40001"}
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """True for a database error that a retry can cure: a lock not granted in time."""
+    if not isinstance(exc, OperationalError):
+        return False
+    if getattr(exc.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(exc) or "database table is locked" in str(exc)
+
+
+def _request_too_large(exc) -> exceptions.ParseError:
+    # Django's request parser raises these as SuspiciousOperation, which Django itself would
+    # answer with its HTML 400 page.
+    if isinstance(exc, TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return exceptions.ParseError(
+            f"Too many files in one request (at most {limit} parts); send them in batches of "
+            f"at most {settings.EDUMOOD_MAX_FILES_PER_BATCH}."
+        )
+    if isinstance(exc, TooManyFieldsSent):
+        return exceptions.ParseError("Too many form fields in one request.")
+    return exceptions.ParseError("The request's form fields are too large.")
 
 
 def _message(value) -> str:
@@ -55,15 +100,20 @@ def error_body(data):
 
 
 def exception_handler(exc, context):
-    """DRF's handler with one body shape, plus 409/400 for errors raised below the API layer.
+    """DRF's handler with one body shape, plus 409/400/503 for errors raised below the API layer.
 
-    A delete blocked by a protected foreign key and a model's own validation are the client's
-    problem, not a server error, wherever in a service they surface.
+    A delete blocked by a protected foreign key, a model's own validation and a request over
+    the parser's limits are the client's problem, and a lock timeout is a temporary one, not a
+    server error, wherever they surface.
     """
     if isinstance(exc, ProtectedError | RestrictedError):
         exc = Conflict("Other records still refer to this one; delete or move them first.")
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
+    elif isinstance(exc, TooManyFilesSent | TooManyFieldsSent | RequestDataTooBig):
+        exc = _request_too_large(exc)
+    elif is_lock_timeout(exc):
+        exc = DatabaseBusy()
     response = drf_exception_handler(exc, context)
     if response is not None:
         response.data = error_body(response.data)
@@ -103,6 +153,7 @@ ERROR_DESCRIPTIONS = {
     404: "No such object, or it belongs to another user (never 403, so ids do not leak).",
     409: "The object's state forbids this (e.g. other records still refer to it).",
     429: "Too many requests: retry after the seconds in the `Retry-After` header.",
+    503: "The database is busy: retry after the seconds in the `Retry-After` header.",
 }
 
 
@@ -111,7 +162,7 @@ class AutoSchema(openapi.AutoSchema):
 
     Endpoints declare their specific errors (409 without consent, ...) with extend_schema;
     the common ones follow from the view: authentication and permissions give 401/403, a path
-    parameter 404, a request body 400, a throttle 429, a delete 409.
+    parameter 404, a request body 400, a throttle 429, a delete 409, and any of them a 503.
     """
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
@@ -151,6 +202,7 @@ class AutoSchema(openapi.AutoSchema):
             codes.append(409)
         if self.view.get_throttles():
             codes.append(429)
+        codes.append(503)  # any request may meet a database lock
         return codes
 
 

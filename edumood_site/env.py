@@ -1,6 +1,7 @@
 """Read settings from the environment: one helper that casts values and fails loudly."""
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -53,4 +54,15 @@ def env_choice(name: str, choices: tuple[str, ...], default=_REQUIRED) -> str:
     value = _raw(name, default)
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}.")
+    return value
+
+
+# DRF's rate syntax: a count per second, minute, hour or day ("20/min", "10/hour").
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default=_REQUIRED) -> str:
+    value = _raw(name, default).strip()
+    if not _RATE.match(value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate such as 20/min or 10/hour.")
     return value

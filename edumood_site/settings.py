@@ -5,8 +5,9 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_choice, env_int, env_list, env_str
+from .env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("EDUMOOD_VAR_DIR", str(BASE_DIR / "var")))
@@ -98,12 +99,31 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Throttle and failed-log-in counters must be shared by every web process (gunicorn -w N), so
+# the cache is the database (table created by the accounts migrations) or, in production,
+# Redis; never a per-process memory cache.
+CACHE_URL = env_str("CACHE_URL", "")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} must be a redis:// URL (or empty).")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "edumood_cache"}
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed log-ins allowed per account and per client address (API token, /login/, admin login)
+# before further attempts wait for the window to end; see accounts/login_limits.py.
+EDUMOOD_LOGIN_ACCOUNT_RATE = env_rate("EDUMOOD_LOGIN_ACCOUNT_RATE", "10/hour")
+EDUMOOD_LOGIN_ADDRESS_RATE = env_rate("EDUMOOD_LOGIN_ADDRESS_RATE", "50/hour")
+# How many reverse proxies in front of the web server append to X-Forwarded-For. 0: the client
+# is the peer address, and the header (which any client can write) is ignored.
+EDUMOOD_TRUSTED_PROXIES = env_int("EDUMOOD_TRUSTED_PROXIES", 0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -187,9 +207,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "edumood_site.api.AutoSchema",
     "EXCEPTION_HANDLER": "edumood_site.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
-        "uploads": env_str("EDUMOOD_UPLOAD_RATE", "120/min"),
-        "token": env_str("EDUMOOD_TOKEN_RATE", "20/min"),
+        "uploads": env_rate("EDUMOOD_UPLOAD_RATE", "120/min"),
+        "token": env_rate("EDUMOOD_TOKEN_RATE", "20/min"),
     },
+    # Throttles identify anonymous clients by address; see EDUMOOD_TRUSTED_PROXIES.
+    "NUM_PROXIES": EDUMOOD_TRUSTED_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "EduMood API",

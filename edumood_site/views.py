@@ -40,8 +40,15 @@ def _workers():
 
 
 def healthz(request):
-    """Database, broker and workers; 200 when all answer, 503 otherwise."""
+    """Database, broker and workers; 200 when all answer, 503 otherwise.
+
+    Anyone (a load balancer, monitoring) sees whether each part is up; only staff see the
+    details, since worker names, the broker transport and error messages name hosts and
+    processes.
+    """
     checks = {"database": _check(_database), "broker": _check(_broker)}
     checks["worker"] = _check(_workers) if checks["broker"]["ok"] else {"ok": False}
     healthy = all(check["ok"] for check in checks.values())
+    if not request.user.is_staff:
+        checks = {name: {"ok": check["ok"]} for name, check in checks.items()}
     return JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)

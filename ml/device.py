@@ -27,11 +27,18 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 @cache
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX bf16 tiles (oneDNN then runs bf16 convolutions far faster)."""
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bf16 convolutions faster than float32 on this CPU.
+
+    True with AMX tiles (several times faster) or AVX512-BF16 dot products (2.8x for an
+    edu-vgg-s training step on a 2-core AMD EPYC, measured 2026-12-02).
+    """
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
-            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in handle)
+            return any(
+                line.startswith("flags") and {"amx_bf16", "avx512_bf16"} & set(line.split())
+                for line in handle
+            )
     except OSError:
         return False
 
@@ -42,7 +49,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_amx() else None
+    return torch.bfloat16 if cpu_has_fast_bf16() else None
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

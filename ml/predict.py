@@ -28,8 +28,18 @@ def resolve_weights(weights: str | Path) -> Path:
 class Classifier:
     """An expression classifier: a model plus the classes and preprocessing it was trained with."""
 
-    def __init__(self, checkpoint: Checkpoint, device: str = "auto", precision: str | None = None):
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: str = "auto",
+        precision: str | None = None,
+        mirror_average: bool = True,
+    ):
         self.checkpoint = checkpoint
+        # Averaging each face's probabilities with its mirror image's: faces are left-right
+        # symmetric in expression, and the average is steadier than either alone (gain measured
+        # in benchmarks/model_report.py and quoted in the model card).
+        self.mirror_average = mirror_average
         self.classes: list[str] = list(checkpoint["classes"])
         self.input_size: int = int(checkpoint["input_size"])
         self.normalisation: str = checkpoint["normalisation"]
@@ -83,8 +93,12 @@ class Classifier:
             batch = torch.from_numpy(np.ascontiguousarray(faces[start : start + MAX_BATCH]))
             with autocast(self.device, self.amp_dtype):
                 x = model_input(batch.to(self.device), self.normalisation, self.input_blur)
-                logits = self.model(x)
-            out[start : start + len(batch)] = logits.float().softmax(1).cpu().numpy()
+                if self.mirror_average:
+                    x = torch.cat([x, x.flip(3)])
+                probabilities = self.model(x).float().softmax(1)
+            if self.mirror_average:
+                probabilities = (probabilities[: len(batch)] + probabilities[len(batch) :]) / 2
+            out[start : start + len(batch)] = probabilities.cpu().numpy()
         return out
 
     def predict(self, faces: np.ndarray) -> list[str]:

@@ -56,8 +56,8 @@ class TrainConfig:
         "standardize", "per-image input normalisation", choices=NORMALISATIONS
     )
     input_size: int = _option(48, "input side in pixels (a multiple of 16)", minimum=16)
-    # "auto": bf16 autocast on CUDA and on CPUs with AMX (several times faster there),
-    # float32 elsewhere; "fp32" forces float32.
+    # "auto": bf16 autocast on CUDA and on CPUs with AMX or AVX512-BF16 (several times faster
+    # there), float32 elsewhere; "fp32" forces float32.
     precision: str = _option("auto", "auto (bf16 where fast) or fp32", choices=PRECISIONS)
     # Gaussian blur (pixels) applied to validation and serving inputs, never to training
     # images: for a training set blurrier than the photos served (FER2013 train here).

@@ -36,6 +36,19 @@ def test_env_helper_casts_and_fails_loudly(monkeypatch):
     monkeypatch.setenv("X_CHOICE", "tpu")
     with pytest.raises(ImproperlyConfigured, match="one of"):
         env.env_choice("X_CHOICE", ("auto", "cpu", "cuda"))
+    monkeypatch.setenv("X_RATE", "10/hour")
+    assert env.env_rate("X_RATE") == "10/hour"
+    monkeypatch.setenv("X_RATE", "ten a minute")
+    with pytest.raises(ImproperlyConfigured, match="X_RATE"):
+        env.env_rate("X_RATE")
+
+
+def test_throttle_counters_live_in_a_cache_every_process_shares():
+    # A per-process memory cache would give `gunicorn -w 4` four separate sets of counters.
+    from django.core.cache import caches
+    from django.core.cache.backends.db import DatabaseCache
+
+    assert isinstance(caches["default"], DatabaseCache)
 
 
 def _django(*args, **env_overrides):

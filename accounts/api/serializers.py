@@ -1,6 +1,7 @@
 from django.contrib.auth import authenticate
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 
+from ..login_limits import retry_after, wait_message
 from ..models import ApiToken
 
 
@@ -14,8 +15,12 @@ class TokenObtainSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False, default="API")
 
     def validate(self, attrs):
+        request = self.context.get("request")
+        wait = retry_after(request, attrs["username"])
+        if wait:
+            raise exceptions.Throttled(wait, detail=wait_message(wait))
         user = authenticate(
-            request=self.context.get("request"),
+            request=request,
             username=attrs["username"],
             password=attrs["password"],
         )

@@ -2,7 +2,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Classroom, Consent, FaceResult, Photo, Session
+from ..models import Classroom, Consent, FaceResult, Photo, Session, validate_consent_date
 from ..services import model_versions_used, session_summary
 
 
@@ -124,6 +124,7 @@ class PhotoSerializer(serializers.ModelSerializer):
 class ConsentRequestSerializer(ConsentSerializer):
     class Meta(ConsentSerializer.Meta):
         fields = ["obtained_from", "method", "obtained_on", "notes"]
+        extra_kwargs = {"obtained_on": {"validators": [validate_consent_date]}}
 
 
 class UploadRequestSerializer(serializers.Serializer):

@@ -1,11 +1,13 @@
 """Teacher API: thin viewsets scoped to the requesting teacher; the work lives in services."""
 
 import json
+from datetime import timedelta
 
 from django.forms import DateTimeField
 from django.forms import ValidationError as FormValidationError
 from django.http import HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -25,7 +27,7 @@ from edumood_site.api import SettingsRateThrottle
 
 from .. import services
 from ..choices import AccessAction
-from ..models import Classroom, Photo, Session
+from ..models import AccessRecord, Classroom, Photo, Session
 from .serializers import (
     ClassroomSerializer,
     ConsentRequestSerializer,
@@ -65,6 +67,25 @@ def date_range(params) -> tuple:
         return field.clean(params.get("after")), field.clean(params.get("before"))
     except FormValidationError as exc:
         raise ValidationError({"detail": f"after/before: {'; '.join(exc.messages)}"}) from None
+
+
+# Clients, and the session page's own polling, read the same results every few seconds: one
+# record per reader, view and session in this window keeps the access log readable.
+API_READ_WINDOW = timedelta(minutes=10)
+
+
+def record_api_read(request, action, classroom, *, session=None, detail: str) -> None:
+    """Log an API read of per-face results or aggregates, as the pages log theirs."""
+    recent = AccessRecord.objects.filter(
+        user=request.user,
+        action=action,
+        classroom=classroom,
+        session=session,
+        detail=detail,
+        at__gte=timezone.now() - API_READ_WINDOW,
+    )
+    if not recent.exists():
+        services.record_access(request.user, action, classroom, session=session, detail=detail)
 
 
 def csv_response(text: str, filename: str) -> HttpResponse:
@@ -128,7 +149,9 @@ class ClassroomViewSet(viewsets.ModelViewSet):
     def trends(self, request, pk=None):
         """One row per session (oldest first) with the summary fields."""
         after, before = date_range(request.query_params)
-        rows = services.classroom_trends(self.get_object(), after, before)
+        classroom = self.get_object()
+        record_api_read(request, AccessAction.VIEWED_DASHBOARD, classroom, detail="API: trends")
+        rows = services.classroom_trends(classroom, after, before)
         return Response(TrendRowSerializer(rows, many=True).data)
 
     @extend_schema(
@@ -159,12 +182,23 @@ class ClassroomViewSet(viewsets.ModelViewSet):
 
 
 class SessionFilter(filters.FilterSet):
+    # A number, not a choice of existing classrooms: a missing id and another teacher's id must
+    # both answer an empty list, or the difference tells which ids exist.
+    classroom = filters.NumberFilter(field_name="classroom_id")
     after = filters.DateTimeFilter(field_name="started_at", lookup_expr="gte")
     before = filters.DateTimeFilter(field_name="started_at", lookup_expr="lte")
 
     class Meta:
         model = Session
         fields = ["classroom", "kind", "after", "before"]
+
+
+class PhotoFilter(filters.FilterSet):
+    session = filters.NumberFilter(field_name="session_id")  # as SessionFilter.classroom
+
+    class Meta:
+        model = Photo
+        fields = ["session", "status"]
 
 
 @extend_schema_view(
@@ -199,6 +233,13 @@ class SessionViewSet(viewsets.ModelViewSet):
         context["model_versions"] = services.model_versions_used(s.pk for s in page)
         serializer = self.get_serializer_class()(page, many=True, context=context)
         return self.get_paginated_response(serializer.data)
+
+    def retrieve(self, request, *args, **kwargs):
+        session = self.get_object()
+        record_api_read(
+            request, AccessAction.VIEWED_SESSION, session.classroom, session=session, detail="API"
+        )
+        return Response(self.get_serializer(session).data)
 
     @extend_schema(
         request={"multipart/form-data": UploadRequestSerializer},
@@ -283,16 +324,37 @@ class PhotoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     """Photos of the requesting teacher's sessions with their per-face results."""
 
     serializer_class = PhotoSerializer
-    filterset_fields = ["session", "status"]
+    filterset_class = PhotoFilter
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return Photo.objects.none()
         return (
             Photo.objects.filter(session__classroom__owner=self.request.user)
+            .select_related("session__classroom")
             .prefetch_related("faces")
             .order_by("uploaded_at", "id")
         )
+
+    def _record_reads(self, photos) -> None:
+        for session in {photo.session for photo in photos}:
+            record_api_read(
+                self.request,
+                AccessAction.VIEWED_SESSION,
+                session.classroom,
+                session=session,
+                detail="API: photos",
+            )
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        self._record_reads(self.paginator.page.object_list)
+        return response
+
+    def retrieve(self, request, *args, **kwargs):
+        photo = self.get_object()
+        self._record_reads([photo])
+        return Response(self.get_serializer(photo).data)
 
     @extend_schema(
         request=None,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.data import IMAGE_EXTENSIONS
-from ml.detect import Detector, RetinaFaceDetector, get_detector
+from ml.detect import DEFAULT_MODE, MODES, Detector, get_detector
 from ml.errors import MLError
 from ml.recipe import TrainConfig, recipe_options
 from ml.train import Progress
@@ -170,23 +170,17 @@ def run_per_file(files: list[Path], work) -> tuple[list[dict], bool]:
 
 def add_detector_options(parser: argparse.ArgumentParser) -> None:
     """Options that tune the default detector (shared by `detect` and `analyze`)."""
-    d = RetinaFaceDetector()
-    parser.add_argument(
-        "--long-side", type=int, default=d.long_side, help="detect at this long side (px)"
-    )
-    parser.add_argument("--score-threshold", type=float, default=d.score_threshold)
+    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="detection settings")
+    parser.add_argument("--long-side", type=int, help="detect at this long side (px)")
+    parser.add_argument("--score-threshold", type=float)
     parser.add_argument("--flip", action="store_true", help="add a mirrored pass (about 2x time)")
-    parser.add_argument(
-        "--tiles", type=int, default=d.tiles, help="also detect at TILES x the scale, in tiles"
-    )
 
 
 def detector_from_args(args: argparse.Namespace) -> Detector:
     """The detector selected by add_detector_options' flags."""
+    options = {"long_side": args.long_side, "score_threshold": args.score_threshold}
+    if args.flip:
+        options["flip"] = True
     return get_detector(
-        "retinaface",
-        long_side=args.long_side,
-        score_threshold=args.score_threshold,
-        flip=args.flip,
-        tiles=args.tiles,
+        "retinaface", args.mode, **{k: v for k, v in options.items() if v is not None}
     )

@@ -229,3 +229,62 @@ def test_schema_documents_the_teacher_endpoints_and_their_errors(api):
         assert path in paths
     summary = schema["components"]["schemas"]["Summary"]["properties"]
     assert set(summary) == {"faces", "counts", "shares", "engagement_index", "photos"}
+
+
+@pytest.mark.parametrize(("url", "parameter"), [("/api/sessions/", "classroom"),
+                                                ("/api/photos/", "session")])  # fmt: skip
+def test_filters_by_id_do_not_tell_another_teachers_ids_from_missing_ones(
+    api, other_teacher, url, parameter
+):
+    foreign_session = Session.objects.create(classroom=make_classroom(other_teacher), title="x")
+    foreign = {"classroom": foreign_session.classroom_id, "session": foreign_session.pk}[parameter]
+    replies = [api.get(url, {parameter: pk}) for pk in (foreign, foreign + 1000)]
+    assert [r.status_code for r in replies] == [200, 200]
+    assert replies[0].json() == replies[1].json()
+    assert replies[0].json()["count"] == 0
+
+
+def test_consent_dated_in_the_future_does_not_unlock_uploads(api, teacher):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    classroom = make_classroom(teacher, consent=False)
+    session = Session.objects.create(classroom=classroom, title="x")
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    recorded = api.post(
+        f"/api/classrooms/{classroom.pk}/consent/",
+        {"obtained_from": "Parents", "method": "written", "obtained_on": tomorrow.isoformat()},
+        format="json",
+    )
+    assert recorded.status_code == 400
+    assert recorded.json() == {"obtained_on": ["Consent cannot be dated in the future."]}
+    # A row dated in the future (recorded before dates were checked) is not in force either.
+    Consent.objects.create(
+        classroom=classroom, obtained_from="Parents", method="written", obtained_on=tomorrow
+    )
+    upload = api.post(
+        f"/api/sessions/{session.pk}/photos/", {"image": [io.BytesIO(image_bytes())]},
+        format="multipart",
+    )  # fmt: skip
+    assert upload.status_code == 409
+    assert api.get(f"/api/classrooms/{classroom.pk}/").json()["consent"] is None
+    assert not Photo.objects.exists()
+
+
+def test_api_reads_of_results_are_in_the_access_log_once_per_window(api, session, teacher):
+    from analytics.models import AccessRecord
+
+    photo = add_results(session, ["Engaged"])
+    for _ in range(3):  # a client polling: one record per view, not one per request
+        assert api.get(f"/api/sessions/{session.pk}/").status_code == 200
+        assert api.get("/api/photos/", {"session": session.pk}).status_code == 200
+        assert api.get(f"/api/photos/{photo.pk}/").status_code == 200
+        assert api.get(f"/api/classrooms/{session.classroom_id}/trends/").status_code == 200
+    logged = AccessRecord.objects.order_by("id").values_list("action", "session", "detail")
+    assert list(logged) == [
+        ("viewed_session", session.pk, "API"),
+        ("viewed_session", session.pk, "API: photos"),
+        ("viewed_dashboard", None, "API: trends"),
+    ]
+    assert set(AccessRecord.objects.values_list("username", flat=True)) == {teacher.username}

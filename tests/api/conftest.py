@@ -10,10 +10,12 @@ PASSWORD = "a-long-test-password-9"
 
 
 @pytest.fixture(autouse=True)
-def fresh_throttles():
-    """Empty throttle counters per test: they live in the cache, which outlives a rollback."""
-    cache.clear()
-    yield
+def fresh_throttles(db):
+    """Empty throttle and log-in counters at the start of each test.
+
+    They live in the database cache: a test's rollback removes its own counters, but a
+    transactional test elsewhere in the run may have left some behind.
+    """
     cache.clear()
 
 

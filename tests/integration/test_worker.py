@@ -7,6 +7,7 @@ from classifier.services import create_job
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+PARTS = ("database", "broker", "worker")
 
 
 def _fetch(job):
@@ -14,7 +15,9 @@ def _fetch(job):
     return job
 
 
-def test_a_queued_job_runs_on_a_real_worker_with_visible_progress(worker_factory):
+def test_a_queued_job_runs_on_a_real_worker_with_visible_progress(
+    worker_factory, client, django_user_model
+):
     worker_factory()
     job = create_job(JobKind.DIAGNOSE, {"seconds": 4, "size": 256})
     seen = wait_until(
@@ -26,6 +29,15 @@ def test_a_queued_job_runs_on_a_real_worker_with_visible_progress(worker_factory
     wait_until(lambda: _fetch(job).is_terminal, 60, message="the job to finish")
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.result["gflops"] > 0 and job.attempts == 1
+
+    # /healthz: anyone sees that the worker answers; only staff see its name.
+    public = client.get("/healthz")
+    assert public.status_code == 200
+    assert public.json() == {"ok": True, **{part: {"ok": True} for part in PARTS}}
+    client.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    staff = client.get("/healthz").json()
+    assert any(name.startswith("test-") for name in staff["worker"]["workers"])
+    assert staff["broker"]["transport"]
 
 
 def test_a_job_whose_worker_is_killed_is_run_again_and_finishes(worker_factory):

@@ -6,6 +6,11 @@ name bar at the bottom left of each tile, and some tiles without video (an initi
 instead of a face). The gallery test uses real FER2013 faces (it needs the shared data): the
 drawn faces below are found reliably alone at 100 px or more, but in a gallery grid about one
 screenshot in three lost a drawn face, which would test the drawing rather than the detector.
+
+FER2013 faces are tight crops (forehead and chin cut, no hair, neck or shoulders). Pasted as
+they are, their square edge is the only thing around them ("without context"); with
+`context=True` a drawn head and shoulders surround the face and its square edge is feathered
+into them, closer to what a webcam shows.
 """
 
 from dataclasses import dataclass
@@ -23,6 +28,8 @@ SKIN = [
     (90, 60, 45),
 ]
 HAIR = [(40, 30, 25), (90, 60, 30), (20, 20, 20), (160, 120, 60)]
+# Pixels between tiles, and the height of the meeting toolbar below them.
+GAP, TOOLBAR = 8, 40
 NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Femi", "Gita", "Hugo", "Ines", "Jun", "Kofi", "Lea"]
 
 
@@ -88,18 +95,20 @@ def gallery_screenshot(
     empty: int = 2,
     face_height: float = 0.7,
     seed: int = 0,
+    context: bool = False,
 ) -> Gallery:
     """A video-call gallery view with `faces` in its tiles and `empty` tiles without video.
 
     Each face image is scaled to `face_height` of the tile height (FER crops are tight, so
-    the face fills the pasted square). Tiles are filled in reading order; the empty ones are
-    chosen at random among the columns * rows tiles.
+    the face fills the pasted square); `context` draws a head and shoulders around it. Tiles
+    are filled in reading order; the empty ones are chosen at random among the columns * rows
+    tiles.
     """
     rng = np.random.default_rng(seed)
     n_tiles = columns * rows
     if len(faces) + empty > n_tiles:
         raise ValueError(f"{len(faces)} faces and {empty} empty tiles do not fit {n_tiles} tiles")
-    gap, bar = 8, 40
+    gap, bar = GAP, TOOLBAR
     tw, th = tile
     size = (columns * (tw + gap) + gap, rows * (th + gap) + gap + bar)
     image = Image.new("RGB", size, (32, 33, 36))
@@ -127,12 +136,17 @@ def gallery_screenshot(
             top = np.array([rng.integers(60, 200) for _ in range(3)])
             ramp = np.linspace(0, 1, th)[:, None, None]
             background = (top * (1 - 0.4 * ramp)).astype(np.uint8) * np.ones((1, tw, 1), np.uint8)
-            image.paste(Image.fromarray(background), (x0, y0))
+            video = Image.fromarray(background)
             side = round(face_height * th)
-            fx = x0 + (tw - side) // 2 + int(rng.integers(-tw // 10, tw // 10))
-            fy = y0 + (th - side) // 2 - th // 20
-            image.paste(face.resize((side, side), Image.Resampling.BICUBIC), (fx, fy))
-            found.append((fx, fy, side, side))
+            fx = (tw - side) // 2 + int(rng.integers(-tw // 10, tw // 10))
+            fy = (th - side) // 2 - th // 20
+            face = face.resize((side, side), Image.Resampling.BICUBIC)
+            if context:
+                _draw_head_and_shoulders(video, face, (fx, fy), rng)
+            else:
+                video.paste(face, (fx, fy))
+            image.paste(video, (x0, y0))
+            found.append((x0 + fx, y0 + fy, side, side))
         width = 3 if slot == speaker else 1
         colour = (138, 180, 248) if slot == speaker else (80, 80, 80)
         draw.rectangle((x0, y0, x0 + tw - 1, y0 + th - 1), outline=colour, width=width)
@@ -142,3 +156,73 @@ def gallery_screenshot(
         draw.text((x0 + 9 - left, y0 + th - (bottom - top_) - 8 - top_), name, fill="white",
                   font=font)  # fmt: skip
     return Gallery(image, found, blank)
+
+
+def _draw_head_and_shoulders(video: Image.Image, face: Image.Image, at: tuple[int, int], rng):
+    """Paste `face` at `at` into the tile `video` inside a drawn head (hair), neck and
+    shoulders, with the face square's edge feathered into them."""
+    x, y = at
+    s = face.width
+    skin = tuple(int(v) for v in np.median(np.asarray(face)[s // 3 : 2 * s // 3], axis=(0, 1)))
+    hair = HAIR[rng.integers(len(HAIR))]
+    shirt = tuple(int(v) for v in rng.integers(30, 200, 3))
+    draw = ImageDraw.Draw(video)
+    draw.ellipse((x - 0.6 * s, y + 1.0 * s, x + 1.6 * s, y + 2.2 * s), fill=shirt)
+    draw.rectangle((x + 0.3 * s, y + 0.7 * s, x + 0.7 * s, y + 1.15 * s), fill=skin)
+    draw.ellipse((x - 0.12 * s, y - 0.25 * s, x + 1.12 * s, y + 0.75 * s), fill=hair)
+    mask = Image.new("L", (s, s), 0)
+    ImageDraw.Draw(mask).ellipse((0.04 * s, 0.02 * s, 0.96 * s, 0.98 * s), fill=255)
+    video.paste(face, (x, y), mask.filter(ImageFilter.GaussianBlur(s / 25)))
+
+
+def meeting_screenshot(
+    faces: list[Image.Image],
+    width: int,
+    columns: int,
+    rows: int,
+    empty: int = 1,
+    face_height: float = 0.6,
+    seed: int = 0,
+    context: bool = False,
+) -> Gallery:
+    """A gallery_screenshot of a 16:9 meeting window `width` px wide, its tiles sized to fit."""
+    tile_w = (width - GAP) // columns - GAP
+    tile_h = (round(width * 9 / 16) - TOOLBAR - GAP) // rows - GAP
+    return gallery_screenshot(faces, columns, rows, (tile_w, tile_h), empty, face_height, seed,
+                              context)  # fmt: skip
+
+
+def classroom_scene(
+    faces: list[Image.Image],
+    width: int = 1600,
+    rows: int = 5,
+    face_sides: tuple[int, int] = (32, 64),
+    seed: int = 0,
+) -> Gallery:
+    """A classroom seen from the front: `faces` in rows of students (heads and shoulders)
+    behind desks, `face_sides` px at the back and in front, on a plain wall. `faces` fills the
+    rows back to front, left to right."""
+    rng = np.random.default_rng(seed)
+    height = round(width * 2 / 3)
+    image = Image.new("RGB", (width, height), (200, 196, 180))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, width, height // 5), fill=(225, 225, 215))  # the back wall's top
+    per_row = -(-len(faces) // rows)
+    found = []
+    faces = iter(faces)
+    for row in range(rows):
+        depth = row / max(rows - 1, 1)  # 0 at the back, 1 in front
+        side = round(face_sides[0] + depth * (face_sides[1] - face_sides[0]))
+        y = round(height * (0.25 + 0.5 * depth))
+        for col in range(per_row):
+            face = next(faces, None)
+            if face is None:
+                break
+            step = width / per_row
+            x = round(step * (col + 0.5) - side / 2 + rng.uniform(-0.15, 0.15) * step)
+            face = face.resize((side, side), Image.Resampling.BICUBIC)
+            _draw_head_and_shoulders(image, face, (x, y), rng)
+            found.append((x, y, side, side))
+        desk = y + round(1.6 * side)
+        draw.rectangle((0, desk, width, desk + side // 2), fill=(140, 100, 60))
+    return Gallery(image, found, [])

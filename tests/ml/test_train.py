@@ -204,12 +204,23 @@ def _fer_subset(folder, classes, n_per_class):
     return ImageSet(np.stack(images), np.asarray(labels), list(classes), files)
 
 
-def test_fer_smoke_one_epoch_above_chance(data_dir):
-    """A few hundred real FER2013 faces (happy vs surprise): one epoch beats chance on val."""
+def test_fer_smoke_three_epochs_above_chance(data_dir):
+    """A few hundred real FER2013 faces (happy vs surprise): three epochs beat chance on val."""
     fer = data_dir / "fer2013"
     train_set = _fer_subset(fer / "train", ("happy", "surprise"), 200)
     val_set = _fer_subset(fer / "val", ("happy", "surprise"), 100)
-    config = TrainConfig(epochs=1, **{**FAST, "input_size": 48, "batch_size": 16})
+    # One epoch of SGD scored 0.51-0.54 on the sharp (rebuilt) train split; three of AdamW,
+    # 0.62-0.78 over seeds 0-2 (0.78 with seed 0).
+    config = TrainConfig(
+        **{
+            **FAST,
+            "epochs": 3,
+            "optimizer": "adamw",
+            "lr": 2e-3,
+            "input_size": 48,
+            "batch_size": 16,
+        }
+    )
     checkpoint = train(train_set, val_set, config)
     assert checkpoint["metrics"]["val_accuracy"] > 0.6  # chance is 0.5
 

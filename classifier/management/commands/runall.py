@@ -1,16 +1,69 @@
-"""Run the web server and a Celery worker (both queues) together; Ctrl-C stops both."""
+"""Run the web server and a Celery worker (both queues) together, restarting either if it dies.
+
+Ctrl-C (or SIGTERM) stops both.
+"""
 
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 from django.core.management.base import BaseCommand
 
+# A child that dies is started again after a pause that doubles with each quick death (1 s,
+# 2 s, 4 s ... up to a minute), so a child that cannot start does not spin the CPU; one that
+# ran for STABLE_SECONDS starts from the shortest pause again.
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 60.0
+STABLE_SECONDS = 60.0
+
+
+@dataclass
+class Child:
+    """One supervised process: its command, the running process and its restart schedule."""
+
+    name: str
+    command: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None  # set while it waits to be started again
+    backoff: float = FIRST_BACKOFF_SECONDS
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def schedule_restart(self, now: float) -> float:
+        """After an exit: when to start again (sooner if it had run for a while)."""
+        if now - self.started_at >= STABLE_SECONDS:
+            self.backoff = FIRST_BACKOFF_SECONDS
+        delay = self.backoff
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF_SECONDS)
+        self.restart_at = now + delay
+        return delay
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
 
 class Command(BaseCommand):
-    help = "Start the web server and a Celery worker for both queues, and stop both together."
+    help = (
+        "Start the web server and a Celery worker for both queues; restart either one that "
+        "dies (with backoff) while the other keeps running; stop both together."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -25,7 +78,9 @@ class Command(BaseCommand):
             "-n", f"edumood-{port}@%h", "--loglevel", "INFO",
         ]  # fmt: skip
         web = [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"]
-        processes = [subprocess.Popen(worker), subprocess.Popen(web)]
+        children = [Child("worker", worker), Child("web server", web)]
+        for child in children:
+            child.start()
         self.stdout.write(
             self.style.SUCCESS(
                 f"EduMood is running on http://{host}:{port}/ (web server + worker). "
@@ -41,17 +96,26 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
-            while not stopping and all(p.poll() is None for p in processes):
+            while not stopping:
+                self._supervise(children)
                 time.sleep(0.5)
         finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-            for process in processes:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            for child in children:
+                child.stop()
+            for child in children:
+                child.wait_stopped(timeout=20)
         self.stdout.write("Stopped the web server and the worker.")
-        if not stopping:
-            sys.exit(1)  # one of them died on its own: say so with the exit code
+
+    def _supervise(self, children: list[Child]) -> None:
+        now = time.monotonic()
+        for child in children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.start()
+                    self.stdout.write(f"Restarted the {child.name} (pid {child.process.pid}).")
+            elif child.process.poll() is not None:
+                delay = child.schedule_restart(now)
+                self.stderr.write(
+                    f"The {child.name} exited with code {child.process.returncode}; "
+                    f"restarting it in {delay:.0f} s. The other process keeps running."
+                )

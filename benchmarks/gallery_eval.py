@@ -1,0 +1,147 @@
+"""Face detection on generated meeting screenshots: recall and false boxes per setting.
+
+    nice -n 10 .venv/bin/python benchmarks/gallery_eval.py [--data ../shared/data] [--json]
+
+Seeded screenshots of video-call galleries (tests/ml/gallery.py) with FER2013 validation faces
+in their tiles: every grid from 2x2 to 5x5 in 16:9 windows 1280, 1600 and 1920 px wide, each
+once with the bare tight FER crop in the tile ("no context") and once inside a drawn head and
+shoulders ("context"); one tile per screenshot shows no video. A face counts as found when
+exactly one box has its centre in the pasted face; every other box is false.
+
+About 2 % of FER2013 faces are no findable face even alone (a hand over the face, a cartoon):
+recall is given over the faces the raw model finds alone (144 px on a plain canvas, score 0.5),
+and over all faces.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ml.detect import MODES, RetinaFaceDetector, _run_retinaface  # noqa: E402
+from tests.ml.gallery import fer_faces, meeting_screenshot  # noqa: E402
+
+# name -> RetinaFaceDetector options.
+SETTINGS = {
+    "before issue 17 (= fast)": MODES["fast"],
+    "package default (native, score 0.9, no coarse pass)": dict(
+        long_side=1920, max_upscale=1, score_threshold=0.9, coarse_side=None
+    ),
+    "long side 1152 + flip": dict(flip=True),
+    "1152 + fine pass at 1.5x": dict(upscale=1.5),
+    "1152 + fine pass at 2x": dict(upscale=2.0),
+    "1152 + flip + fine pass at 2x, score 0.85 (= thorough)": MODES["thorough"],
+}
+GRIDS = (2, 3, 4, 5)
+WIDTHS = (1280, 1600, 1920)
+
+
+def findable_alone(face: Image.Image) -> bool:
+    """Whether the raw model finds this face pasted alone at 144 px on a plain grey canvas."""
+    canvas = Image.new("RGB", (288, 288), (90, 90, 90))
+    canvas.paste(face.resize((144, 144), Image.Resampling.BICUBIC), (72, 72))
+    boxes, scores, _ = _run_retinaface(np.asarray(canvas)[None])[0]
+    return bool((scores[boxes[:, 3] > 60] >= 0.5).any())
+
+
+def screenshots(data_dir: Path, seed: int = 0) -> list[dict]:
+    """The benchmark's screenshots: image, face rectangles and whether each face is findable."""
+    cases = [(g, w, c) for g in GRIDS for w in WIDTHS for c in (False, True)]
+    need = sum(g * g - 1 for g, _, _ in cases)
+    faces = fer_faces(data_dir, need, seed=seed)
+    rng = np.random.default_rng(seed)
+    out, used = [], 0
+    for i, (grid, width, context) in enumerate(cases):
+        batch = faces[used : used + grid * grid - 1]
+        used += len(batch)
+        gallery = meeting_screenshot(batch, width, grid, grid, empty=1,
+                                     face_height=float(rng.uniform(0.45, 0.75)), seed=seed + i,
+                                     context=context)  # fmt: skip
+        findable = [findable_alone(f) for f in batch]
+        out.append(dict(grid=grid, width=width, context=context, image=gallery.image,
+                        faces=gallery.faces, findable=findable))  # fmt: skip
+    return out
+
+
+def score(boxes, case: dict) -> tuple[np.ndarray, int]:
+    """Per face whether exactly one box lies on it, and the number of other boxes."""
+    centres = np.array([[b.x + b.w / 2, b.y + b.h / 2] for b in boxes]).reshape(-1, 2)
+    on = np.array([(x <= centres[:, 0]) & (centres[:, 0] < x + w) & (y <= centres[:, 1])
+                   & (centres[:, 1] < y + h) for x, y, w, h in case["faces"]])  # fmt: skip
+    per_face = on.sum(1)
+    return per_face >= 1, int(len(boxes) - on.any(0).sum() + np.clip(per_face - 1, 0, None).sum())
+
+
+def run_setting(cases: list[dict], options: dict) -> dict:
+    detector = RetinaFaceDetector(**options)
+    detector.detect(cases[0]["image"])  # warm up the session
+    rows, wall, cpu = [], time.perf_counter(), time.process_time()
+    for case in cases:
+        found, false = score(detector.detect(case["image"]), case)
+        rows.append((case, found, false))
+    n = len(cases)
+    ms, cpu_ms = 1000 * (time.perf_counter() - wall) / n, 1000 * (time.process_time() - cpu) / n
+
+    def recall(keep, findable_only=True) -> float:
+        hits = total = 0
+        for case, found, _ in rows:
+            if keep(case):
+                mask = np.array(case["findable"]) if findable_only else np.ones(len(found), bool)
+                hits, total = hits + int(found[mask].sum()), total + int(mask.sum())
+        return hits / max(total, 1)
+
+    return dict(
+        recall=recall(lambda c: True),
+        recall_all_faces=recall(lambda c: True, findable_only=False),
+        recall_no_context=recall(lambda c: not c["context"]),
+        recall_context=recall(lambda c: c["context"]),
+        recall_by_grid={g: recall(lambda c, g=g: c["grid"] == g) for g in GRIDS},
+        false_boxes=sum(r[2] for r in rows),
+        ms_per_screenshot=ms,
+        cpu_ms_per_screenshot=cpu_ms,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    data = os.environ.get("EDUMOOD_DATA_DIR", "../shared/data")  # relative to the repo root
+    parser.add_argument("--data", type=Path, default=data)
+    parser.add_argument("--only", help="run only settings whose name contains this text")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    cases = screenshots(args.data)
+    faces = sum(len(c["faces"]) for c in cases)
+    findable = sum(sum(c["findable"]) for c in cases)
+    rows = []
+    for name, options in SETTINGS.items():
+        if args.only and args.only not in name:
+            continue
+        row = dict(setting=name, options=options, **run_setting(cases, options))
+        rows.append(row)
+        if not args.json:
+            grids = " ".join(f"{g}x{g} {r:.3f}" for g, r in row["recall_by_grid"].items())
+            print(f"{name:56s} recall {row['recall']:.3f} (all faces {row['recall_all_faces']:.3f};"
+                  f" no context {row['recall_no_context']:.3f}, context "
+                  f"{row['recall_context']:.3f}; {grids})  false boxes {row['false_boxes']}  "
+                  f"{row['ms_per_screenshot']:.0f} ms/screenshot "
+                  f"({row['cpu_ms_per_screenshot']:.0f} CPU ms)", flush=True)  # fmt: skip
+    summary = dict(screenshots=len(cases), faces=faces, findable_alone=findable)
+    if args.json:
+        print(json.dumps({**summary, "settings": rows}, indent=1))
+    else:
+        print(f"{len(cases)} screenshots, {faces} faces ({findable} findable alone); "
+              f"onnxruntime threads: 2; cpus: {os.cpu_count()}; "
+              f"load average: {os.getloadavg()[0]:.1f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""`make run`'s supervisor: a child that dies is started again and the other keeps serving."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _children(parent: int) -> dict[str, int]:
+    """{"worker": pid, "web": pid} among the direct children of `parent`."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, IndexError, ValueError):
+            continue  # exited while we looked
+        if ppid == parent:
+            found["worker" if b"celery" in command else "web"] = int(entry.name)
+    return found
+
+
+def _health(url: str) -> int | None:
+    try:
+        return requests.get(url, timeout=5).status_code
+    except requests.RequestException:
+        return None
+
+
+def test_a_dead_child_is_restarted_while_the_other_keeps_running(tmp_path):
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in {"CELERY_BROKER_URL", "DATABASE_URL"}},
+        "DEBUG": "true",
+        "EDUMOOD_VAR_DIR": str(tmp_path / "var"),
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    log = (tmp_path / "runall.log").open("wb")
+    runall = subprocess.Popen(
+        [sys.executable, "manage.py", "runall", "--port", str(port), "--concurrency", "1"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    health = f"http://127.0.0.1:{port}/healthz"
+    try:
+        wait_until(lambda: _health(health) == 200, 180, 1, "web server and worker to answer")
+        first = _children(runall.pid)
+
+        os.kill(first["worker"], signal.SIGKILL)  # as the OOM killer would
+        wait_until(lambda: _health(health) == 503, 30, 0.5, "the web to report the dead worker")
+        assert _children(runall.pid)["web"] == first["web"]
+        wait_until(lambda: _health(health) == 200, 180, 1, "a new worker to answer")
+        second = _children(runall.pid)
+        assert second["worker"] != first["worker"] and second["web"] == first["web"]
+
+        os.kill(first["web"], signal.SIGKILL)
+        wait_until(lambda: _health(health) == 200, 60, 0.5, "a new web server to answer")
+        third = _children(runall.pid)
+        assert third["web"] != first["web"] and third["worker"] == second["worker"]
+        assert runall.poll() is None
+    finally:
+        runall.send_signal(signal.SIGTERM)
+        try:
+            code = runall.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(runall.pid, signal.SIGKILL)
+            raise
+        finally:
+            log.close()
+    output = (tmp_path / "runall.log").read_text(errors="replace")
+    assert code == 0, output[-3000:]
+    assert "The worker exited with code -9; restarting it" in output
+    assert "The web server exited with code -9; restarting it" in output
+    assert not _children(runall.pid)

@@ -1,0 +1,175 @@
+"""The production layout, for real: PostgreSQL, Redis broker and cache, gunicorn -w 2 with DEBUG
+off, one Celery worker per queue; every request over HTTP. `make test-prod` runs these."""
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.classifier.conftest import FAST_TRAIN, dataset_zip_bytes
+
+from .conftest import LOGIN_ACCOUNT_RATE, Api, group_photos
+
+pytestmark = pytest.mark.prod
+
+TERMINAL_JOB = {"succeeded", "failed", "cancelled"}
+
+
+def poll(fetch, done, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fetch()
+        if done(value):
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}: {value}")
+
+
+def new_session(api: Api) -> int:
+    classroom = api.post("/api/classrooms/", json={"name": "7B"}).json()["id"]
+    consent = {"obtained_from": "Parents", "method": "written", "obtained_on": "2024-09-02"}
+    assert api.post(f"/api/classrooms/{classroom}/consent/", json=consent).status_code == 201
+    session = {"classroom": classroom, "title": "Fractions", "started_at": "2024-10-01T09:00Z"}
+    return api.post("/api/sessions/", json=session).json()["id"]
+
+
+def job(api: Api, pk: int) -> dict:
+    return api.get(f"/api/jobs/{pk}/").json()
+
+
+def test_photos_are_uploaded_and_analysed(teacher):
+    session = new_session(teacher)
+    photos = group_photos(3)
+    upload = teacher.post(
+        f"/api/sessions/{session}/photos/",
+        files=[("image", (name, data, "image/jpeg")) for name, data in photos],
+    )
+    assert upload.status_code == 202, upload.text
+    ids = [photo["id"] for photo in upload.json()["photos"]]
+    assert len(ids) == 3 and upload.json()["errors"] == []
+    analysed = poll(
+        lambda: [teacher.get(f"/api/photos/{pk}/").json() for pk in ids],
+        lambda rows: all(row["status"] in ("done", "failed") for row in rows),
+        180,
+        "the photos to be analysed",
+    )
+    assert [row["status"] for row in analysed] == ["done"] * 3, analysed
+    summary = teacher.get(f"/api/sessions/{session}/").json()["summary"]
+    assert summary["faces"] == sum(len(row["faces"]) for row in analysed)
+    if not photos[0][0].startswith("generated"):  # real classroom photos have faces
+        assert summary["faces"] > 0
+
+
+@pytest.fixture(scope="module")
+def dataset_version(admin) -> int:
+    """A dataset imported through the API (an import job on the training worker)."""
+    started = admin.post(
+        "/api/datasets/",
+        data={"name": "faces"},
+        files={"file": ("faces.zip", dataset_zip_bytes(), "application/zip")},
+    )
+    assert started.status_code == 202, started.text
+    imported = poll(lambda: job(admin, started.json()["job"]), _ended, 180, "the import")
+    assert imported["status"] == "succeeded", imported["error"]
+    return imported["result"]["dataset_version"]
+
+
+def test_a_training_job_runs_on_the_training_worker(admin, dataset_version):
+    train = admin.post(
+        "/api/jobs/",
+        json={"kind": "train", "dataset_version": dataset_version, "params": FAST_TRAIN},
+    )
+    assert train.status_code == 202, train.text
+    trained = poll(lambda: job(admin, train.json()["id"]), _ended, 300, "the training job")
+    assert trained["status"] == "succeeded", trained["error"]
+    assert trained["model_version"] and trained["attempts"] == 1
+
+
+def test_a_job_whose_worker_is_killed_is_delivered_again_and_finishes(
+    admin, stack, dataset_version
+):
+    params = {**FAST_TRAIN, "epochs": 60}  # long enough to be killed mid-run
+    started = admin.post(
+        "/api/jobs/", json={"kind": "train", "dataset_version": dataset_version, "params": params}
+    )
+    assert started.status_code == 202, started.text
+    pk = started.json()["id"]
+    poll(lambda: job(admin, pk), lambda row: row["progress"] > 0.05, 180, "training progress")
+    stack.services["worker-training"].kill()
+    assert job(admin, pk)["status"] == "running"  # what a crash leaves behind
+    stack.start_worker("training")
+    finished = poll(lambda: job(admin, pk), _ended, 300, "the job after the crash")
+    assert finished["status"] == "succeeded", finished["error"]
+    assert finished["attempts"] == 2
+
+
+def test_failed_log_ins_are_counted_across_both_gunicorn_workers(stack):
+    limit = int(LOGIN_ACCOUNT_RATE.split("/")[0])
+    access_log = stack.logs / "access.log"
+    start = access_log.stat().st_size
+
+    def guess(i):
+        # A new connection each, and a forged X-Forwarded-For that must not matter.
+        return requests.post(
+            f"{stack.url}/api/auth/token/",
+            json={"username": "guarded", "password": f"guess-{i}"},
+            headers={"X-Forwarded-For": f"198.51.100.{i}"},
+            timeout=60,
+        ).status_code
+
+    with ThreadPoolExecutor(limit) as pool:
+        assert list(pool.map(guess, range(limit))) == [400] * limit
+    right = requests.post(
+        f"{stack.url}/api/auth/token/",
+        json={"username": "guarded", "password": "Guarded-pass-9"},
+        timeout=60,
+    )
+    assert right.status_code == 429, right.text
+    assert int(right.headers["Retry-After"]) > 0
+    served_by = {
+        line.split()[0]
+        for line in access_log.read_text()[start:].splitlines()
+        if "/api/auth/token/" in line
+    }
+    assert len(served_by) == 2, "both gunicorn workers must have answered for this to prove much"
+
+
+def test_the_contract_holds_over_http(stack, tokens, teacher):
+    anonymous = Api(stack.url)
+    denied = anonymous.get("/api/sessions/")
+    assert denied.status_code == 401 and set(denied.json()) == {"detail"}
+    session = new_session(teacher)
+    intruder = Api(stack.url, tokens["intruder"])
+    assert intruder.get(f"/api/sessions/{session}/").status_code == 404
+    classroom = teacher.get(f"/api/sessions/{session}/").json()["classroom"]
+    mine = intruder.get("/api/sessions/", params={"classroom": classroom}).json()
+    missing = intruder.get("/api/sessions/", params={"classroom": classroom + 10**6}).json()
+    assert mine == missing == {"count": 0, "next": None, "previous": None, "results": []}
+
+    too_many = teacher.post(
+        f"/api/sessions/{session}/photos/",
+        files=[("image", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(150)],
+    )
+    assert too_many.status_code == 400
+    assert too_many.headers["Content-Type"] == "application/json"
+    assert "Too many files" in too_many.json()["detail"]
+
+    health = anonymous.get("/healthz")
+    assert health.status_code == 200
+    assert health.json() == {
+        "ok": True,
+        **{p: {"ok": True} for p in ("database", "broker", "worker")},
+    }
+    schema = teacher.get("/api/schema/")
+    assert schema.status_code == 200 and "/api/sessions/{id}/photos/" in schema.text
+
+    login_page = anonymous.get("/login/")
+    assert login_page.status_code == 200
+    stylesheet = re.search(r'href="(/static/[^"]+\.css)"', login_page.text).group(1)
+    assert anonymous.get(stylesheet).status_code == 200  # collected, hashed, served by whitenoise
+
+
+def _ended(row: dict) -> bool:
+    return row["status"] in TERMINAL_JOB
