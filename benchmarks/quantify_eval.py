@@ -1,0 +1,285 @@
+"""Accuracy and interval coverage of the quantification methods on simulated sessions.
+
+Val is split, stratified by state, into a calibration half (measures the confusion matrix) and
+a disjoint test half. Each simulated session draws 10-60 test faces whose state mix is drawn
+uniformly from the simplex (seeded), so every session's true shares are known. Reports the
+mean absolute error of each method's shares, how often the 90 % intervals hold the true share,
+how wide they are by session size, and how often `change` flags consecutive sessions.
+
+python benchmarks/quantify_eval.py [--weights default|CKPT] [--sessions 500] [--json]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ml import quantify as q  # noqa: E402
+from ml.data import load_images  # noqa: E402
+from ml.evaluate import predict_probabilities, true_states_for  # noqa: E402
+from ml.labels import ENGAGED, states_of  # noqa: E402
+from ml.predict import Classifier  # noqa: E402
+
+DATA = Path(os.environ.get("EDUMOOD_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
+SIZE_BINS = ((10, 19), (20, 29), (30, 39), (40, 49), (50, 60))
+
+
+def faces_of(classifier: Classifier, val: Path):
+    """True states, state posteriors and predicted states of every val face."""
+    data = load_images(val, size=classifier.input_size)
+    states = states_of(classifier.state_mapping)
+    probabilities = predict_probabilities(classifier, data)
+    predicted = [classifier.state_of(classifier.classes[i]) for i in probabilities.argmax(1)]
+    posteriors = q.state_posteriors(
+        probabilities, classifier.classes, classifier.state_mapping, states
+    )
+    return states, np.asarray(true_states_for(classifier, data)), posteriors, np.asarray(predicted)
+
+
+def split_halves(truth: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a calibration half and a test half, each state split evenly."""
+    calibration, test = [], []
+    for state in np.unique(truth):
+        index = rng.permutation(np.flatnonzero(truth == state))
+        calibration.append(index[: len(index) // 2])
+        test.append(index[len(index) // 2 :])
+    return np.concatenate(calibration), np.concatenate(test)
+
+
+def simulate_session(truth: np.ndarray, pool: np.ndarray, states, size: int, rng):
+    """Indices of one session's faces and its true shares."""
+    counts = rng.multinomial(size, rng.dirichlet(np.ones(len(states))))
+    faces = np.concatenate(
+        [
+            rng.choice(pool[truth[pool] == s], n, replace=False)
+            for s, n in zip(states, counts, strict=True)
+        ]
+    )
+    return faces, counts / size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default="default", help="checkpoint path or 'default'")
+    parser.add_argument("--val", default=str(DATA / "fer2013" / "val"))
+    parser.add_argument("--sessions", type=int, default=500)
+    parser.add_argument("--resamples", type=int, default=q.RESAMPLES)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sweep-sizes",
+        default="10,20,30,40,50,60,80,100,150,200",
+        help="session sizes at which to measure interval width (for MIN_FACES)",
+    )
+    parser.add_argument("--sweep-sessions", type=int, default=40, help="sessions per swept size")
+    parser.add_argument("--sweep-method", default=q.DEFAULT_METHOD, choices=q.METHODS)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+
+    classifier = Classifier.load(args.weights)
+    states, truth, posteriors, predicted = faces_of(classifier, Path(args.val))
+    calibration_half, test_half = split_halves(truth, rng)
+    calibration = q.calibration_from_faces(
+        truth[calibration_half], posteriors[calibration_half], predicted[calibration_half], states
+    )
+    engaged = states.index(ENGAGED)
+
+    errors = {m: [] for m in q.METHODS}  # (sessions, S) absolute errors
+    covered = {m: [] for m in q.METHODS}  # (sessions, S) true share inside the interval
+    widest = {m: [] for m in q.METHODS}  # largest half-width of a share interval
+    seconds = {m: 0.0 for m in q.METHODS}
+    results = {m: [] for m in q.METHODS}
+    sizes, truths = [], []
+    for i in range(args.sessions):
+        size = int(rng.integers(10, 61))
+        faces, true_shares = simulate_session(truth, test_half, states, size, rng)
+        sizes.append(len(faces))
+        truths.append(true_shares)
+        for method in q.METHODS:
+            start = time.perf_counter()
+            result = q.quantify(
+                posteriors[faces],
+                predicted[faces],
+                calibration,
+                method,
+                resamples=args.resamples,
+                seed=args.seed + i,
+            )
+            seconds[method] += time.perf_counter() - start
+            low, high = result.intervals.T
+            errors[method].append(np.abs(result.shares - true_shares))
+            covered[method].append((low <= true_shares) & (true_shares <= high))
+            widest[method].append(float(np.max(high - low) / 2))
+            results[method].append(result)
+    sizes, truths = np.asarray(sizes), np.asarray(truths)
+
+    report = {
+        "weights": str(args.weights),
+        "states": list(states),
+        "calibration_faces": calibration.faces,
+        "test_faces": len(test_half),
+        "sessions": args.sessions,
+        "resamples": args.resamples,
+        "seed": args.seed,
+        "calibration": calibration.to_json(),
+        "methods": {},
+    }
+    for method in q.METHODS:
+        err, cov, wide = np.asarray(errors[method]), np.asarray(covered[method]), widest[method]
+        wide = np.asarray(wide)
+        by_size = {}
+        for lo, hi in SIZE_BINS:
+            rows = (sizes >= lo) & (sizes <= hi)
+            by_size[f"{lo}-{hi}"] = {
+                "sessions": int(rows.sum()),
+                "mae": float(err[rows].mean()),
+                "coverage": float(cov[rows].mean()),
+                "median_widest_half_width": float(np.median(wide[rows])),
+                "share_within_20_points": float((wide[rows] <= 0.20).mean()),
+            }
+        flagged = _change_rates(results[method], truths[:, engaged])
+        report["methods"][method] = {
+            "mae": float(err.mean()),
+            "mae_by_state": dict(zip(states, err.mean(0).round(4).tolist(), strict=True)),
+            "mae_engagement": float(err[:, engaged].mean()),
+            "coverage": float(cov.mean()),
+            "coverage_by_state": dict(zip(states, cov.mean(0).round(4).tolist(), strict=True)),
+            "coverage_engagement": float(cov[:, engaged].mean()),
+            "ms_per_session": 1000 * seconds[method] / args.sessions,
+            "by_size": by_size,
+            **flagged,
+        }
+    report["sweep"] = size_sweep(args, truth, test_half, states, posteriors, predicted, calibration)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+
+
+def size_sweep(args, truth, pool, states, posteriors, predicted, calibration) -> dict:
+    """Interval widths of one method at fixed session sizes; the smallest size that concludes."""
+    rng = np.random.default_rng(args.seed + 1)
+    rows = {}
+    for size in (int(v) for v in args.sweep_sizes.split(",")):
+        widest, covered = [], []
+        for i in range(args.sweep_sessions):
+            faces, true_shares = simulate_session(truth, pool, states, size, rng)
+            result = q.quantify(
+                posteriors[faces],
+                predicted[faces],
+                calibration,
+                args.sweep_method,
+                resamples=args.resamples,
+                seed=args.seed + i,
+            )
+            low, high = result.intervals.T
+            widest.append(float(np.max(high - low) / 2))
+            covered.append((low <= true_shares) & (true_shares <= high))
+        rows[size] = {
+            "median_widest_half_width": float(np.median(widest)),
+            "share_within_20_points": float((np.asarray(widest) <= 0.20).mean()),
+            "coverage": float(np.mean(covered)),
+        }
+    concluding = [size for size, row in rows.items() if row["median_widest_half_width"] <= 0.20]
+    return {
+        "method": args.sweep_method,
+        "sessions_per_size": args.sweep_sessions,
+        "by_size": rows,
+        "smallest_size_within_20_points": min(concluding) if concluding else None,
+    }
+
+
+def _change_rates(results: list, engagement: np.ndarray) -> dict:
+    """How often `change` flags consecutive sessions whose true engagement moved little or much."""
+    small, large, flagged_small, flagged_large = 0, 0, 0, 0
+    for i in range(1, len(results)):
+        move = abs(engagement[i] - engagement[i - 1])
+        flagged = q.change(results[i - 1], results[i]) is not None
+        if move < 0.05:
+            small, flagged_small = small + 1, flagged_small + flagged
+        elif move >= 0.30:
+            large, flagged_large = large + 1, flagged_large + flagged
+    return {
+        "change_flagged_when_true_move_under_5_points": flagged_small / max(small, 1),
+        "pairs_moving_under_5_points": small,
+        "change_flagged_when_true_move_30_points_or_more": flagged_large / max(large, 1),
+        "pairs_moving_30_points_or_more": large,
+    }
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        f"weights={report['weights']}  sessions={report['sessions']} (10-60 faces)  "
+        f"calibration faces={report['calibration_faces']}  test faces={report['test_faces']}  "
+        f"resamples={report['resamples']}  seed={report['seed']}",
+        "",
+        f"{'method':>6} {'MAE':>6} {'MAE eng':>8} {'cover':>6} {'cover eng':>9} "
+        f"{'ms/session':>10}  coverage by state",
+    ]
+    for method, m in report["methods"].items():
+        by_state = " ".join(f"{s[:3]} {v:.2f}" for s, v in m["coverage_by_state"].items())
+        lines.append(
+            f"{method:>6} {m['mae']:6.3f} {m['mae_engagement']:8.3f} {m['coverage']:6.3f} "
+            f"{m['coverage_engagement']:9.3f} {m['ms_per_session']:10.1f}  {by_state}"
+        )
+    lines += [
+        "",
+        "MAE by state: "
+        + "; ".join(
+            f"{method} " + " ".join(f"{s[:3]} {v:.3f}" for s, v in m["mae_by_state"].items())
+            for method, m in report["methods"].items()
+        ),
+    ]
+    lines += [
+        "",
+        "by session size: MAE / coverage / median widest half-width / share of sessions whose "
+        "intervals all lie within +-20 points",
+        f"{'method':>6} " + " ".join(f"{b:>24}" for b in report["methods"]["cc"]["by_size"]),
+    ]
+    for method, m in report["methods"].items():
+        cells = [
+            f"{v['mae']:.3f}/{v['coverage']:.2f}/{v['median_widest_half_width']:.3f}/"
+            f"{v['share_within_20_points']:.2f}"
+            for v in m["by_size"].values()
+        ]
+        lines.append(f"{method:>6} " + " ".join(f"{c:>24}" for c in cells))
+    lines += [
+        "",
+        "change(): share of consecutive pairs flagged (true engagement move <5 points / >=30)",
+    ]
+    for method, m in report["methods"].items():
+        lines.append(
+            f"{method:>6} {m['change_flagged_when_true_move_under_5_points']:.3f} "
+            f"(of {m['pairs_moving_under_5_points']}) / "
+            f"{m['change_flagged_when_true_move_30_points_or_more']:.3f} "
+            f"(of {m['pairs_moving_30_points_or_more']})"
+        )
+    sweep = report["sweep"]
+    lines += [
+        "",
+        f"size sweep ({sweep['method']}, {sweep['sessions_per_size']} sessions per size): "
+        "median widest half-width / share within +-20 points / coverage",
+    ]
+    for size, row in sweep["by_size"].items():
+        lines.append(
+            f"{size:>6} {row['median_widest_half_width']:.3f} "
+            f"{row['share_within_20_points']:.2f} {row['coverage']:.3f}"
+        )
+    lines.append(
+        f"smallest size whose median widest half-width is <= 20 points: "
+        f"{sweep['smallest_size_within_20_points']}  (MIN_FACES in ml/quantify.py: {q.MIN_FACES})"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
