@@ -49,9 +49,12 @@ def split_halves(truth: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(calibration), np.concatenate(test)
 
 
-def simulate_session(truth: np.ndarray, pool: np.ndarray, states, size: int, rng):
-    """Indices of one session's faces and its true shares."""
-    counts = rng.multinomial(size, rng.dirichlet(np.ones(len(states))))
+def simulate_session(truth: np.ndarray, pool: np.ndarray, states, size: int, rng, mix=None):
+    """Indices of one session's faces and its true shares; the mix is uniform on the simplex
+    unless given."""
+    if mix is None:
+        mix = rng.dirichlet(np.ones(len(states)))
+    counts = rng.multinomial(size, mix)
     faces = np.concatenate(
         [
             rng.choice(pool[truth[pool] == s], n, replace=False)
@@ -75,6 +78,7 @@ def main() -> None:
     )
     parser.add_argument("--sweep-sessions", type=int, default=40, help="sessions per swept size")
     parser.add_argument("--sweep-method", default=q.DEFAULT_METHOD, choices=q.METHODS)
+    parser.add_argument("--change-pairs", type=int, default=100, help="session pairs for change()")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -93,7 +97,6 @@ def main() -> None:
     covered = {m: [] for m in q.METHODS}  # (sessions, S) true share inside the interval
     widest = {m: [] for m in q.METHODS}  # largest half-width of a share interval
     seconds = {m: 0.0 for m in q.METHODS}
-    results = {m: [] for m in q.METHODS}
     sizes, truths = [], []
     for i in range(args.sessions):
         size = int(rng.integers(10, 61))
@@ -115,7 +118,6 @@ def main() -> None:
             errors[method].append(np.abs(result.shares - true_shares))
             covered[method].append((low <= true_shares) & (true_shares <= high))
             widest[method].append(float(np.max(high - low) / 2))
-            results[method].append(result)
     sizes, truths = np.asarray(sizes), np.asarray(truths)
     absent = truths < 0.05  # states (nearly) missing from a session: where EM's intervals fail
 
@@ -143,7 +145,6 @@ def main() -> None:
                 "median_widest_half_width": float(np.median(wide[rows])),
                 "share_within_20_points": float((wide[rows] <= 0.20).mean()),
             }
-        flagged = _change_rates(results[method], truths[:, engaged])
         report["methods"][method] = {
             "mae": float(err.mean()),
             "mae_by_state": dict(zip(states, err.mean(0).round(4).tolist(), strict=True)),
@@ -154,9 +155,11 @@ def main() -> None:
             "coverage_true_share_under_5_percent": float(cov[absent].mean()),
             "ms_per_session": 1000 * seconds[method] / args.sessions,
             "by_size": by_size,
-            **flagged,
         }
     report["sweep"] = size_sweep(args, truth, test_half, states, posteriors, predicted, calibration)
+    report["change"] = change_check(
+        args, truth, test_half, states, posteriors, predicted, calibration
+    )
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -198,21 +201,35 @@ def size_sweep(args, truth, pool, states, posteriors, predicted, calibration) ->
     }
 
 
-def _change_rates(results: list, engagement: np.ndarray) -> dict:
-    """How often `change` flags consecutive sessions whose true engagement moved little or much."""
-    small, large, flagged_small, flagged_large = 0, 0, 0, 0
-    for i in range(1, len(results)):
-        move = abs(engagement[i] - engagement[i - 1])
-        flagged = q.change(results[i - 1], results[i]) is not None
-        if move < 0.05:
-            small, flagged_small = small + 1, flagged_small + flagged
-        elif move >= 0.30:
-            large, flagged_large = large + 1, flagged_large + flagged
+def change_check(args, truth, pool, states, posteriors, predicted, calibration) -> dict:
+    """How often `change` flags pairs of MIN_FACES-face sessions whose engagement truly moved.
+
+    Each pair draws a random mix (Engaged at most 70 %); the second session moves `shift` of
+    the other states' share to Engaged (shift 0: the same mix, new faces: no real change).
+    """
+    rng = np.random.default_rng(args.seed + 2)
+    engaged = states.index(ENGAGED)
+    shifts = (0.0, 0.1, 0.2, 0.3)
+    flagged = dict.fromkeys(shifts, 0)
+
+    def session(mix, seed):
+        faces, _ = simulate_session(truth, pool, states, q.MIN_FACES, rng, mix)
+        return q.quantify(posteriors[faces], predicted[faces], calibration, seed=seed)
+
+    for i in range(args.change_pairs):
+        mix = rng.dirichlet(np.ones(len(states)))
+        while mix[engaged] > 0.7:
+            mix = rng.dirichlet(np.ones(len(states)))
+        before = session(mix, 2 * i)
+        for shift in shifts:
+            moved = mix * (1 - shift / (1 - mix[engaged]))
+            moved[engaged] = mix[engaged] + shift
+            flagged[shift] += q.change(before, session(moved, 2 * i + 1)) is not None
     return {
-        "change_flagged_when_true_move_under_5_points": flagged_small / max(small, 1),
-        "pairs_moving_under_5_points": small,
-        "change_flagged_when_true_move_30_points_or_more": flagged_large / max(large, 1),
-        "pairs_moving_30_points_or_more": large,
+        "faces": q.MIN_FACES,
+        "pairs": args.change_pairs,
+        "method": q.DEFAULT_METHOD,
+        "flagged_by_true_move": {f"{s:.1f}": n / args.change_pairs for s, n in flagged.items()},
     }
 
 
@@ -253,17 +270,6 @@ def format_report(report: dict) -> str:
             for v in m["by_size"].values()
         ]
         lines.append(f"{method:>6} " + " ".join(f"{c:>24}" for c in cells))
-    lines += [
-        "",
-        "change(): share of consecutive pairs flagged (true engagement move <5 points / >=30)",
-    ]
-    for method, m in report["methods"].items():
-        lines.append(
-            f"{method:>6} {m['change_flagged_when_true_move_under_5_points']:.3f} "
-            f"(of {m['pairs_moving_under_5_points']}) / "
-            f"{m['change_flagged_when_true_move_30_points_or_more']:.3f} "
-            f"(of {m['pairs_moving_30_points_or_more']})"
-        )
     sweep = report["sweep"]
     lines += [
         "",
@@ -281,6 +287,13 @@ def format_report(report: dict) -> str:
         f"smallest size whose median widest half-width is <= 20 points: "
         f"{sweep['smallest_size_within_20_points']}  (MIN_FACES in ml/quantify.py: {q.MIN_FACES})"
     )
+    change = report["change"]
+    lines += [
+        "",
+        f"change() on {change['pairs']} pairs of {change['faces']}-face sessions "
+        f"({change['method']}): share flagged by true move of the engagement index",
+        "  ".join(f"{move}: {rate:.2f}" for move, rate in change["flagged_by_true_move"].items()),
+    ]
     return "\n".join(lines)
 
 
