@@ -124,9 +124,13 @@ class Quantification:
         return float(low), float(high)
 
     def to_json(self) -> dict:
-        """Shares and bounds by state, rounded to 4 decimals; `from_json` reads it back."""
+        """Shares and bounds by state, rounded to 4 decimals; `from_json` reads it back.
+
+        The state order travels as a list: JSON stores (PostgreSQL's jsonb) may reorder keys.
+        """
         return {
             "method": self.method,
+            "states": list(self.states),
             "faces": self.faces,
             "level": self.level,
             "enough_faces": self.enough_faces,
@@ -141,7 +145,7 @@ class Quantification:
     @classmethod
     def from_json(cls, data: dict) -> "Quantification":
         try:
-            states = tuple(data["shares"])
+            states = tuple(data["states"])
             return cls(
                 method=data["method"],
                 states=states,
