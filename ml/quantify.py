@@ -16,6 +16,12 @@ Methods (the numeric cores come from QuaPy, Moreo et al.):
 Intervals are percentile bootstrap intervals: each replicate resamples the session's faces and
 redraws the calibration (each true state's row from a Dirichlet on its counts), so they carry
 both the session's sampling noise and the uncertainty of the measured error rates.
+
+Where to run it: importing QuaPy loads torch, scikit-learn, pandas and matplotlib (about 6 s,
+and the web process must stay torch-free), so only `quantify` loads it, on first use. Run it
+where torch already lives (the inference worker, after a session's photos are analysed) and
+store `Quantification.to_json()`; reading it back (`from_json`, `change`, `enough_faces`) and
+`Calibration` need numpy only.
 """
 
 from collections.abc import Sequence
@@ -309,8 +315,7 @@ def _dirichlet_rows(counts: np.ndarray, rng) -> np.ndarray:
 def _estimate(method: str, posteriors, predicted, confusion, soft) -> np.ndarray:
     """Shares by `method`; `confusion` and `soft` (posterior sums) are (S, S), rows = true states.
 
-    QuaPy is imported on first use, not with this module: it loads torch, scikit-learn, pandas
-    and matplotlib (seconds), which a page that only reads stored numbers should not pay.
+    QuaPy is imported here, on first use, not with this module (see the module docstring).
     """
     from quapy.method.aggregative import EMQ
 

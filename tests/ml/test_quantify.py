@@ -1,6 +1,9 @@
 """Corrected shares against hand-computed cases, intervals, bounds, seeds, stored forms."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +212,20 @@ def test_measure_calibration_matches_the_state_evaluation_of_real_faces(data_dir
     assert cal.confusion.tolist() == metrics["confusion_matrix"]
     assert cal.posterior_sums.sum(1) == pytest.approx(cal.confusion.sum(1), rel=1e-4)
     assert q.Calibration.from_json(json.loads(json.dumps(cal.to_json()))).faces == 140
+
+
+def test_reading_stored_numbers_loads_neither_quapy_nor_torch():
+    """Pages read stored quantifications; only `quantify` itself loads QuaPy (and with it torch)."""
+    stored = summary(q.MIN_FACES, 0.2, 0.4).to_json()
+    code = (
+        "import json, sys; from ml import quantify as q; "
+        f"a = q.Quantification.from_json(json.loads({json.dumps(json.dumps(stored))})); "
+        "q.change(a, a); q.Calibration.from_json(q.Calibration(('A', 'B'), [[1, 0], [0, 1]], "
+        "[[1.0, 0], [0, 1.0]]).to_json()); print(sorted({'quapy', 'torch'} & set(sys.modules)))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
