@@ -82,23 +82,38 @@ def record_consent(classroom: Classroom, *, user, **fields) -> Consent:
     return Consent.objects.create(classroom=classroom, recorded_by=user, **fields)
 
 
+# The stored images each setting blurs or deletes when it is chosen: tightening to delete also
+# removes the blurred copies that an earlier "blur" setting kept.
+RETENTION_ACTS_ON = {
+    Retention.KEEP: [],
+    Retention.BLUR: [ImageState.ORIGINAL],
+    Retention.DELETE: [ImageState.ORIGINAL, ImageState.BLURRED],
+}
+
+
+def photos_retention_changes(classroom: Classroom, retention: str):
+    """The analysed photos whose stored image choosing `retention` blurs or deletes at once."""
+    return (
+        Photo.objects.filter(
+            session__classroom=classroom,
+            status=PhotoStatus.DONE,
+            image_state__in=RETENTION_ACTS_ON[retention],
+        )
+        .exclude(image="")
+        .exclude(image=None)
+    )
+
+
 def set_retention(classroom: Classroom, retention: str) -> int:
     """Change what happens to originals, and apply it to photos already analysed.
 
-    Tightening the setting (to blur or delete) acts on the originals still stored at once, so
+    Tightening the setting (to blur or delete) acts on the images still stored at once, so
     the teacher's choice never waits for the next upload. Returns how many photos changed.
     """
     classroom.retention = retention
     classroom.save(update_fields=["retention"])
-    if retention == Retention.KEEP:
-        return 0
-    changed = 0
-    photos = Photo.objects.filter(
-        session__classroom=classroom, status=PhotoStatus.DONE, image_state=ImageState.ORIGINAL
-    ).select_related("session__classroom")
-    for photo in photos:
-        changed += apply_retention(photo)
-    return changed
+    photos = photos_retention_changes(classroom, retention).select_related("session__classroom")
+    return sum(apply_retention(photo) for photo in photos)
 
 
 # --- upload validation ---------------------------------------------------------------------------
@@ -477,16 +492,25 @@ def _requeue(ids: list[int]) -> None:
     transaction.on_commit(lambda: [enqueue_analysis(pk) for pk in ids])
 
 
+def reanalysable_photos(session: Session):
+    """(photos whose original is stored and not in analysis now, the other finished photos).
+
+    Only an original can be analysed again: a blurred copy hides the faces, a deleted one is gone.
+    """
+    photos = session.photos.exclude(status__in=[PhotoStatus.QUEUED, PhotoStatus.ANALYSING])
+    stored = photos.filter(image_state=ImageState.ORIGINAL).exclude(image="").exclude(image=None)
+    return stored, photos.exclude(pk__in=stored.values("pk"))
+
+
 def reanalyse_session(session: Session) -> tuple[int, int]:
     """Queue every photo whose original is still stored for analysis by the active model.
 
     Existing results stay, with their model version, until the new ones replace them. Returns
     (queued, skipped): photos whose original was deleted or blurred cannot be analysed again.
     """
-    photos = session.photos.exclude(status__in=[PhotoStatus.QUEUED, PhotoStatus.ANALYSING])
-    stored = photos.filter(image_state=ImageState.ORIGINAL).exclude(image="").exclude(image=None)
+    stored, others = reanalysable_photos(session)
     ids = list(stored.values_list("pk", flat=True))
-    skipped = photos.exclude(pk__in=ids).count()
+    skipped = others.count()
     _requeue(ids)
     return len(ids), skipped
 
