@@ -446,8 +446,9 @@ def apply_retention(photo: Photo) -> int:
     """Blur or delete an analysed original as its classroom asks; 1 if the photo changed.
 
     Originals are the most sensitive thing EduMood holds and the results do not need them, so
-    by default they go as soon as the analysis is stored. Faces the detector missed are not
-    blurred: the blurred copy is only as private as the detector is thorough.
+    unless the classroom keeps them they are blurred (the default) or deleted as soon as the
+    analysis is stored. Faces the detector missed are not blurred: the blurred copy is only as
+    private as the detector is thorough.
     """
     from ml.photo import open_image
 

@@ -137,3 +137,20 @@ def test_the_people_api_creates_with_a_password_once_and_deactivates(boss):
     assert myself.status_code == 400 and "own account" in myself.json()["is_active"][0]
     weak = api.post("/api/people/", {"username": "bob", "password": "123"}, format="json")
     assert weak.status_code == 400 and "password" in weak.json()
+
+
+def test_a_teacher_replaces_the_handed_over_password_with_their_own(client):
+    ada = User.objects.create_user("ada", password="Handed-Over-77")
+    client.force_login(ada)
+    url = reverse("accounts:password")
+    assert b'href="/account/password/"' in client.get(reverse("home")).content  # in the nav
+    wrong = client.post(url, {"old_password": "nope", "new_password1": "x", "new_password2": "x"})
+    assert wrong.status_code == 200 and b"incorrectly" in wrong.content
+    done = client.post(
+        url,
+        {"old_password": "Handed-Over-77", "new_password1": "Quiet-Harbour-31",
+         "new_password2": "Quiet-Harbour-31"},
+        follow=True,
+    )  # fmt: skip
+    assert b"Your password is changed." in done.content
+    assert _logs_in("ada", "Quiet-Harbour-31") and not _logs_in("ada", "Handed-Over-77")

@@ -18,6 +18,23 @@ def orm_beside_playwright(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+@pytest.fixture
+def page():
+    """A laptop-sized Chromium page; a script error on any page fails the test."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport=LAPTOP)
+        errors = []
+        page.on("pageerror", lambda error: errors.append(error))
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+    if errors:
+        pytest.fail(f"script errors: {errors}")
+
+
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 PASSWORD = "a-long-test-password"
@@ -73,9 +90,9 @@ def model(name, accuracy, confusion=None, *, active=False):
 
 
 def test_admin_creates_a_teacher_deactivates_them_and_promotes_a_flagged_model_on_purpose(
-    live_server, out_dir
+    live_server, page, out_dir
 ):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from classifier.models import ModelVersion
 
@@ -86,71 +103,63 @@ def test_admin_creates_a_teacher_deactivates_them_and_promotes_a_flagged_model_o
     angry = model("2-epoch", 0.25, [[25, 0, 0, 0], [25, 0, 0, 0], [25, 0, 0, 0], [25, 0, 0, 0]])
     base = live_server.url
 
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page(viewport=LAPTOP)
-        errors = []
-        page.on("pageerror", lambda error: errors.append(error))
-        page.set_default_timeout(20_000)
-        log_in(page, base, "boss", PASSWORD)
-        page.click("nav >> text=People")
-        expect(page.locator("h1")).to_have_text("People")
-        page.fill("#person-form #id_username", "ada.lovelace")
-        page.fill("#person-form #id_email", "ada@school.example")
-        page.click("#person-form button[type=submit]")
-        expect(page.locator("#new-password")).to_contain_text("Password for ada.lovelace")
-        password = page.input_value("#new-password-value")
-        assert len(password) >= 16
-        shoot(page, out_dir, "1-people-new-password")
-        page.reload()
-        expect(page.locator("#new-password")).to_have_count(0)  # shown once
+    log_in(page, base, "boss", PASSWORD)
+    page.click("nav >> text=People")
+    expect(page.locator("h1")).to_have_text("People")
+    page.fill("#person-form #id_username", "ada.lovelace")
+    page.fill("#person-form #id_email", "ada@school.example")
+    page.click("#person-form button[type=submit]")
+    expect(page.locator("#new-password")).to_contain_text("Password for ada.lovelace")
+    password = page.input_value("#new-password-value")
+    assert len(password) >= 16
+    shoot(page, out_dir, "1-people-new-password")
+    page.reload()
+    expect(page.locator("#new-password")).to_have_count(0)  # shown once
 
-        log_out(page)
-        expect(page.locator(".messages")).to_contain_text("You are logged out.")
-        shoot(page, out_dir, "2-logged-out")
-        log_in(page, base, "ada.lovelace", password)
-        expect(page.locator("h1")).to_have_text("Welcome, ada.lovelace")
-        expect(page.locator("nav >> text=People")).to_have_count(0)
-        page.goto(f"{base}/people/")
-        expect(page.locator("#error-page h1")).to_have_text("Not allowed")
-        shoot(page, out_dir, "3-teacher-403")
-        log_out(page)
+    log_out(page)
+    expect(page.locator(".messages")).to_contain_text("You are logged out.")
+    shoot(page, out_dir, "2-logged-out")
+    log_in(page, base, "ada.lovelace", password)
+    expect(page.locator("h1")).to_have_text("Welcome, ada.lovelace")
+    expect(page.locator("nav >> text=People")).to_have_count(0)
+    page.goto(f"{base}/people/")
+    expect(page.locator("#error-page h1")).to_have_text("Not allowed")
+    shoot(page, out_dir, "3-teacher-403")
+    log_out(page)
 
-        log_in(page, base, "boss", PASSWORD)
-        page.goto(f"{base}/people/")
-        page.click("[data-person='ada.lovelace'] button:has-text('Deactivate')")
-        expect(page.locator(".messages")).to_contain_text("is deactivated")
-        expect(page.locator("[data-person='ada.lovelace']")).to_contain_text("deactivated")
-        shoot(page, out_dir, "4-people-deactivated")
-        assert not User.objects.get(username="ada.lovelace").is_active
+    log_in(page, base, "boss", PASSWORD)
+    page.goto(f"{base}/people/")
+    page.click("[data-person='ada.lovelace'] button:has-text('Deactivate')")
+    expect(page.locator(".messages")).to_contain_text("is deactivated")
+    expect(page.locator("[data-person='ada.lovelace']")).to_contain_text("deactivated")
+    shoot(page, out_dir, "4-people-deactivated")
+    assert not User.objects.get(username="ada.lovelace").is_active
 
-        page.click("nav >> text=Models")
-        expect(page.locator("#flagged-models")).to_contain_text("1 version flagged")
-        flags = page.locator(f"[data-flags='{angry.pk}']")
-        expect(flags).to_contain_text("⚠ Predicts one class")
-        expect(flags).to_contain_text("⚠ Near chance")
-        shoot(page, out_dir, "5-models-flagged")
+    page.click("nav >> text=Models")
+    expect(page.locator("#flagged-models")).to_contain_text("1 version flagged")
+    flags = page.locator(f"[data-flags='{angry.pk}']")
+    expect(flags).to_contain_text("⚠ Predicts one class")
+    expect(flags).to_contain_text("⚠ Near chance")
+    shoot(page, out_dir, "5-models-flagged")
 
-        page.goto(f"{base}/models/{angry.pk}/promote/")
-        expect(page.locator("#quality-flags")).to_contain_text("“angry” for 100%")
-        expect(page.locator("#worse-warning")).to_contain_text("Accuracy, Macro F1")
-        expect(page.locator("#promote-compare")).to_contain_text("0.583")
-        shoot(page, out_dir, "6-promote-flagged")
-        page.click("#promote-form button[type=submit]")  # the box is not ticked
-        assert page.evaluate("document.querySelector('#confirm-flags').validity.valueMissing")
-        assert not ModelVersion.objects.get(pk=angry.pk).is_active
-        page.check("#confirm-flags")
-        page.click("#promote-form button[type=submit]")
-        expect(page.locator(".messages")).to_contain_text("is now the active model")
-        assert ModelVersion.objects.get(pk=angry.pk).is_active
-        browser.close()
-    assert not errors, errors
+    page.goto(f"{base}/models/{angry.pk}/promote/")
+    expect(page.locator("#quality-flags")).to_contain_text("“angry” for 100%")
+    expect(page.locator("#worse-warning")).to_contain_text("Accuracy, Macro F1")
+    expect(page.locator("#promote-compare")).to_contain_text("0.583")
+    shoot(page, out_dir, "6-promote-flagged")
+    page.click("#promote-form button[type=submit]")  # the box is not ticked
+    assert page.evaluate("document.querySelector('#confirm-flags').validity.valueMissing")
+    assert not ModelVersion.objects.get(pk=angry.pk).is_active
+    page.check("#confirm-flags")
+    page.click("#promote-form button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("is now the active model")
+    assert ModelVersion.objects.get(pk=angry.pk).is_active
 
 
 def test_teacher_sees_retention_choices_confirmations_and_the_results_own_model(
-    live_server, out_dir, settings, tmp_path
+    live_server, page, out_dir, settings, tmp_path
 ):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from analytics import services
     from analytics.models import Classroom, Consent, FaceResult, Photo, Session
@@ -177,58 +186,48 @@ def test_teacher_sees_retention_choices_confirmations_and_the_results_own_model(
     model("FER 2026", 0.61, active=True)  # promoted after the lesson was analysed
     base = live_server.url
 
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page(viewport=LAPTOP)
-        errors = []
-        page.on("pageerror", lambda error: errors.append(error))
-        page.set_default_timeout(20_000)
-        log_in(page, base, "teacher", PASSWORD)
-        page.goto(f"{base}/classrooms/")
-        expect(page.locator("#classroom-form input[value=blur]")).to_be_checked()
-        expect(page.locator("#classroom-form")).to_contain_text("pixelated")
-        shoot(page, out_dir, "1-new-classroom-retention", fits="#classroom-form")
+    log_in(page, base, "teacher", PASSWORD)
+    page.goto(f"{base}/classrooms/")
+    expect(page.locator("#classroom-form input[value=blur]")).to_be_checked()
+    expect(page.locator("#classroom-form")).to_contain_text("pixelated")
+    shoot(page, out_dir, "1-new-classroom-retention", fits="#classroom-form")
 
-        page.goto(f"{base}/sessions/{lesson.pk}/")
-        note = page.locator("#estimate-note")
-        expect(note).to_contain_text("FER 2025")
-        expect(note).to_contain_text("58.3%")
-        expect(note).not_to_contain_text("FER 2026")
-        shoot(page, out_dir, "2-session-note-and-reanalyse", fits="#estimate-note")
-        page.click("#reanalyse")
-        expect(page.locator("#confirm h1")).to_have_text(
-            "Re-analyse 2 photos of “Primary sources”?"
-        )
-        expect(page.locator("#confirm")).to_contain_text("FER 2026")
-        shoot(page, out_dir, "3-reanalyse-confirm")
-        page.click("#confirm >> text=Cancel")
+    page.goto(f"{base}/sessions/{lesson.pk}/")
+    note = page.locator("#estimate-note")
+    expect(note).to_contain_text("FER 2025")
+    expect(note).to_contain_text("58.3%")
+    expect(note).not_to_contain_text("FER 2026")
+    shoot(page, out_dir, "2-session-note-and-reanalyse", fits="#estimate-note")
+    page.click("#reanalyse")
+    expect(page.locator("#confirm h1")).to_have_text("Re-analyse 2 photos of “Primary sources”?")
+    expect(page.locator("#confirm")).to_contain_text("FER 2026")
+    shoot(page, out_dir, "3-reanalyse-confirm")
+    page.click("#confirm >> text=Cancel")
 
-        page.goto(f"{base}/classrooms/{kept.pk}/")
-        page.check("#retention input[value=delete]")
-        page.click("#retention button[type=submit]")
-        expect(page.locator("#confirm h1")).to_have_text("Delete 2 stored photos now?")
-        shoot(page, out_dir, "4-retention-confirm")
-        assert Classroom.objects.get(pk=kept.pk).retention == "keep"
-        page.click("#confirm button[type=submit]")
-        expect(page.locator(".messages")).to_contain_text("Applied to 2 photo(s)")
-        assert set(Photo.objects.values_list("image_state", flat=True)) == {"deleted"}
-        page.goto(f"{base}/sessions/{lesson.pk}/")
-        expect(page.locator("#reanalyse")).to_have_count(0)  # no original left to analyse
+    page.goto(f"{base}/classrooms/{kept.pk}/")
+    page.check("#retention input[value=delete]")
+    page.click("#retention button[type=submit]")
+    expect(page.locator("#confirm h1")).to_have_text("Delete 2 stored photos now?")
+    shoot(page, out_dir, "4-retention-confirm")
+    assert Classroom.objects.get(pk=kept.pk).retention == "keep"
+    page.click("#confirm button[type=submit]")
+    expect(page.locator(".messages")).to_contain_text("Applied to 2 photo(s)")
+    assert set(Photo.objects.values_list("image_state", flat=True)) == {"deleted"}
+    page.goto(f"{base}/sessions/{lesson.pk}/")
+    expect(page.locator("#reanalyse")).to_have_count(0)  # no original left to analyse
 
-        new = Classroom.objects.create(owner=teacher, name="7A Maths")
-        week = Session.objects.create(classroom=new, title="Week 1")
-        page.goto(f"{base}/sessions/{week.pk}/")
-        page.click("#consent-missing >> text=record consent")
-        page.fill("#consent-form #id_obtained_from", "Guardians of all 28 students")
-        page.select_option("#consent-form #id_method", "electronic")
-        page.fill("#consent-form #id_obtained_on", "2024-09-03")
-        shoot(page, out_dir, "5-consent-from-session", fits="#consent")
-        page.click("#consent-form button[type=submit]")
-        expect(page.locator("h1")).to_have_text("Week 1")
-        expect(page.locator("#dropzone")).to_be_visible()
+    new = Classroom.objects.create(owner=teacher, name="7A Maths")
+    week = Session.objects.create(classroom=new, title="Week 1")
+    page.goto(f"{base}/sessions/{week.pk}/")
+    page.click("#consent-missing >> text=record consent")
+    page.fill("#consent-form #id_obtained_from", "Guardians of all 28 students")
+    page.select_option("#consent-form #id_method", "electronic")
+    page.fill("#consent-form #id_obtained_on", "2024-09-03")
+    shoot(page, out_dir, "5-consent-from-session", fits="#consent")
+    page.click("#consent-form button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Week 1")
+    expect(page.locator("#dropzone")).to_be_visible()
 
-        page.goto(f"{base}/classrooms/999999/")
-        expect(page.locator("#error-page h1")).to_have_text("Page not found")
-        shoot(page, out_dir, "6-not-found")
-        browser.close()
-    assert not errors, errors
+    page.goto(f"{base}/classrooms/999999/")
+    expect(page.locator("#error-page h1")).to_have_text("Page not found")
+    shoot(page, out_dir, "6-not-found")
