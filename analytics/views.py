@@ -10,7 +10,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from classifier.models import ModelVersion
 from classifier.services import active_model_version
@@ -200,6 +200,7 @@ def session_detail(request, pk):
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def reanalyse_session(request, pk):
     """GET asks for confirmation (what is analysed again, by which model); POST queues it."""
     session = _session(request, pk)
