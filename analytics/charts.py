@@ -4,12 +4,12 @@ Each function returns a figure as plain JSON (for `json_script` and `Plotly.newP
 when there is nothing to draw, so the page can say why instead of showing an empty frame.
 """
 
-import json
 from datetime import timedelta
 
 import plotly.graph_objects as go
 from django.utils import timezone
 
+from edumood_site.figures import plain
 from ml.labels import OTHER_COLOUR, STATE_COLOURS, STATES
 
 from .choices import SessionKind
@@ -29,10 +29,6 @@ def colour(state: str) -> str:
 def _states(rows: list[dict]) -> list[str]:
     seen = {state for row in rows for state in row["counts"]}
     return [s for s in STATES if s in seen or s in STATE_COLOURS] + sorted(seen - set(STATES))
-
-
-def _json(fig: go.Figure) -> dict:
-    return json.loads(fig.to_json())
 
 
 def _session_label(row: dict) -> str:
@@ -73,7 +69,7 @@ def engagement_over_time(trends: list[dict]) -> dict | None:
     )
     if len(rows) == 1:  # one point: show the day around it, not milliseconds
         fig.update_xaxes(range=[x[0] - timedelta(days=1), x[0] + timedelta(days=1)])
-    return _json(fig)
+    return plain(fig)
 
 
 def state_distribution(trends: list[dict]) -> dict | None:
@@ -96,7 +92,7 @@ def state_distribution(trends: list[dict]) -> dict | None:
         yaxis={"title": "Faces"},
         **LAYOUT,
     )
-    return _json(fig)
+    return plain(fig)
 
 
 def session_timeline(timeline: dict, title: str) -> dict | None:
@@ -131,7 +127,7 @@ def session_timeline(timeline: dict, title: str) -> dict | None:
         yaxis={"tickformat": ".0%", "range": [-0.02, 1.02], "title": "Share of faces"},
         **LAYOUT,
     )
-    return _json(fig)
+    return plain(fig)
 
 
 def kind_comparison(kinds: dict[str, dict]) -> dict | None:
@@ -155,4 +151,4 @@ def kind_comparison(kinds: dict[str, dict]) -> dict | None:
         yaxis={"tickformat": ".0%", "title": "Share of faces"},
         **LAYOUT,
     )
-    return _json(fig)
+    return plain(fig)

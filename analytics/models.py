@@ -169,7 +169,7 @@ class Photo(BackgroundWork):
     def failure_reason(self, exc: Exception) -> str:
         from ml.errors import MLError
 
-        from .services import AnalysisError
+        from .services.analysis import AnalysisError
 
         if isinstance(exc, AnalysisError | MLError):
             return str(exc)  # a reason the teacher can act on

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -190,6 +191,7 @@ def session_detail(request, pk):
             "sessionUrl": reverse("analytics-api:session-detail", args=[session.pk]),
             "retryUrl": reverse("analytics-api:photo-retry", args=[0]),
             "colours": {**charts.STATE_COLOURS, "_other": charts.OTHER_COLOUR},
+            "csrfToken": get_token(request),
             "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
             "photos": PhotoSerializer(photos, many=True).data,
         },

@@ -2,6 +2,8 @@
 
 import plotly.graph_objects as go
 
+from edumood_site.figures import plain_figures
+
 FOLD_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 LAYOUT = {"margin": {"l": 50, "r": 20, "t": 50, "b": 50}, "height": 360}
 
@@ -94,14 +96,10 @@ def fairness_chart(column: str, table: dict, title_suffix: str = "") -> go.Figur
     return figure
 
 
-def eda_figures(version) -> dict[str, str]:
-    """ml.eda's figures of a dataset version, as Plotly JSON."""
+def eda_figures(version) -> dict[str, dict]:
+    """ml.eda's figures of a dataset version, as plain JSON for the page."""
     from ml.eda import figures
 
     from .datasets import load_version
 
-    return {name: figure.to_json() for name, figure in figures(load_version(version)).items()}
-
-
-def to_json(figures: dict) -> dict[str, str]:
-    return {name: figure.to_json() for name, figure in figures.items() if figure is not None}
+    return plain_figures(figures(load_version(version)))

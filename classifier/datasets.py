@@ -95,9 +95,21 @@ def start_import(
 # --- reading sources ----------------------------------------------------------------------------
 
 
+def zip_limits():
+    """ml.safety's zip limits for a dataset: entries as large as an uploaded photo may be, all
+    of them together as large as a dataset may be."""
+    from ml.safety import ZipLimits
+
+    return ZipLimits(
+        member_bytes=settings.EDUMOOD_MAX_UPLOAD_BYTES,
+        total_bytes=settings.EDUMOOD_MAX_DATASET_BYTES,
+    )
+
+
 def _image_entries(source: Path) -> tuple[int, int, list[str]]:
     """(number of image files, their total bytes, names of other files) of a zip or folder."""
     from ml.data import IMAGE_EXTENSIONS
+    from ml.safety import zip_members
 
     if source.is_dir():
         names = [
@@ -105,7 +117,9 @@ def _image_entries(source: Path) -> tuple[int, int, list[str]]:
         ]
     else:
         with zipfile.ZipFile(source) as archive:
-            names = [(m.filename, m.file_size) for m in archive.infolist() if not m.is_dir()]
+            names = [
+                (m.info.filename, m.info.file_size) for m in zip_members(archive, zip_limits())
+            ]
     count, total, others = 0, 0, []
     for name, size in names:
         path = PurePosixPath(name.replace("\\", "/"))
@@ -125,14 +139,14 @@ def _extract_attributes(source: Path, workdir: Path) -> Path | None:
         found = sorted(source.glob(f"*/{ATTRIBUTES_FILE}")) + [source / ATTRIBUTES_FILE]
         found = [p for p in found if p.is_file()]
         return found[-1] if found else None
+    from ml.safety import read_member, zip_members
+
+    limits = zip_limits()
     with zipfile.ZipFile(source) as archive:
-        for member in archive.infolist():
-            path = PurePosixPath(member.filename.replace("\\", "/"))
-            if path.name == ATTRIBUTES_FILE and len(path.parts) <= 2 and ".." not in path.parts:
-                if member.file_size > settings.EDUMOOD_MAX_DATASET_BYTES:
-                    raise DatasetImportError(f"{member.filename} is too large.")
+        for member in zip_members(archive, limits):
+            if member.path.name == ATTRIBUTES_FILE and len(member.path.parts) <= 2:
                 target = workdir / ATTRIBUTES_FILE
-                target.write_bytes(archive.read(member))
+                target.write_bytes(read_member(archive, member, limits))
                 return target
     return None
 
@@ -269,7 +283,10 @@ def import_dataset(job: Job) -> dict:
     decoder = _Decoder(job, count, job.params.get("face_crop", "auto"))
     workdir = Path(tempfile.mkdtemp(prefix="edumood-import-"))
     try:
-        data = load_images(source, size=48, face_crop=decoder)
+        data = load_images(
+            source, size=48, face_crop=decoder,
+            max_pixels=settings.EDUMOOD_MAX_IMAGE_PIXELS, zip_limits=zip_limits(),
+        )  # fmt: skip
         attributes_csv = _extract_attributes(source, workdir)
         if attributes_csv is not None:
             data = attach_attributes(data, attributes_csv, age_bins=_age_column(attributes_csv))

@@ -1,6 +1,8 @@
-"""Forms of the admin workflow. The job forms are the one definition of each job's parameters:
-the pages render them and the API validates `{"dataset_version", "model_version", "params"}`
-through them, so both accept exactly the same jobs."""
+"""Forms of the admin workflow. The job forms are the one definition of each job's parameters
+(their training-recipe fields come from ml.recipe.TrainConfig): the pages render them, the API
+derives a typed params schema per kind from them and validates
+`{"kind", "dataset_version", "model_version", "params"}` through them, so both accept exactly
+the same jobs."""
 
 from django import forms
 

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import staff_required
+from edumood_site.figures import plain, plain_figures
 
 from . import charts
 from .choices import JobKind, JobStatus
@@ -129,7 +130,7 @@ def job_detail(request, pk):
     context = {"job": job, "links": _job_links(job), "figures": {}}
     if job.kind == JobKind.KFOLD and job.status == JobStatus.SUCCEEDED:
         context["kfold"] = {"job": job, "summary": kfold_summary(job.result)}
-        context["figures"] = charts.to_json({f"kfold_{job.pk}": charts.kfold_chart(job.result)})
+        context["figures"] = plain_figures({f"kfold_{job.pk}": charts.kfold_chart(job.result)})
     return render(request, "classifier/job_detail.html", context)
 
 
@@ -214,7 +215,7 @@ def model_detail(request, pk):
     evaluations = [
         j for j in jobs_about(version, JobKind.EVALUATE) if j.status == JobStatus.SUCCEEDED
     ]
-    figures = charts.to_json(
+    figures = plain_figures(
         {
             "confusion_counts": charts.confusion_matrix(metrics, normalised=False),
             "confusion_normalised": charts.confusion_matrix(metrics, normalised=True),
@@ -296,7 +297,7 @@ def audit_columns(audit: AuditReport, prefix: str = "audit") -> list[dict]:
                 "key": f"{prefix}_{index}",
                 "table": table,
                 "rows": sorted(table["groups"].items(), key=lambda item: -item[1]["accuracy"]),
-                "figure": charts.fairness_chart(column, table).to_json(),
+                "figure": plain(charts.fairness_chart(column, table)),
             }
         )
     return columns

@@ -1,27 +1,20 @@
 """Image folders and zips decoded once into compact in-memory uint8 datasets; attributes; splits."""
 
 import csv
-import io
 import math
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from ml.errors import DataError, InvalidImage
+from ml.errors import DataError, InvalidImage, UnsafeArchive
 from ml.preprocess import to_grayscale_array
+from ml.safety import DEFAULT_MAX_PIXELS, ZipLimits, opened_image, read_member, zip_members
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-# Any single image above this many pixels is treated as a decompression bomb.
-MAX_IMAGE_PIXELS = 40_000_000
-# Zip limits: a dataset of face crops never needs more; larger archives are refused before
-# anything is extracted.
-MAX_ZIP_MEMBER_BYTES = 50 * 1024 * 1024
-MAX_ZIP_TOTAL_BYTES = 4 * 1024 * 1024 * 1024
-MAX_ZIP_RATIO = 200
 
 
 @dataclass
@@ -51,18 +44,18 @@ class ImageSet:
         )
 
 
-def decode_image(data: bytes | Path, size: int, face_crop: Callable | None = None) -> np.ndarray:
+def decode_image(
+    data: bytes | Path,
+    size: int,
+    face_crop: Callable | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
     """Decode one image file (bytes or path) into a uint8 (size, size) grayscale array."""
-    try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise InvalidImage(f"image of {image.width}x{image.height} pixels is too large")
-            image.load()
-            if face_crop is not None:
-                return face_crop(image, size)
-            return to_grayscale_array(image, size)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidImage(f"not a readable image ({type(exc).__name__})") from exc
+    with opened_image(data, max_pixels) as image:
+        image.load()
+        if face_crop is not None:
+            return face_crop(image, size)
+        return to_grayscale_array(image, size)
 
 
 def _folder_entries(root: Path) -> dict[str, list[tuple[str, Callable[[], bytes | Path]]]]:
@@ -81,36 +74,35 @@ def _hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__")
 
 
-def _zip_entries(archive: zipfile.ZipFile) -> dict[str, list[tuple[str, Callable[[], bytes]]]]:
-    members = [m for m in archive.infolist() if not m.is_dir()]
-    total = sum(m.file_size for m in members)
-    if total > MAX_ZIP_TOTAL_BYTES:
-        raise DataError(f"zip expands to {total} bytes, above the {MAX_ZIP_TOTAL_BYTES} limit")
+def _zip_entries(
+    archive: zipfile.ZipFile, limits: ZipLimits
+) -> dict[str, list[tuple[str, Callable[[], bytes]]]]:
     classes: dict[str, list] = {}
-    for member in members:
-        path = PurePosixPath(member.filename.replace("\\", "/"))
-        # Only names are used (nothing is written to disk), but a path that tries to escape is
-        # a sign of a hostile archive, so refuse it rather than guess.
-        if path.is_absolute() or ".." in path.parts:
-            raise DataError(f"zip entry {member.filename!r} points outside the archive")
-        if path.suffix.lower() not in IMAGE_EXTENSIONS or any(_hidden(p) for p in path.parts):
+    for member in zip_members(archive, limits):
+        # Only names are used (nothing is written to disk), but an entry that tries to escape
+        # or to expand like a bomb is a sign of a hostile archive, so refuse it all.
+        if member.problem:
+            raise UnsafeArchive(f"zip entry {member.info.filename!r}: {member.problem}")
+        if member.path.suffix.lower() not in IMAGE_EXTENSIONS or len(member.path.parts) < 2:
             continue
-        if member.file_size > MAX_ZIP_MEMBER_BYTES or (
-            member.compress_size and member.file_size / member.compress_size > MAX_ZIP_RATIO
-        ):
-            raise DataError(f"zip entry {member.filename!r} looks like a zip bomb")
-        if len(path.parts) < 2:
-            continue
-        classes.setdefault(path.parts[-2], []).append((path.name, lambda m=member: archive.read(m)))
+        read = partial(read_member, archive, member, limits)
+        classes.setdefault(member.path.parts[-2], []).append((member.path.name, read))
     # A zip of "dataset/<class>/x.png" has one wrapping folder; class names are the parents.
     return {name: sorted(classes[name], key=lambda e: e[0]) for name in sorted(classes)}
 
 
-def load_images(source: str | Path, size: int = 48, face_crop: Callable | None = None) -> ImageSet:
+def load_images(
+    source: str | Path,
+    size: int = 48,
+    face_crop: Callable | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    zip_limits: ZipLimits = ZipLimits(),
+) -> ImageSet:
     """Load `root/<class>/*.{png,jpg,jpeg,bmp,webp}` or a zip of the same, decoding images once.
 
-    Unreadable files are listed in `errors` rather than raised; a missing path, no classes or a
-    class without a single readable image raise DataError.
+    Unreadable files are listed in `errors` rather than raised; a missing path, no classes, a
+    class without a single readable image or an unsafe zip (ml.safety) raise DataError.
     """
     path = Path(source)
     if not path.exists():
@@ -120,7 +112,7 @@ def load_images(source: str | Path, size: int = 48, face_crop: Callable | None =
         entries = _folder_entries(path)
     elif zipfile.is_zipfile(path):
         archive = zipfile.ZipFile(path)
-        entries = _zip_entries(archive)
+        entries = _zip_entries(archive, zip_limits)
     else:
         raise DataError(f"{str(path)!r} is neither a folder of class folders nor a zip")
     try:
@@ -132,8 +124,8 @@ def load_images(source: str | Path, size: int = 48, face_crop: Callable | None =
             for file_name, read in members:
                 rel = f"{name}/{file_name}"
                 try:
-                    images.append(decode_image(read(), size, face_crop))
-                except InvalidImage as exc:
+                    images.append(decode_image(read(), size, face_crop, max_pixels))
+                except (InvalidImage, UnsafeArchive) as exc:
                     errors.append((rel, str(exc)))
                     continue
                 labels.append(label)

@@ -9,6 +9,10 @@ class DataError(MLError):
     """A dataset path, zip, CSV or class set that cannot be used."""
 
 
+class UnsafeArchive(DataError):
+    """A zip (or one of its entries) refused by ml.safety: a bomb, an unsafe path, encryption."""
+
+
 class InvalidImage(MLError):
     """A corrupt file, a non-image, a decompression bomb or an image that is too large."""
 

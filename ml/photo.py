@@ -8,28 +8,23 @@ prediction of their original crop back 73 % / 73 % / 65 % / 49 % of the time
 (benchmarks/photo_latency.py --fer): wider crops than FER's cost accuracy quickly.
 """
 
-import io
 import math
-import struct
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from ml.detect import Detector, FaceBox, get_detector
 from ml.errors import InvalidImage
 from ml.labels import OTHER_COLOUR, STATE_COLOURS
 from ml.preprocess import to_grayscale_array
+from ml.safety import DEFAULT_MAX_PIXELS, opened_image
 
 if TYPE_CHECKING:
     from ml.predict import Classifier
 
-# Refuse photos above this many pixels before decoding them (decompression bombs): 64 MP is
-# above any phone or DSLR photo in its default mode and still fits a worker's memory as RGB.
-MAX_PHOTO_PIXELS = 64_000_000
 # Photos with a longer side are reduced (integer box filter, fast) before detection; crops are
 # still taken from the original pixels.
 DETECT_MAX_SIDE = 4096
@@ -41,7 +36,7 @@ CROP_SCALE = 1.0
 
 
 def open_image(
-    source: bytes | str | Path | IO[bytes], max_pixels: int = MAX_PHOTO_PIXELS
+    source: bytes | str | Path | IO[bytes], max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> Image.Image:
     """A decoded RGB image with its EXIF orientation applied.
 
@@ -50,31 +45,11 @@ def open_image(
     Raises InvalidImage for a missing, non-image, corrupt or truncated file and for an image
     over `max_pixels` (checked from the header, before decoding: a decompression bomb).
     """
-    name = str(source) if isinstance(source, str | Path) else "image"
-    fp = io.BytesIO(source) if isinstance(source, bytes) else source
-    try:
-        with warnings.catch_warnings():
-            # Our own limit below replaces Pillow's warning (its hard error still applies).
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(fp)
-        pixels = image.width * image.height
-        if pixels > max_pixels:
-            raise InvalidImage(
-                f"{name}: {image.width}x{image.height} pixels is over the limit of "
-                f"{max_pixels / 1e6:.0f} megapixels (refused as a possible decompression bomb)"
-            )
+    name = str(source) if isinstance(source, str | Path) else ""
+    with opened_image(source, max_pixels, name=name) as image:
         image.load()
         ImageOps.exif_transpose(image, in_place=True)
         return _to_rgb(image)
-    except Image.DecompressionBombError as exc:
-        raise InvalidImage(f"{name}: refused as a decompression bomb ({exc})") from exc
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        raise InvalidImage(f"{name}: cannot read the file ({exc.strerror})") from exc
-    except UnidentifiedImageError as exc:
-        raise InvalidImage(f"{name}: not an image file") from exc
-    # struct.error: some Pillow plugins raise it on malformed headers.
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
-        raise InvalidImage(f"{name}: corrupt or truncated image ({exc})") from exc
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

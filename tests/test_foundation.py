@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from classifier.choices import JobKind, JobStatus
 from classifier.models import Job
-from classifier.services import create_job, job_handler, retry_job, run_job
+from classifier.services import create_job, retry_job, run_job
 from edumood_site import env
 from edumood_site.work import WorkCancelled
 
@@ -205,9 +205,24 @@ def test_terminal_jobs_are_left_alone():
     assert job.status == JobStatus.SUCCEEDED and job.attempts == 0 and job.result == {"x": 1}
 
 
+@pytest.fixture
+def handler(monkeypatch):
+    """Register a job handler for one test only (removed from JOB_HANDLERS afterwards)."""
+    from classifier.services import JOB_HANDLERS
+
+    def register(kind):
+        def add(func):
+            monkeypatch.setitem(JOB_HANDLERS, kind, func)
+            return func
+
+        return add
+
+    return register
+
+
 @pytest.mark.django_db
-def test_handler_errors_fail_the_job_with_the_reason():
-    @job_handler("test-broken")
+def test_handler_errors_fail_the_job_with_the_reason(handler):
+    @handler("test-broken")
     def broken(job):
         raise ValueError("the dataset has one class")
 
@@ -219,8 +234,8 @@ def test_handler_errors_fail_the_job_with_the_reason():
 
 
 @pytest.mark.django_db
-def test_cancel_stops_a_running_job_and_keeps_partial_results():
-    @job_handler("test-cancellable")
+def test_cancel_stops_a_running_job_and_keeps_partial_results(handler):
+    @handler("test-cancellable")
     def cancellable(job):
         Job.objects.filter(pk=job.pk).update(cancel_requested=True)  # as the API would
         if job.should_stop():

@@ -57,3 +57,40 @@ def test_pages_write_dates_in_the_one_site_format(teacher_web, django_user_model
         reverse("analytics:report", args=[classroom.pk]),
     ):
         assert "1 Oct 2024, 09:05" in teacher_web.get(url).content.decode(), url
+
+
+def test_pages_added_for_issue_15_allow_a_strict_content_security_policy(
+    client, django_user_model, settings
+):
+    from analytics.models import Classroom, Photo, Session
+    from classifier.models import ModelVersion
+    from tests.strict_csp import assert_strict_csp_possible
+
+    settings.DEBUG = False
+    boss = django_user_model.objects.create_user("boss", password="a-Long-pass-1", is_staff=True)
+    client.force_login(boss)
+    version = ModelVersion.objects.create(
+        name="m", arch="edu-vgg-s", classes=["a", "b"], state_mapping={}, normalisation="x",
+        checkpoint="models/m.pt", checkpoint_sha256="m" * 64,
+        metrics={"accuracy": 0.5, "confusion_matrix": [[5, 0], [5, 0]]},
+    )  # fmt: skip
+    classroom = Classroom.objects.create(owner=boss, name="7B", retention="keep")
+    session = Session.objects.create(classroom=classroom, title="x")
+    Photo.objects.create(session=session, status="done", image="photos/x.jpg")
+    pages = {
+        reverse("accounts:people"): 200,
+        reverse("accounts:password"): 200,
+        reverse("classifier:models"): 200,
+        reverse("classifier:model_promote", args=[version.pk]): 200,
+        reverse("analytics:session-reanalyse", args=[session.pk]): 200,
+        "/no-such-page/": 404,
+    }
+    for url, status in pages.items():
+        response = client.get(url)
+        assert response.status_code == status, url
+        assert_strict_csp_possible(response.content.decode(), url)
+    confirm = client.post(
+        reverse("analytics:retention", args=[classroom.pk]), {"retention": "delete"}
+    )
+    assert b'id="confirm"' in confirm.content
+    assert_strict_csp_possible(confirm.content.decode(), "retention confirmation")

@@ -1,5 +1,5 @@
 // Session page: upload with a progress bar per file, then photos and the summary kept up to date
-// by polling the API (no reload). Charts on other pages are drawn by a few inline lines.
+// by polling the API (EduMood.poll, no reload).
 (function () {
   "use strict";
   const configNode = document.getElementById("session-config");
@@ -9,13 +9,13 @@
   const uploadsNode = document.getElementById("uploads");
   const cards = new Map(); // photo id -> signature of what the card shows
   let pending = 0; // uploads in flight
-  let timer = null;
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
       if (key === "class") node.className = value;
       else if (key === "text") node.textContent = value;
+      else if (key === "style") node.style.cssText = value; // CSSOM: allowed by a strict CSP
       else node.setAttribute(key, value);
     }
     children.forEach((child) => child && node.append(child));
@@ -115,39 +115,35 @@
     return response.json();
   }
 
-  async function refresh() {
-    timer = null;
-    try {
-      const photos = [];
-      for (let url = cfg.photosUrl; url; ) {
-        const page = await getJSON(url);
-        photos.push(...page.results);
-        url = page.next;
-      }
-      showPhotos(photos);
-      const session = await getJSON(cfg.sessionUrl);
-      showSummary(session.summary);
-      if (session.model_versions.length) {
-        document.getElementById("model-versions").textContent =
-          "Results from: " + session.model_versions.map((v) => v.name).join(", ") + ".";
-      }
-      const waiting = photos.some((p) => p.status === "queued" || p.status === "analysing");
-      if (waiting || pending) schedule(2000);
-    } catch (error) {
-      schedule(5000); // a failed poll (network, restart) is tried again, more slowly
-    }
+  function waiting(photos) {
+    return photos.some((p) => p.status === "queued" || p.status === "analysing");
   }
 
-  function schedule(delay) {
-    if (!timer) timer = setTimeout(refresh, delay);
+  // One poll: photos and summary; keep polling while photos or uploads are under way.
+  async function refresh() {
+    const photos = [];
+    for (let url = cfg.photosUrl; url; ) {
+      const page = await getJSON(url);
+      photos.push(...page.results);
+      url = page.next;
+    }
+    showPhotos(photos);
+    const session = await getJSON(cfg.sessionUrl);
+    showSummary(session.summary);
+    if (session.model_versions.length) {
+      document.getElementById("model-versions").textContent =
+        "Results from: " + session.model_versions.map((v) => v.name).join(", ") + ".";
+    }
+    return waiting(photos) || pending > 0;
   }
+  const poller = EduMood.poll(refresh);
 
   function retryPhoto(id, button) {
     button.disabled = true;
     fetch(cfg.retryUrl.replace("/0/", `/${id}/`), {
       method: "POST", credentials: "same-origin",
-      headers: { "X-CSRFToken": window.CSRF_TOKEN, Accept: "application/json" },
-    }).then(() => schedule(200));
+      headers: { "X-CSRFToken": cfg.csrfToken, Accept: "application/json" },
+    }).then(() => poller.schedule(200));
   }
 
   // --- upload -----------------------------------------------------------------------------
@@ -177,7 +173,7 @@
     pending += 1;
     const xhr = new XMLHttpRequest();
     xhr.open("POST", cfg.uploadUrl);
-    xhr.setRequestHeader("X-CSRFToken", window.CSRF_TOKEN);
+    xhr.setRequestHeader("X-CSRFToken", cfg.csrfToken);
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) {
@@ -200,7 +196,7 @@
         message.textContent = body.detail || (xhr.status ? `Upload failed (${xhr.status}).` : "Upload failed: no connection.");
         showErrors(message, body.errors);
       }
-      schedule(300);
+      poller.schedule(300);
     });
     const data = new FormData();
     data.append("image", file);
@@ -227,5 +223,5 @@
   });
 
   showPhotos(cfg.photos);
-  if (cfg.photos.some((p) => p.status === "queued" || p.status === "analysing")) schedule(1500);
+  if (waiting(cfg.photos)) poller.schedule();
 })();

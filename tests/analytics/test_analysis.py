@@ -261,7 +261,9 @@ def test_a_photo_stopped_at_the_soft_time_limit_fails_with_the_reason(
     def too_slow(photo):
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(services, "_analyse", too_slow)
+    from analytics.services import analysis
+
+    monkeypatch.setattr(analysis, "_analyse", too_slow)
     (photo,) = services.upload_photos(session, [upload("a.jpg", image_bytes())]).photos
     services.analyse_photo(photo.pk, soft_time_limit=300)
     photo.refresh_from_db()

@@ -111,7 +111,7 @@ def test_upload_answers_202_with_photos_and_per_file_errors(api, session, eager_
     assert len(response.data["photos"]) == 2
     first = response.data["photos"][0]
     assert first["url"] == f"/api/photos/{first['id']}/"
-    assert [e["detail"][:12] for e in response.data["errors"]] == ["Not an image"]
+    assert [e["detail"][:12] for e in response.data["errors"]] == ["not an image"]
 
     photo = api.get(first["url"]).data
     assert set(photo) >= {"id", "session", "status", "error", "width", "height"}

@@ -68,12 +68,12 @@ def _truncated_jpeg():
 
 
 BAD_FILES = {
-    "text renamed .jpg": ("notes.jpg", b"Dear parents, tomorrow we...\n" * 20, "Not an image"),
-    "truncated JPEG": ("cut.jpg", _truncated_jpeg(), "damaged or truncated"),
+    "text renamed .jpg": ("notes.jpg", b"Dear parents, tomorrow we...\n" * 20, "not an image"),
+    "truncated JPEG": ("cut.jpg", _truncated_jpeg(), "corrupt or truncated"),
     "decompression bomb": ("bomb.png", png_bomb(100_000, 100_000), "decompression bomb"),
     "bomb under Pillow's limit": ("b.png", png_bomb(9000, 9000), "over the limit of 50,000,000"),
     "GIF": ("anim.gif", image_bytes("GIF"), "GIF images are not accepted"),
-    "empty file": ("empty.jpg", b"", "Not an image"),
+    "empty file": ("empty.jpg", b"", "not an image"),
 }
 
 
@@ -139,7 +139,7 @@ def test_zip_of_images_is_expanded_entry_by_entry(session, media_root):
         "photos.zip/lesson/two.png",
     ]
     errors = {e["file"]: e["detail"] for e in outcome.errors}
-    assert "Not an image" in errors["photos.zip/lesson/readme.txt"]
+    assert "not an image" in errors["photos.zip/lesson/readme.txt"]
     assert "Unsafe path" in errors["photos.zip/../../etc/evil.jpg"]
     assert "Unsafe path" in errors["photos.zip//abs/path.jpg"]
     assert "Zips inside the zip" in errors["photos.zip/inner.zip"]

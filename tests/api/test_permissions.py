@@ -150,9 +150,6 @@ def world(users, token_client, request):
 
 @pytest.mark.parametrize(("row", "role"), cases())
 def test_permission_matrix(row, role, world):
-    problem = w.route_problem(row.method, PLACEHOLDER.sub("1", row.path))
-    if problem:
-        pytest.skip(problem)
     path = PLACEHOLDER.sub(lambda m: str(world[m.group(1)]), row.path)
     body = row.body(world) if row.body else None
     response = world.call(role, row.method, path, body, multipart=row.multipart)
@@ -188,9 +185,6 @@ LISTS = ["/api/classrooms/", "/api/sessions/", "/api/photos/", "/api/auth/tokens
 
 @pytest.mark.parametrize("path", LISTS)
 def test_lists_and_filters_never_show_another_teachers_objects(path, world):
-    problem = w.route_problem("GET", path)
-    if problem:
-        pytest.skip(problem)
     owned = {
         "/api/classrooms/": ("classroom", "bare_classroom"),
         "/api/sessions/": ("session", "bare_session"),

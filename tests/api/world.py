@@ -2,14 +2,12 @@
 
 Teacher A owns the classrooms, sessions, photos and a spare token; the admin owns datasets and
 jobs. Only what the API cannot create without running a long job (a dataset version, an audit)
-is made with the ORM. A missing route needed to build an object skips the test with the reason.
+is made with the ORM. A removed route fails the tests that need it.
 """
 
 import io
 import zipfile
 
-import pytest
-from django.urls import Resolver404, resolve
 from PIL import Image
 
 from accounts.services import issue_token
@@ -35,27 +33,6 @@ def dataset_zip() -> bytes:
     return buffer.getvalue()
 
 
-def route_problem(method: str, path: str) -> str | None:
-    """Why `method path` cannot be served by any view yet, or None when it can.
-
-    Computed from URL resolution, so a test skipped for a missing endpoint runs by itself
-    once the endpoint is routed.
-    """
-    try:
-        match = resolve(path.split("?")[0])
-    except Resolver404:
-        return f"endpoint not built yet: no route for {path}"
-    actions = getattr(match.func, "actions", None)
-    if actions is not None:
-        handled = method.lower() in actions
-    else:
-        view_class = getattr(match.func, "view_class", None) or getattr(match.func, "cls", None)
-        handled = view_class is None or hasattr(view_class, method.lower())
-    if not handled:
-        return f"endpoint not built yet: {path} routes to {match.view_name} without {method}"
-    return None
-
-
 class World:
     """Lazily created objects, each an id, shared by the rows of one test."""
 
@@ -71,9 +48,6 @@ class World:
         return self._ids[name]
 
     def call(self, role, method, path, data=None, multipart=False):
-        problem = route_problem(method, path)
-        if problem:
-            pytest.skip(problem)
         client = self.clients[role]
         fmt = "multipart" if multipart else "json"
         return getattr(client, method.lower())(path, data, format=fmt)

@@ -6,6 +6,7 @@ from django.urls import reverse
 from classifier.choices import JobKind, JobStatus
 from classifier.models import Dataset, Job, ModelVersion
 from classifier.services import create_job
+from tests.strict_csp import assert_strict_csp_possible
 
 from .conftest import FAST_TRAIN, dataset_zip_bytes, run_queued, upload
 
@@ -151,8 +152,11 @@ def test_teachers_get_403_on_every_admin_action_and_page_staff_see_the_pages(
     assert Job.objects.filter(status=JobStatus.QUEUED).count() == 0
 
     client.force_login(admin_user)
-    for url in _pages(objects):
-        assert client.get(url).status_code == 200, url
+    job_page = reverse("classifier:job", args=[objects["job"]])
+    for url in [*_pages(objects), job_page, reverse("accounts:tokens")]:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert_strict_csp_possible(response.content.decode(), url)
     model_page = client.get(reverse("classifier:model", args=[objects["model"]])).content.decode()
     assert 'data-figure="confusion_counts"' in model_page and "Macro F1" in model_page
     audit_page = client.get(reverse("classifier:audit", args=[objects["audit"]])).content.decode()

@@ -32,7 +32,7 @@ def test_import_stores_an_immutable_version_with_counts_attributes_and_invalid_e
     assert set(version.attribute_counts["age_bin"]) == {"Young", "Mid", "Senior"}
     assert version.attribute_source == "model-inferred"
     assert {e["file"]: e["detail"] for e in version.errors} == {
-        "sad/broken.png": "not a readable image (UnidentifiedImageError)",
+        "sad/broken.png": "not an image file",
         "data/notes.txt": "not an image file",
     }
     assert version.summary["class_counts"] == version.class_counts
@@ -65,7 +65,7 @@ def _zip(members: dict) -> bytes:
 @pytest.mark.parametrize(
     "members, reason",
     [
-        ({"../escape/a.png": b"x", "ok/b.png": b"y"}, "points outside the archive"),
+        ({"../escape/a.png": b"x", "ok/b.png": b"y"}, "leading outside the archive"),
         ({"happy/bomb.png": b"\0" * (8 * 1024 * 1024)}, "zip bomb"),
         ({"readme.txt": b"no images"}, "no class folders with images"),
     ],
@@ -122,3 +122,20 @@ def test_photos_are_cropped_to_their_largest_face_and_faceless_ones_listed(
     data = load_version(version)
     assert "happy/group.jpg" in data.files and data.images.shape[1:] == (48, 48)
     assert "2 of 10 images were not 48x48" in " ".join(version.summary["warnings"])
+
+
+def test_the_import_takes_its_image_and_zip_limits_from_the_settings(settings, media, admin_user):
+    big = png_bytes(np.zeros((60, 60), np.uint8))  # 3,600 pixels
+    settings.EDUMOOD_MAX_IMAGE_PIXELS = 48 * 48
+    _, job = start_import("faces", user=admin_user, upload=upload(
+        dataset_zip_bytes(per_class=6, extra={"data/happy/big.png": big})))  # fmt: skip
+    job = run_queued(job)
+    assert job.status == "succeeded", job.error
+    errors = DatasetVersion.objects.get(pk=job.result["dataset_version"]).errors
+    assert [e["file"] for e in errors] == ["happy/big.png"]
+    assert "over the limit of 2,304 pixels" in errors[0]["detail"]
+
+    _, job = start_import("faces", user=admin_user, upload=upload(dataset_zip_bytes()))
+    settings.EDUMOOD_MAX_DATASET_BYTES = 20_000  # lowered once the upload is stored
+    job = run_queued(job)
+    assert job.status == "failed" and "over the limit of 20,000 bytes" in job.error

@@ -3,7 +3,6 @@
 import io
 from datetime import date
 
-import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,20 +11,20 @@ from PIL import Image
 from analytics import services
 from analytics.models import Classroom, Consent, Photo, Session
 from tests.conftest import wait_until
+from tests.photos import DRAWN_FACES, drawn_group_photo
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _group_photo(data_dir_or_none) -> tuple[str, bytes]:
-    """A real group photo from the shared data, else a generated image (no faces)."""
+    """A real group photo from the shared data, else a photo of DRAWN_FACES drawn faces."""
     if data_dir_or_none is not None:
         folder = data_dir_or_none / "group-photos" / "images"
         path = sorted(folder.glob("*Students_Schoolkids*.jpg"))[0]
         return path.name, path.read_bytes()
     buffer = io.BytesIO()
-    pixels = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(buffer, "JPEG")
-    return "generated.jpg", buffer.getvalue()
+    drawn_group_photo().save(buffer, "JPEG", quality=92)
+    return "drawn.jpg", buffer.getvalue()
 
 
 @pytest.fixture
@@ -72,6 +71,8 @@ def test_uploaded_photos_are_analysed_by_a_real_worker(worker_factory, session, 
     assert (empty.status, empty.faces.count()) == ("done", 0)
     if shared_data is not None:
         assert group.faces.count() >= 2
+    else:
+        assert group.faces.count() == DRAWN_FACES
     summary = services.session_summary(session)
     assert summary["photos"]["done"] == 2 and summary["faces"] == group.faces.count()
 

@@ -39,6 +39,19 @@ def test_predict_proba_is_one_forward_per_call(checkpoint_file):
     assert classifier.predict(faces[:2]) == [CLASSES[i] for i in p[:2].argmax(1)]
 
 
+def test_each_face_is_averaged_with_its_mirror_image(checkpoint_file):
+    checkpoint = torch.load(checkpoint_file, weights_only=True)
+    mirrored = Classifier(checkpoint, device="cpu", precision="fp32")
+    plain = Classifier(checkpoint, device="cpu", precision="fp32", mirror_average=False)
+    faces = np.random.default_rng(0).integers(0, 256, (6, 32, 32), dtype=np.uint8)
+    expected = (plain.predict_proba(faces) + plain.predict_proba(faces[:, :, ::-1])) / 2
+    assert np.allclose(mirrored.predict_proba(faces), expected, atol=1e-6)
+    # So a face and its mirror image get the same answer, which the plain model does not give.
+    flipped = np.ascontiguousarray(faces[:, :, ::-1])
+    assert np.allclose(mirrored.predict_proba(flipped), mirrored.predict_proba(faces), atol=1e-6)
+    assert not np.allclose(plain.predict_proba(flipped), plain.predict_proba(faces), atol=1e-6)
+
+
 def test_faces_of_another_size_are_resized(checkpoint_file):
     classifier = Classifier.load(checkpoint_file, device="cpu")
     faces = make_image_set(n_per_class=2, size=64).images

@@ -1,0 +1,50 @@
+"""Domain operations of the classroom side, one module per concern. Pages, the API and tasks
+call them through this facade:
+
+- consent: consent records, access records, retention of originals (blur / delete)
+- uploads: checking and storing uploaded photos and zips
+- analysis: analysing a photo (through edumood_site.work), retry, re-analysis
+- aggregates: session summaries, trends, timelines, in-person vs online
+- exports: CSV exports
+"""
+
+from .aggregates import (
+    ENGAGEMENT_DEFINITION,
+    classroom_sessions,
+    classroom_trends,
+    compare_kinds,
+    model_versions_used,
+    session_summaries,
+    session_summary,
+    session_timeline,
+)
+from .analysis import (
+    PhotoActionError,
+    analyse_photo,
+    reanalysable_photos,
+    reanalyse_session,
+    retry_photo,
+)
+from .consent import (
+    ConsentRequired,
+    delete_photo_file,
+    photos_retention_changes,
+    record_access,
+    record_consent,
+    set_retention,
+)
+from .exports import faces_csv, sessions_csv
+from .uploads import (
+    ALLOWED_FORMATS,
+    UploadError,
+    upload_photos,
+)
+
+__all__ = [
+    "ALLOWED_FORMATS", "ENGAGEMENT_DEFINITION", "ConsentRequired", "PhotoActionError",
+    "UploadError", "analyse_photo", "classroom_sessions", "classroom_trends", "compare_kinds",
+    "delete_photo_file", "faces_csv", "model_versions_used", "photos_retention_changes",
+    "reanalysable_photos", "reanalyse_session",
+    "record_access", "record_consent", "retry_photo", "session_summaries", "session_summary",
+    "session_timeline", "sessions_csv", "set_retention", "upload_photos",
+]  # fmt: skip

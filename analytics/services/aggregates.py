@@ -1,0 +1,143 @@
+"""Aggregates: per-session summaries, trends across sessions, timelines within one, kinds."""
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+from django.db.models import Count
+
+from ml.labels import STATES
+
+from ..choices import PhotoStatus, SessionKind
+from ..models import Classroom, FaceResult, Photo, Session
+
+ENGAGED = "Engaged"
+
+
+ENGAGEMENT_DEFINITION = (
+    "The engagement index is the share of detected faces whose estimated state is Engaged "
+    "(expressions read as happy or surprised): Engaged faces ÷ all faces, from 0 to 1."
+)
+
+
+def summarize(state_counts: dict[str, int], photo_counts: dict[str, int]) -> dict:
+    """The summary fields of the API contract from face counts per state and photo counts."""
+    states = list(STATES) + sorted(set(state_counts) - set(STATES))
+    faces = sum(state_counts.values())
+    counts = {state: state_counts.get(state, 0) for state in states}
+    shares = {state: (round(counts[state] / faces, 4) if faces else None) for state in states}
+    return {
+        "faces": faces,
+        "counts": counts,
+        "shares": shares,
+        "engagement_index": shares[ENGAGED],
+        "photos": {status: photo_counts.get(status, 0) for status in PhotoStatus.values},
+    }
+
+
+def _state_counts(faces, key: str) -> dict[int, Counter]:
+    """Faces per state grouped by `key` (a FaceResult field path), in one query."""
+    counts: dict[int, Counter] = defaultdict(Counter)
+    for group, state, n in faces.values_list(key, "state").annotate(n=Count("id")).order_by():
+        counts[group][state] += n
+    return counts
+
+
+def session_summaries(session_ids: Iterable[int]) -> dict[int, dict]:
+    """Summaries of many sessions in two queries."""
+    ids = list(session_ids)
+    states = _state_counts(
+        FaceResult.objects.filter(photo__session_id__in=ids), "photo__session_id"
+    )
+    statuses: dict[int, Counter] = defaultdict(Counter)
+    photo_rows = (
+        Photo.objects.filter(session_id__in=ids)
+        .values_list("session_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for session_id, status, n in photo_rows:
+        statuses[session_id][status] += n
+    return {pk: summarize(states[pk], statuses[pk]) for pk in ids}
+
+
+def session_summary(session: Session) -> dict:
+    return session_summaries([session.pk])[session.pk]
+
+
+def model_versions_used(session_ids: Iterable[int]) -> dict[int, list[dict]]:
+    """Per session, the model versions its current results come from."""
+    used: dict[int, list[dict]] = defaultdict(list)
+    rows = (
+        Photo.objects.filter(session_id__in=list(session_ids), model_version__isnull=False)
+        .values_list("session_id", "model_version_id", "model_version__name")
+        .distinct()
+        .order_by("session_id", "model_version_id")
+    )
+    for session_id, version_id, name in rows:
+        used[session_id].append({"id": version_id, "name": name})
+    return used
+
+
+def classroom_sessions(classroom: Classroom, after=None, before=None):
+    sessions = classroom.sessions.all()
+    if after:
+        sessions = sessions.filter(started_at__gte=after)
+    if before:
+        sessions = sessions.filter(started_at__lte=before)
+    return sessions.order_by("started_at", "id")
+
+
+def classroom_trends(classroom: Classroom, after=None, before=None) -> list[dict]:
+    """One row per session (oldest first) with the summary fields, for charts and the API."""
+    sessions = list(classroom_sessions(classroom, after, before))
+    summaries = session_summaries(s.pk for s in sessions)
+    return [
+        {
+            "session": s.pk,
+            "title": s.title,
+            "started_at": s.started_at,
+            "kind": s.kind,
+            **summaries[s.pk],
+        }
+        for s in sessions
+    ]
+
+
+def session_timeline(session: Session) -> dict:
+    """Engagement photo by photo: by EXIF capture time if every photo has one, else upload order."""
+    photos = list(session.photos.filter(status=PhotoStatus.DONE).order_by("uploaded_at", "id"))
+    by_capture = bool(photos) and all(p.captured_at for p in photos)
+    if by_capture:
+        photos.sort(key=lambda p: (p.captured_at, p.pk))
+    counts = _state_counts(FaceResult.objects.filter(photo__in=photos), "photo_id")
+    points = []
+    for index, photo in enumerate(photos, start=1):
+        summary = summarize(counts[photo.pk], {})
+        points.append(
+            {
+                "photo": photo.pk,
+                "position": index,
+                "time": photo.captured_at if by_capture else None,
+                "faces": summary["faces"],
+                "shares": summary["shares"],
+                "engagement_index": summary["engagement_index"],
+            }
+        )
+    return {"order": "capture time" if by_capture else "upload order", "points": points}
+
+
+def compare_kinds(trends: list[dict]) -> dict[str, dict]:
+    """In-person vs online: the summary of all faces of each kind of session."""
+    states: dict[str, Counter] = defaultdict(Counter)
+    sessions: Counter = Counter()
+    for row in trends:
+        sessions[row["kind"]] += 1
+        states[row["kind"]].update(row["counts"])
+    return {
+        kind: {
+            **summarize(states[kind], {}),
+            "sessions": sessions[kind],
+            "label": SessionKind(kind).label,
+        }
+        for kind in sessions
+    }

@@ -1,0 +1,133 @@
+"""Photo analysis: detect and classify every face of a photo with the active model, store
+the results, apply retention; retry and re-analysis. Runs through edumood_site.work."""
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from classifier.services import active_model_version, load_classifier
+from edumood_site.work import enqueue, perform
+
+from ..choices import ImageState, PhotoStatus
+from ..models import FaceResult, Photo, Session
+from .consent import apply_retention
+
+logger = logging.getLogger(__name__)
+
+
+class AnalysisError(Exception):
+    """A photo that cannot be analysed for a reason the teacher can act on."""
+
+
+class PhotoActionError(Exception):
+    """An action that does not apply to the photo in its current state."""
+
+
+def enqueue_analysis(photo_id: int) -> None:
+    enqueue(Photo.TASK, photo_id, "inference")
+
+
+def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> None:
+    """Claim a photo, detect and classify all its faces, store the results, apply retention.
+
+    Idempotent: a finished photo, or one another worker is analysing, is left alone; failures
+    mark the photo failed with the reason (edumood_site.work's lifecycle).
+    """
+    rows = Photo.objects.select_related("session__classroom")
+    perform(rows, photo_id, _analyse_and_store, soft_time_limit=soft_time_limit)
+
+
+def _analyse_and_store(photo: Photo) -> None:
+    version, analysis = _analyse(photo)
+    _store_results(photo, version, analysis)
+    try:
+        # Before "done": a page that sees the photo done must get the final image.
+        apply_retention(photo)
+    except Exception:
+        # The results are stored; the original stays until the setting is applied again.
+        logger.exception("Retention for photo %s failed", photo.pk)
+
+
+def _analyse(photo: Photo):
+    from ml.photo import analyze_photo, open_image
+
+    version = active_model_version()
+    if version is None:
+        raise AnalysisError("No active model version: an administrator must promote one; retry.")
+    if not photo.image:
+        raise AnalysisError("The original photo is no longer stored, so it cannot be analysed.")
+    with photo.image.open("rb") as handle:
+        data = handle.read()
+    image = open_image(data, max_pixels=settings.EDUMOOD_MAX_IMAGE_PIXELS)
+    classifier = load_classifier(version)
+    return version, analyze_photo(image, classifier)
+
+
+def _store_results(photo: Photo, version, analysis) -> None:
+    rows = [
+        FaceResult(
+            photo=photo,
+            x=face.box.x,
+            y=face.box.y,
+            w=face.box.w,
+            h=face.box.h,
+            score=float(face.box.score),
+            label=face.label,
+            state=face.state,
+            probabilities={k: round(float(v), 6) for k, v in face.probabilities.items()},
+            model_version=version,
+        )
+        for face in analysis.faces
+    ]
+    with transaction.atomic():
+        # Earlier results (e.g. from an older model) are replaced only now, in one step.
+        photo.faces.all().delete()
+        FaceResult.objects.bulk_create(rows)
+        photo.error = ""
+        photo.width, photo.height = analysis.width, analysis.height
+        photo.model_version = version
+        photo.analysed_at = timezone.now()
+        photo.save(update_fields=["error", "width", "height", "model_version", "analysed_at"])
+
+
+def retry_photo(photo: Photo) -> Photo:
+    """Queue a failed photo again."""
+    if photo.status != PhotoStatus.FAILED:
+        raise PhotoActionError(f"Only failed photos can be retried; this one is {photo.status}.")
+    if not photo.image:
+        raise PhotoActionError("The original photo is no longer stored, so it cannot be retried.")
+    _requeue([photo.pk])
+    photo.refresh_from_db()
+    return photo
+
+
+def _requeue(ids: list[int]) -> None:
+    Photo.objects.filter(pk__in=ids).update(
+        status=PhotoStatus.QUEUED, error="", attempts=0, heartbeat_at=None
+    )
+    transaction.on_commit(lambda: [enqueue_analysis(pk) for pk in ids])
+
+
+def reanalysable_photos(session: Session):
+    """(photos whose original is stored and not in analysis now, the other finished photos).
+
+    Only an original can be analysed again: a blurred copy hides the faces, a deleted one is gone.
+    """
+    photos = session.photos.exclude(status__in=[PhotoStatus.QUEUED, PhotoStatus.ANALYSING])
+    stored = photos.filter(image_state=ImageState.ORIGINAL).exclude(image="").exclude(image=None)
+    return stored, photos.exclude(pk__in=stored.values("pk"))
+
+
+def reanalyse_session(session: Session) -> tuple[int, int]:
+    """Queue every photo whose original is still stored for analysis by the active model.
+
+    Existing results stay, with their model version, until the new ones replace them. Returns
+    (queued, skipped): photos whose original was deleted or blurred cannot be analysed again.
+    """
+    stored, others = reanalysable_photos(session)
+    ids = list(stored.values_list("pk", flat=True))
+    skipped = others.count()
+    _requeue(ids)
+    return len(ids), skipped

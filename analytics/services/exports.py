@@ -1,0 +1,83 @@
+"""Exports: CSV of per-session aggregates and of per-face results (never an image)."""
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import datetime
+
+from ml.labels import STATES
+
+from ..choices import PhotoStatus
+from ..models import Classroom, FaceResult
+from .aggregates import classroom_trends, model_versions_used
+
+
+def _cell(value):
+    # A spreadsheet runs cells that start with these characters as formulas.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else value
+
+
+def _csv(header: list[str], rows: Iterable[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(value) for value in row])
+    return buffer.getvalue()
+
+
+def sessions_csv(classroom: Classroom, after=None, before=None) -> str:
+    """Per-session aggregates of a classroom: counts, shares, engagement index, photos."""
+    trends = classroom_trends(classroom, after, before)
+    states = list(STATES) + sorted({s for row in trends for s in row["counts"]} - set(STATES))
+    versions = model_versions_used(row["session"] for row in trends)
+    header = ["session_id", "title", "started_at", "kind", "faces", "engagement_index"]
+    header += [f"count_{s}" for s in states] + [f"share_{s}" for s in states]
+    header += [f"photos_{status}" for status in PhotoStatus.values] + ["model_versions"]
+    rows = (
+        [row["session"], row["title"], row["started_at"], row["kind"], row["faces"]]
+        + [row["engagement_index"]]
+        + [row["counts"].get(s, 0) for s in states]
+        + [row["shares"].get(s) for s in states]
+        + [row["photos"][status] for status in PhotoStatus.values]
+        + ["; ".join(v["name"] for v in versions[row["session"]])]
+        for row in trends
+    )
+    return _csv(header, rows)
+
+
+def faces_csv(sessions) -> str:
+    """One row per detected face: box, state, label, probabilities. Never an image."""
+    faces = list(
+        FaceResult.objects.filter(photo__session__in=sessions)
+        .select_related("photo__session", "model_version")
+        .order_by("photo__session__started_at", "photo__session_id", "photo_id", "id")
+    )
+    classes = sorted({c for face in faces for c in face.probabilities})
+    header = ["session_id", "session_title", "session_started_at", "photo_id", "captured_at"]
+    header += ["x", "y", "w", "h", "score", "label", "state", "model_version"]
+    header += [f"p_{c}" for c in classes]
+    rows = (
+        [
+            face.photo.session_id,
+            face.photo.session.title,
+            face.photo.session.started_at,
+            face.photo_id,
+            face.photo.captured_at,
+            face.x,
+            face.y,
+            face.w,
+            face.h,
+            round(face.score, 4),
+            face.label,
+            face.state,
+            face.model_version.name if face.model_version else "",
+        ]
+        + [face.probabilities.get(c) for c in classes]
+        for face in faces
+    )
+    return _csv(header, rows)

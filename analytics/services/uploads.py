@@ -1,0 +1,209 @@
+"""Uploads: every file (and zip entry) checked by its content before anything is stored;
+a batch is stored whole or not at all, then queued for analysis."""
+
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from ml.errors import InvalidImage, UnsafeArchive
+from ml.safety import ZipLimits, ZipMember, opened_image, read_member, zip_members
+
+from ..models import Photo, Session
+from .analysis import enqueue_analysis
+from .consent import ConsentRequired
+
+ALLOWED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+
+
+# All entries of one zip together may expand to this many times the per-file upload limit.
+ZIP_EXPANSION_FACTOR = 4
+
+
+class UploadError(Exception):
+    """A whole upload request that cannot be accepted (no files, too many files)."""
+
+
+class InvalidUpload(Exception):  # noqa: N818
+    """One uploaded file (or zip entry) rejected; the message is shown next to the file."""
+
+
+@dataclass
+class Candidate:
+    """A validated image, ready to be stored.
+
+    It holds a way to read its bytes again, not the bytes: a batch of many large files is
+    checked one file at a time, so memory holds one file, never the whole batch.
+    """
+
+    name: str
+    extension: str
+    width: int
+    height: int
+    captured_at: datetime | None
+    read: Callable[[], bytes]
+
+
+@dataclass
+class UploadOutcome:
+    photos: list[Photo] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # {"file", "detail"}
+
+
+def _exif_capture_time(image: Image.Image) -> datetime | None:
+    exif = image.getexif()
+    raw = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)  # DateTimeOriginal, DateTime
+    try:
+        naive = datetime.strptime(str(raw).strip("\x00 "), "%Y:%m:%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return None
+    return timezone.make_aware(naive)
+
+
+def inspect_image(name: str, data: bytes, read: Callable[[], bytes]) -> Candidate:
+    """Check one file by its content (never its extension); raise InvalidUpload if unusable.
+
+    The checks are ml.safety's image policy, with the pixel limit from the settings.
+    """
+    try:
+        with opened_image(
+            data, settings.EDUMOOD_MAX_IMAGE_PIXELS, formats=tuple(ALLOWED_FORMATS)
+        ) as image:
+            width, height = image.size
+            captured_at = _exif_capture_time(image)
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: rotated 90°
+                width, height = height, width
+            image.load()  # decodes every pixel: a truncated or corrupt file fails here
+    except InvalidImage as exc:
+        raise InvalidUpload(str(exc)) from None
+    return Candidate(name, ALLOWED_FORMATS[image.format], width, height, captured_at, read)
+
+
+def zip_limits() -> ZipLimits:
+    """A zip of photos: each entry as large as one uploaded photo may be, all of them together
+    a few times that."""
+    limit = settings.EDUMOOD_MAX_UPLOAD_BYTES
+    return ZipLimits(member_bytes=limit, total_bytes=limit * ZIP_EXPANSION_FACTOR)
+
+
+def _read_entry(source, member: ZipMember, limits: ZipLimits) -> bytes:
+    source.seek(0)
+    with zipfile.ZipFile(source) as archive:
+        return read_member(archive, member, limits)
+
+
+def expand_zip(name: str, source) -> tuple[list[Candidate], list[dict]]:
+    """The images inside a zip (a binary file object), each checked like a single upload.
+
+    Problems are reported per entry (ml.safety's zip policy); the good entries are kept.
+    """
+    limits = zip_limits()
+    try:
+        source.seek(0)
+        with zipfile.ZipFile(source) as archive:
+            members = zip_members(archive, limits)
+    except UnsafeArchive as exc:
+        return [], [{"file": name, "detail": str(exc)}]
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        return [], [{"file": name, "detail": f"Not a readable zip archive ({exc})."}]
+    candidates, errors = [], []
+    for member in members:
+        label = f"{name}/{member.info.filename}"
+        try:
+            content = _read_entry(source, member, limits)
+            read = partial(_read_entry, source, member, limits)
+            candidates.append(inspect_image(label, content, read))
+        except (InvalidUpload, UnsafeArchive) as exc:
+            errors.append({"file": label, "detail": str(exc)})
+        except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
+            errors.append({"file": label, "detail": f"Unreadable zip entry ({exc})."})
+    if not members:
+        errors.append({"file": name, "detail": "The zip holds no files."})
+    return candidates, errors
+
+
+def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
+    limit = settings.EDUMOOD_MAX_UPLOAD_BYTES
+    candidates, errors = [], []
+    for upload in files:
+        name = upload.name or "unnamed"
+        if upload.size > limit:
+            errors.append(
+                {"file": name, "detail": f"Larger than the limit of {limit // 1024 // 1024} MB."}
+            )
+            continue
+        if zipfile.is_zipfile(upload):
+            found, problems = expand_zip(name, upload)
+            candidates += found
+            errors += problems
+            continue
+        try:
+            candidates.append(inspect_image(name, _read_all(upload), partial(_read_all, upload)))
+        except InvalidUpload as exc:
+            errors.append({"file": name, "detail": str(exc)})
+    return candidates, errors
+
+
+def _read_all(upload) -> bytes:
+    upload.seek(0)
+    return upload.read()
+
+
+def upload_photos(session: Session, files: Sequence) -> UploadOutcome:
+    """Validate a batch (files and zips of images), store the good photos and queue them.
+
+    Every file is checked in full before anything is written, and the rows and files of a batch
+    are stored together, so a failure never leaves half an upload behind.
+    """
+    if session.classroom.consent is None:
+        raise ConsentRequired(
+            "Record consent for this classroom before uploading photos: who consented, how and "
+            "when."
+        )
+    limit = settings.EDUMOOD_MAX_FILES_PER_BATCH
+    if not files:
+        raise UploadError("No file received: send one or more files in `image` parts.")
+    if len(files) > limit:
+        raise UploadError(f"{len(files)} files sent; at most {limit} per upload.")
+    candidates, errors = _candidates(files)
+    for extra in candidates[limit:]:
+        errors.append(
+            {"file": extra.name, "detail": f"Over the limit of {limit} photos per upload."}
+        )
+    outcome = UploadOutcome(photos=_store(session, candidates[:limit]), errors=errors)
+    return outcome
+
+
+def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
+    photos, written = [], []
+    try:
+        with transaction.atomic():
+            for candidate in candidates:
+                photo = Photo(
+                    session=session,
+                    original_name=candidate.name[-255:],
+                    width=candidate.width,
+                    height=candidate.height,
+                    captured_at=candidate.captured_at,
+                )
+                photo.image.save(
+                    f"photo{candidate.extension}", ContentFile(candidate.read()), save=False
+                )
+                written.append(photo.image.name)
+                photo.save()
+                photos.append(photo)
+            ids = [photo.pk for photo in photos]
+            transaction.on_commit(lambda: [enqueue_analysis(pk) for pk in ids])
+    except Exception:
+        storage = Photo._meta.get_field("image").storage
+        for name in written:
+            storage.delete(name)
+        raise
+    return photos

@@ -1,0 +1,143 @@
+"""The one image-safety and the one zip-safety policy: every image and every zip that EduMood
+reads from outside (photos, uploads, datasets) passes through these, with limits the caller
+passes in (the web app from its settings, the CLI the defaults here).
+"""
+
+import io
+import struct
+import warnings
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from PIL import Image, UnidentifiedImageError
+
+from ml.errors import InvalidImage, UnsafeArchive
+
+MIB = 1 << 20
+# 64 MP is above any phone or DSLR photo in its default mode and still fits a worker's memory
+# as RGB; a header claiming more is treated as a decompression bomb.
+DEFAULT_MAX_PIXELS = 64_000_000
+# Compressed entries above this size are checked for a bomb-like ratio (a small entry cannot
+# expand into anything dangerous, however well it compresses).
+RATIO_CHECKED_ABOVE = MIB
+
+
+@contextmanager
+def opened_image(
+    source: bytes | str | Path | IO[bytes],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    formats: tuple[str, ...] | None = None,
+    name: str = "",
+) -> Iterator[Image.Image]:
+    """A Pillow image whose header passed the checks, not yet decoded.
+
+    Refuses, as InvalidImage with a one-line reason: a missing or unreadable file, a non-image,
+    a format outside `formats` (Pillow's names, e.g. "JPEG"), a header claiming more than
+    `max_pixels` (before decoding: a decompression bomb), and any Pillow error raised while the
+    caller decodes inside the `with` block (corrupt or truncated data).
+    """
+    prefix = f"{name}: " if name else ""
+    fp = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with warnings.catch_warnings():
+            # Our own limit below replaces Pillow's warning (its hard error still applies).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(fp)
+        if formats is not None and image.format not in formats:
+            raise InvalidImage(
+                f"{prefix}{image.format} images are not accepted; use {', '.join(formats)}"
+            )
+        if image.width * image.height > max_pixels:
+            raise InvalidImage(
+                f"{prefix}{image.width}×{image.height} pixels is over the limit of "
+                f"{max_pixels:,} pixels (refused as a possible decompression bomb)"
+            )
+        # Not closed here: what the caller decodes may be returned (Pillow closes a file it
+        # opened itself once the pixels are loaded).
+        yield image
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"{prefix}refused as a decompression bomb ({exc})") from exc
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise InvalidImage(f"{prefix}cannot read the file ({exc.strerror})") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage(f"{prefix}not an image file") from exc
+    # struct.error: some Pillow plugins raise it on malformed headers.
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        raise InvalidImage(f"{prefix}corrupt or truncated image ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """How far a zip may expand: per entry, in total, and entry size / compressed size."""
+
+    member_bytes: int = 50 * MIB
+    total_bytes: int = 4096 * MIB
+    # Photos and PNG faces are compressed already: a zip squeezes them a few times at most.
+    ratio: int = 100
+
+
+@dataclass(frozen=True)
+class ZipMember:
+    """A file in a zip, with what is wrong with it ("" when it may be read)."""
+
+    info: zipfile.ZipInfo
+    path: PurePosixPath
+    problem: str = ""
+
+
+def zip_members(archive: zipfile.ZipFile, limits: ZipLimits) -> list[ZipMember]:
+    """The files of a zip with a problem each, if any; folders and hidden files are left out.
+
+    Hidden means any part of the path starting with "." or "__" (macOS's __MACOSX shadows,
+    .DS_Store). Raises UnsafeArchive when the files together expand beyond the total limit.
+    """
+    members = []
+    for info in archive.infolist():
+        path = PurePosixPath(info.filename.replace("\\", "/"))
+        hidden = any(p.startswith((".", "__")) and p != ".." for p in path.parts)
+        if info.is_dir() or hidden:
+            continue
+        members.append(ZipMember(info, path, _problem(info, path, limits)))
+    total = sum(m.info.file_size for m in members)
+    if total > limits.total_bytes:
+        raise UnsafeArchive(
+            f"The zip expands to {_size(total)}, over the limit of {_size(limits.total_bytes)} "
+            "(a zip bomb?)."
+        )
+    return members
+
+
+def _problem(info: zipfile.ZipInfo, path: PurePosixPath, limits: ZipLimits) -> str:
+    if path.is_absolute() or ".." in path.parts or ":" in (path.parts[0] if path.parts else ""):
+        return "Unsafe path in the zip (absolute or leading outside the archive)."
+    if info.flag_bits & 0x1:
+        return "Encrypted zip entries are not accepted."
+    if info.file_size > limits.member_bytes:
+        return f"Larger than the limit of {_size(limits.member_bytes)} per file."
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > RATIO_CHECKED_ABOVE and ratio > limits.ratio:
+        return f"Compressed {ratio:.0f}:1, which no image file does (a zip bomb)."
+    return ""
+
+
+def _size(n: int) -> str:
+    return f"{n // MIB} MB" if n >= MIB else f"{n:,} bytes"
+
+
+def read_member(archive: zipfile.ZipFile, member: ZipMember, limits: ZipLimits) -> bytes:
+    """The bytes of a member without a problem; UnsafeArchive if it is not what it claims."""
+    if member.problem:
+        raise UnsafeArchive(member.problem)
+    with archive.open(member.info) as handle:
+        # The header's size may lie; never read more than the limit allows.
+        content = handle.read(limits.member_bytes + 1)
+    if len(content) > limits.member_bytes:
+        raise UnsafeArchive("Expands beyond the per-file size limit (a zip bomb).")
+    if content[:4] == b"PK\x03\x04":
+        raise UnsafeArchive("Zips inside the zip are not accepted.")
+    return content

@@ -1,0 +1,20 @@
+/* Behaviour every page may use, declared with data attributes instead of inline handlers (so a
+   strict Content-Security-Policy holds): data-confirm on forms, data-print on buttons,
+   data-autosubmit on selects, data-select-all on read-only inputs. */
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+  document.querySelectorAll("[data-print]").forEach((button) => {
+    button.addEventListener("click", () => window.print());
+  });
+  document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+    select.addEventListener("change", () => select.form.submit());
+  });
+  document.querySelectorAll("input[data-select-all]").forEach((input) => {
+    input.addEventListener("click", () => input.select());
+  });
+});
