@@ -151,6 +151,12 @@ MEDIA_URL = "media/"
 # Upload limits: a batch is rejected per file, never half-stored.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Larger request bodies are spooled here, not to /tmp: a crashed process's leftovers are swept
+# (analytics.services.uploads.sweep_upload_leftovers) at start and periodically.
+FILE_UPLOAD_TEMP_DIR = VAR_DIR / "uploads"
+FILE_UPLOAD_TEMP_DIR.mkdir(exist_ok=True)
+# How old a file with no row must be before the sweep removes it (uploads in flight are younger).
+EDUMOOD_UPLOAD_LEFTOVER_SECONDS = env_int("EDUMOOD_UPLOAD_LEFTOVER_SECONDS", 3600)
 EDUMOOD_MAX_UPLOAD_BYTES = env_int("EDUMOOD_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
 EDUMOOD_MAX_IMAGE_PIXELS = env_int("EDUMOOD_MAX_IMAGE_PIXELS", 50_000_000)
 EDUMOOD_MAX_FILES_PER_BATCH = env_int("EDUMOOD_MAX_FILES_PER_BATCH", 100)

@@ -35,6 +35,7 @@ from .exports import faces_csv, sessions_csv
 from .uploads import (
     ALLOWED_FORMATS,
     UploadError,
+    sweep_upload_leftovers,
     upload_photos,
 )
 
@@ -43,5 +44,5 @@ __all__ = [
     "UploadError", "analyse_photo", "classroom_sessions", "classroom_trends", "compare_kinds",
     "delete_photo_file", "faces_csv", "model_versions_used", "reanalyse_session",
     "record_access", "record_consent", "retry_photo", "session_summaries", "session_summary",
-    "session_timeline", "sessions_csv", "set_retention", "upload_photos",
+    "session_timeline", "sessions_csv", "set_retention", "sweep_upload_leftovers", "upload_photos",
 ]  # fmt: skip

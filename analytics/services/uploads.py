@@ -1,11 +1,15 @@
 """Uploads: every file (and zip entry) checked by its content before anything is stored;
 a batch is stored whole or not at all, then queued for analysis."""
 
+import logging
+import os
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -20,11 +24,16 @@ from ..models import Photo, Session
 from .analysis import enqueue_analysis
 from .consent import ConsentRequired
 
+logger = logging.getLogger(__name__)
+
 ALLOWED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 
 
 # All entries of one zip together may expand to this many times the per-file upload limit.
 ZIP_EXPANSION_FACTOR = 4
+# A stored photo's file carries this suffix until its row is committed (see _store).
+STAGING_SUFFIX = ".staging"
+PHOTOS_FOLDER = "photos"
 
 
 class UploadError(Exception):
@@ -182,7 +191,14 @@ def upload_photos(session: Session, files: Sequence) -> UploadOutcome:
 
 
 def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
-    photos, written = [], []
+    """Write each file under a staging name, commit the rows, then rename the files.
+
+    A crash before the commit leaves only staging files, which no row names; a crash after it
+    leaves rows whose staging files sweep_upload_leftovers renames. Either way no original is
+    ever stored where retention, deletion and the access log cannot see it.
+    """
+    field = Photo._meta.get_field("image")
+    photos, staged = [], []
     try:
         with transaction.atomic():
             for candidate in candidates:
@@ -193,17 +209,66 @@ def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
                     height=candidate.height,
                     captured_at=candidate.captured_at,
                 )
-                photo.image.save(
-                    f"photo{candidate.extension}", ContentFile(candidate.read()), save=False
-                )
-                written.append(photo.image.name)
+                final = field.generate_filename(photo, f"photo{candidate.extension}")
+                staging = field.storage.save(final + STAGING_SUFFIX, ContentFile(candidate.read()))
+                staged.append(staging)
+                photo.image.name = staging.removesuffix(STAGING_SUFFIX)
                 photo.save()
                 photos.append(photo)
             ids = [photo.pk for photo in photos]
-            transaction.on_commit(lambda: [enqueue_analysis(pk) for pk in ids])
+            transaction.on_commit(lambda: _publish(staged, ids))
     except Exception:
-        storage = Photo._meta.get_field("image").storage
-        for name in written:
-            storage.delete(name)
+        for name in staged:
+            field.storage.delete(name)
         raise
     return photos
+
+
+def _publish(staged: list[str], ids: list[int]) -> None:
+    storage = Photo._meta.get_field("image").storage
+    for name in staged:
+        os.replace(storage.path(name), storage.path(name.removesuffix(STAGING_SUFFIX)))
+    for pk in ids:
+        enqueue_analysis(pk)
+
+
+def sweep_upload_leftovers(grace_seconds: float | None = None) -> int:
+    """Remove what a crashed upload left behind, once older than the grace period; how many.
+
+    Request bodies spooled to FILE_UPLOAD_TEMP_DIR, and photo files that no row names, are
+    deleted; a staging file whose row was committed is renamed into place instead. The grace
+    period spares the files of uploads still in progress in other processes.
+    """
+    if grace_seconds is None:
+        grace_seconds = settings.EDUMOOD_UPLOAD_LEFTOVER_SECONDS
+    cutoff = time.time() - grace_seconds
+    storage = Photo._meta.get_field("image").storage
+    root = Path(storage.location)
+    leftovers = [
+        path
+        for folder in (Path(settings.FILE_UPLOAD_TEMP_DIR), root / PHOTOS_FOLDER)
+        if folder.is_dir()
+        for path in folder.rglob("*")
+        if path.is_file() and path.stat().st_mtime < cutoff
+    ]
+    names = {path: path.relative_to(root).as_posix() for path in leftovers if root in path.parents}
+    finals = {path: name.removesuffix(STAGING_SUFFIX) for path, name in names.items()}
+    known = set()
+    wanted = list(finals.values())
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        known |= set(Photo.objects.filter(image__in=chunk).values_list("image", flat=True))
+    removed = 0
+    for path in leftovers:
+        final = finals.get(path)
+        try:
+            if final in known and names[path] != final:
+                os.replace(path, storage.path(final))  # committed, the rename not yet done
+            elif final not in known:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass  # its own process finished with it meanwhile
+    if removed:
+        logger.warning("Removed %d file(s) left behind by interrupted uploads", removed)
+    return removed

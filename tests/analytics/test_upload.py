@@ -187,3 +187,26 @@ def test_a_storage_failure_leaves_nothing_half_stored(session, media_root, monke
         _upload(session, upload("a.jpg", image_bytes(seed=1)), upload("b.jpg", image_bytes(seed=2)))
     assert not Photo.objects.exists()
     assert stored_files(media_root) == []
+
+
+def test_the_sweep_finishes_committed_uploads_and_removes_files_without_a_row(
+    session, media_root, settings, tmp_path
+):
+    settings.FILE_UPLOAD_TEMP_DIR = tmp_path / "spool"
+    settings.FILE_UPLOAD_TEMP_DIR.mkdir()
+    (spooled := settings.FILE_UPLOAD_TEMP_DIR / "tmpa1b2.upload.jpg").write_bytes(b"body")
+    # Committed rows whose files were never renamed (the process died right after the commit).
+    committed, other = _upload(
+        session, upload("a.jpg", image_bytes(seed=1)), upload("b.jpg", image_bytes(seed=2))
+    ).photos
+    orphan = (media_root / committed.image.name).parent / "0123abcd.jpg"
+    orphan.write_bytes(image_bytes())
+    assert len(stored_files(media_root)) == 3
+    assert services.sweep_upload_leftovers(grace_seconds=0) == 2  # the orphan and the spool
+    assert not orphan.exists() and not spooled.exists()
+    assert committed.image.open("rb").read() == image_bytes(seed=1)
+    assert sorted(stored_files(media_root)) == sorted(
+        p.image.name.removeprefix("photos/") for p in (committed, other)
+    )
+    orphan.write_bytes(image_bytes())  # as an upload in progress: spared by the grace period
+    assert services.sweep_upload_leftovers(grace_seconds=60) == 0 and orphan.exists()
