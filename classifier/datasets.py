@@ -139,14 +139,16 @@ def _extract_attributes(source: Path, workdir: Path) -> Path | None:
         found = sorted(source.glob(f"*/{ATTRIBUTES_FILE}")) + [source / ATTRIBUTES_FILE]
         found = [p for p in found if p.is_file()]
         return found[-1] if found else None
-    from ml.safety import read_member, zip_members
+    from ml.safety import open_member, zip_members
 
     limits = zip_limits()
     with zipfile.ZipFile(source) as archive:
         for member in zip_members(archive, limits):
             if member.path.name == ATTRIBUTES_FILE and len(member.path.parts) <= 2:
                 target = workdir / ATTRIBUTES_FILE
-                target.write_bytes(read_member(archive, member, limits))
+                # Streamed to disk (and from there row by row): never whole in memory.
+                with open_member(archive, member, limits) as stream, target.open("wb") as out:
+                    shutil.copyfileobj(stream, out)
                 return target
     return None
 

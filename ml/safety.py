@@ -129,15 +129,38 @@ def _size(n: int) -> str:
     return f"{n // MIB} MB" if n >= MIB else f"{n:,} bytes"
 
 
-def read_member(archive: zipfile.ZipFile, member: ZipMember, limits: ZipLimits) -> bytes:
-    """The bytes of a member without a problem; UnsafeArchive if it is not what it claims."""
+@contextmanager
+def open_member(
+    archive: zipfile.ZipFile, member: ZipMember, limits: ZipLimits
+) -> Iterator[IO[bytes]]:
+    """A stream of a member without a problem that raises UnsafeArchive once it yields more
+    than the per-file limit (the header's size may lie)."""
     if member.problem:
         raise UnsafeArchive(member.problem)
     with archive.open(member.info) as handle:
-        # The header's size may lie; never read more than the limit allows.
-        content = handle.read(limits.member_bytes + 1)
-    if len(content) > limits.member_bytes:
-        raise UnsafeArchive("Expands beyond the per-file size limit (a zip bomb).")
+        yield _Bounded(handle, limits.member_bytes)
+
+
+class _Bounded(io.RawIOBase):
+    def __init__(self, handle: IO[bytes], limit: int):
+        self.handle, self.left = handle, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self.handle.read(min(len(buffer), self.left + 1))
+        if len(chunk) > self.left:
+            raise UnsafeArchive("Expands beyond the per-file size limit (a zip bomb).")
+        self.left -= len(chunk)
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def read_member(archive: zipfile.ZipFile, member: ZipMember, limits: ZipLimits) -> bytes:
+    """The bytes of a member without a problem; UnsafeArchive if it is not what it claims."""
+    with open_member(archive, member, limits) as stream:
+        content = stream.read()
     if content[:4] == b"PK\x03\x04":
         raise UnsafeArchive("Zips inside the zip are not accepted.")
     return content

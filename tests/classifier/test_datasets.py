@@ -79,6 +79,17 @@ def test_hostile_or_empty_zips_fail_and_leave_nothing_behind(media, admin_user, 
     assert not list((media / "datasets").glob("*.npz"))
 
 
+def test_an_attributes_csv_far_longer_than_the_dataset_is_refused(media, admin_user):
+    # 8 images allow 1,080 rows; a few KB of zip can hold millions (the ratio check only sees
+    # entries over 1 MB, so this one passes it and meets the row limit).
+    rows = "file,class,gender\n" + "".join(f"x{i}.png,happy,male\n" for i in range(1100))
+    archive = dataset_zip_bytes(per_class=4, attributes=False, extra={"data/attributes.csv": rows})
+    _, job = start_import("rows", user=admin_user, upload=upload(archive))
+    job = run_queued(job)
+    assert job.status == "failed" and "more than 1,080 rows for 8 images" in job.error
+    assert not DatasetVersion.objects.exists()
+
+
 def test_uploads_over_the_size_cap_or_not_zips_are_refused_before_queueing(settings, media):
     settings.EDUMOOD_MAX_DATASET_BYTES = 1000
     with pytest.raises(DatasetImportError, match="limit is 1000"):
