@@ -148,15 +148,17 @@ def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
                 {"file": name, "detail": f"Larger than the limit of {limit // 1024 // 1024} MB."}
             )
             continue
-        if zipfile.is_zipfile(upload):
-            found, problems = expand_zip(name, upload)
-            candidates += found
-            errors += problems
-            continue
+        # A photo is a photo if it decodes as one, even with a zip appended (a zip's directory
+        # sits at its end, so such a file also passes for a zip).
         try:
             candidates.append(inspect_image(name, _read_all(upload), partial(_read_all, upload)))
         except InvalidUpload as exc:
-            errors.append({"file": name, "detail": str(exc)})
+            if zipfile.is_zipfile(upload):
+                found, problems = expand_zip(name, upload)
+                candidates += found
+                errors += problems
+            else:
+                errors.append({"file": name, "detail": str(exc)})
     return candidates, errors
 
 

@@ -210,3 +210,12 @@ def test_the_sweep_finishes_committed_uploads_and_removes_files_without_a_row(
     )
     orphan.write_bytes(image_bytes())  # as an upload in progress: spared by the grace period
     assert services.sweep_upload_leftovers(grace_seconds=60) == 0 and orphan.exists()
+
+
+def test_a_photo_with_a_zip_appended_is_stored_as_the_photo(session, media_root):
+    photo = image_bytes(seed=3)
+    hidden = zip_bytes({"a.jpg": image_bytes(seed=4), "b.jpg": image_bytes(seed=5)})
+    outcome = _upload(session, upload("holiday.jpg", photo + hidden))
+    assert outcome.errors == []
+    (stored,) = outcome.photos
+    assert (stored.original_name, stored.width, stored.height) == ("holiday.jpg", 96, 72)
