@@ -200,6 +200,9 @@ CELERY_INFERENCE_TIME_LIMIT = env_int("CELERY_INFERENCE_TIME_LIMIT", 300)
 CELERY_TRAINING_TIME_LIMIT = env_int("CELERY_TRAINING_TIME_LIMIT", 12 * 3600)
 # A running job whose heartbeat is older than this is taken to have lost its worker.
 EDUMOOD_JOB_STALE_SECONDS = env_int("EDUMOOD_JOB_STALE_SECONDS", 120)
+# The same for a photo analysis: its heartbeat beats every quarter of this and the sweep runs
+# every half, so a photo abandoned by a dead worker is queued again within about 25 s.
+EDUMOOD_PHOTO_STALE_SECONDS = env_int("EDUMOOD_PHOTO_STALE_SECONDS", 15)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
