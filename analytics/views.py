@@ -153,6 +153,9 @@ def session_detail(request, pk):
             "colours": {**charts.STATE_COLOURS, "_other": charts.OTHER_COLOUR},
             "csrfToken": get_token(request),
             "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
+            "maxFiles": settings.EDUMOOD_MAX_FILES_PER_BATCH,
+            # The reverse proxy accepts a request the size of a dataset zip (README).
+            "maxBatchBytes": settings.EDUMOOD_MAX_DATASET_BYTES,
             "photos": PhotoSerializer(photos, many=True).data,
         },
         "statuses": PhotoStatus.choices,
