@@ -154,8 +154,12 @@ def session_detail(request, pk):
             "csrfToken": get_token(request),
             "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
             "maxFiles": settings.EDUMOOD_MAX_FILES_PER_BATCH,
-            # The reverse proxy accepts a request the size of a dataset zip (README).
-            "maxBatchBytes": settings.EDUMOOD_MAX_DATASET_BYTES,
+            # Within what the reverse proxy accepts (a dataset zip's size, README) and what
+            # cannot exceed the batch's pixel limit at the allowed pixels per byte.
+            "maxBatchBytes": min(
+                settings.EDUMOOD_MAX_DATASET_BYTES,
+                settings.EDUMOOD_MAX_BATCH_PIXELS // settings.EDUMOOD_MAX_PIXELS_PER_BYTE,
+            ),
             "photos": PhotoSerializer(photos, many=True).data,
         },
         "statuses": PhotoStatus.choices,

@@ -76,16 +76,38 @@ def _exif_capture_time(image: Image.Image) -> datetime | None:
     return timezone.make_aware(naive)
 
 
-def inspect_image(name: str, data: bytes, read: Callable[[], bytes]) -> Candidate:
+class PixelBudget:
+    """The pixels a request may still decode (EDUMOOD_MAX_BATCH_PIXELS for the whole batch)."""
+
+    def __init__(self):
+        self.limit = self.left = settings.EDUMOOD_MAX_BATCH_PIXELS
+
+    def take(self, pixels: int) -> None:
+        if pixels > self.left:
+            raise InvalidUpload(
+                f"The batch's images together exceed {self.limit:,} pixels; upload this one in "
+                "another batch."
+            )
+        self.left -= pixels
+
+
+def inspect_image(
+    name: str, data: bytes, read: Callable[[], bytes], budget: PixelBudget
+) -> Candidate:
     """Check one file by its content (never its extension); raise InvalidUpload if unusable.
 
-    The checks are ml.safety's image policy, with the pixel limit from the settings.
+    The checks are ml.safety's image policy, with the limits from the settings; the pixels are
+    taken from the batch's budget before they are decoded.
     """
     try:
         with opened_image(
-            data, settings.EDUMOOD_MAX_IMAGE_PIXELS, formats=tuple(ALLOWED_FORMATS)
+            data,
+            settings.EDUMOOD_MAX_IMAGE_PIXELS,
+            formats=tuple(ALLOWED_FORMATS),
+            max_pixels_per_byte=settings.EDUMOOD_MAX_PIXELS_PER_BYTE,
         ) as image:
             width, height = image.size
+            budget.take(width * height)
             captured_at = _exif_capture_time(image)
             if image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: rotated 90°
                 width, height = height, width
@@ -108,7 +130,7 @@ def _read_entry(source, member: ZipMember, limits: ZipLimits) -> bytes:
         return read_member(archive, member, limits)
 
 
-def expand_zip(name: str, source) -> tuple[list[Candidate], list[dict]]:
+def expand_zip(name: str, source, budget: PixelBudget) -> tuple[list[Candidate], list[dict]]:
     """The images inside a zip (a binary file object), each checked like a single upload.
 
     Problems are reported per entry (ml.safety's zip policy); the good entries are kept.
@@ -128,7 +150,7 @@ def expand_zip(name: str, source) -> tuple[list[Candidate], list[dict]]:
         try:
             content = _read_entry(source, member, limits)
             read = partial(_read_entry, source, member, limits)
-            candidates.append(inspect_image(label, content, read))
+            candidates.append(inspect_image(label, content, read, budget))
         except (InvalidUpload, UnsafeArchive) as exc:
             errors.append({"file": label, "detail": str(exc)})
         except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
@@ -140,7 +162,7 @@ def expand_zip(name: str, source) -> tuple[list[Candidate], list[dict]]:
 
 def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
     limit = settings.EDUMOOD_MAX_UPLOAD_BYTES
-    candidates, errors = [], []
+    candidates, errors, budget = [], [], PixelBudget()
     for upload in files:
         name = upload.name or "unnamed"
         if upload.size > limit:
@@ -151,10 +173,11 @@ def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
         # A photo is a photo if it decodes as one, even with a zip appended (a zip's directory
         # sits at its end, so such a file also passes for a zip).
         try:
-            candidates.append(inspect_image(name, _read_all(upload), partial(_read_all, upload)))
+            data = _read_all(upload)
+            candidates.append(inspect_image(name, data, partial(_read_all, upload), budget))
         except InvalidUpload as exc:
             if zipfile.is_zipfile(upload):
-                found, problems = expand_zip(name, upload)
+                found, problems = expand_zip(name, upload, budget)
                 candidates += found
                 errors += problems
             else:

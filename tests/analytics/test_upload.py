@@ -219,3 +219,19 @@ def test_a_photo_with_a_zip_appended_is_stored_as_the_photo(session, media_root)
     assert outcome.errors == []
     (stored,) = outcome.photos
     assert (stored.original_name, stored.width, stored.height) == ("holiday.jpg", 96, 72)
+
+
+def test_pixel_amplification_is_refused_per_file_and_per_batch(session, settings, media_root):
+    flat = io.BytesIO()
+    Image.new("RGB", (2000, 1500), (200, 200, 200)).save(flat, "PNG")  # 3 MP in ~10 KB
+    outcome = _upload(session, upload("flat.png", flat.getvalue()), upload("a.jpg", image_bytes()))
+    assert [p.original_name for p in outcome.photos] == ["a.jpg"]
+    assert "pixels per byte" in outcome.errors[0]["detail"]
+
+    settings.EDUMOOD_MAX_BATCH_PIXELS = 2 * 96 * 72  # two of the small photos
+    files = [upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(2)]
+    files.append(upload("photos.zip", zip_bytes({"2.jpg": image_bytes(seed=2)})))
+    outcome = _upload(session, *files)
+    assert [p.original_name for p in outcome.photos] == ["0.jpg", "1.jpg"]
+    assert outcome.errors[0]["file"] == "photos.zip/2.jpg"
+    assert "upload this one in another batch" in outcome.errors[0]["detail"]
