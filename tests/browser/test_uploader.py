@@ -18,7 +18,7 @@ def test_every_photo_is_stored_through_the_throttle_and_only_stored_ones_say_so(
     from playwright.sync_api import expect, sync_playwright
 
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.EDUMOOD_MAX_FILES_PER_BATCH = 3  # 7 photos: 3 batches
+    settings.EDUMOOD_MAX_FILES_PER_BATCH = 2  # 8 files: 4 batches, each small and quick
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
