@@ -27,6 +27,7 @@ PIXELS_PER_BYTE_CHECKED_ABOVE = 2_000_000
 # Compressed entries above this size are checked for a bomb-like ratio (a small entry cannot
 # expand into anything dangerous, however well it compresses).
 RATIO_CHECKED_ABOVE = MIB
+ZIP_SIGNATURE = b"PK\x03\x04"  # how a zip's first entry, and so a zip file, starts
 
 
 @contextmanager
@@ -179,6 +180,6 @@ def read_member(archive: zipfile.ZipFile, member: ZipMember, limits: ZipLimits) 
     """The bytes of a member without a problem; UnsafeArchive if it is not what it claims."""
     with open_member(archive, member, limits) as stream:
         content = stream.read()
-    if content[:4] == b"PK\x03\x04":
+    if content[:4] == ZIP_SIGNATURE:
         raise UnsafeArchive("Zips inside the zip are not accepted.")
     return content

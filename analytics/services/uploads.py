@@ -18,7 +18,14 @@ from django.utils import timezone
 from PIL import Image
 
 from ml.errors import InvalidImage, UnsafeArchive
-from ml.safety import ZipLimits, ZipMember, opened_image, read_member, zip_members
+from ml.safety import (
+    ZIP_SIGNATURE,
+    ZipLimits,
+    ZipMember,
+    opened_image,
+    read_member,
+    zip_members,
+)
 
 from ..models import Photo, Session
 from .analysis import enqueue_analysis
@@ -171,18 +178,28 @@ def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
             )
             continue
         # A photo is a photo if it decodes as one, even with a zip appended (a zip's directory
-        # sits at its end, so such a file also passes for a zip).
-        try:
-            data = _read_all(upload)
-            candidates.append(inspect_image(name, data, partial(_read_all, upload), budget))
-        except InvalidUpload as exc:
-            if zipfile.is_zipfile(upload):
-                found, problems = expand_zip(name, upload, budget)
-                candidates += found
-                errors += problems
-            else:
-                errors.append({"file": name, "detail": str(exc)})
+        # sits at its end, so such a file also passes for a zip). A file that starts as a zip
+        # is never read whole: its entries are read one at a time.
+        photo, problem = None, "not an image file"
+        if not _starts_as_zip(upload):
+            try:
+                photo = inspect_image(name, _read_all(upload), partial(_read_all, upload), budget)
+            except InvalidUpload as exc:
+                problem = str(exc)
+        if photo is not None:
+            candidates.append(photo)
+        elif zipfile.is_zipfile(upload):
+            found, problems = expand_zip(name, upload, budget)
+            candidates += found
+            errors += problems
+        else:
+            errors.append({"file": name, "detail": problem})
     return candidates, errors
+
+
+def _starts_as_zip(upload) -> bool:
+    upload.seek(0)
+    return upload.read(4) == ZIP_SIGNATURE
 
 
 def _read_all(upload) -> bytes:
