@@ -158,6 +158,12 @@ class Photo(BackgroundWork):
     def __str__(self):
         return f"Photo #{self.pk} ({self.status})"
 
+    @classmethod
+    def stale_seconds(cls) -> int:
+        # A photo takes seconds, and a teacher watches it: its worker's death shows sooner
+        # than a training job's.
+        return settings.EDUMOOD_PHOTO_STALE_SECONDS
+
     def finish(self, result=None) -> None:
         Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.DONE)
         self.status = PhotoStatus.DONE

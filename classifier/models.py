@@ -102,8 +102,11 @@ class Job(BackgroundWork):
             )
         return self.cancel_requested
 
-    def finish(self, result=None, message: str = "Finished") -> None:
-        self._close(JobStatus.SUCCEEDED, result=result, message=message, progress=1.0)
+    def finish(self, result=None) -> None:
+        """Succeed with the handler's result; its `outcome`, if any, is the closing message."""
+        outcome = result.get("outcome") if isinstance(result, dict) else None
+        message = outcome or "Finished"
+        self._close(JobStatus.SUCCEEDED, result=result, message=message[:500], progress=1.0)
 
     def fail(self, error: str) -> None:
         self._close(JobStatus.FAILED, error=str(error)[:5000], message="Failed")

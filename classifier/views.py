@@ -144,7 +144,9 @@ def _job_links(job: Job) -> list[tuple[str, str]]:
             links.append((f"Model version #{pk}", reverse("classifier:model", args=[pk])))
     dataset_pk = result.get("dataset") or params.get("dataset")
     version = DatasetVersion.objects.filter(
-        pk=result.get("dataset_version") or params.get("dataset_version")
+        pk=result.get("dataset_version")
+        or result.get("identical_to")
+        or params.get("dataset_version")
     ).first()
     if version is not None:
         url = reverse("classifier:dataset", args=[version.dataset_id])

@@ -37,6 +37,7 @@ from .exports import faces_csv, sessions_csv
 from .uploads import (
     ALLOWED_FORMATS,
     UploadError,
+    sweep_upload_leftovers,
     upload_photos,
 )
 
@@ -46,5 +47,5 @@ __all__ = [
     "delete_photo_file", "faces_csv", "model_versions_used", "photos_retention_changes",
     "reanalysable_photos", "reanalyse_session",
     "record_access", "record_consent", "retry_photo", "session_summaries", "session_summary",
-    "session_timeline", "sessions_csv", "set_retention", "upload_photos",
+    "session_timeline", "sessions_csv", "set_retention", "sweep_upload_leftovers", "upload_photos",
 ]  # fmt: skip

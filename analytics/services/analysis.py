@@ -51,7 +51,7 @@ def _analyse_and_store(photo: Photo) -> None:
 
 
 def _analyse(photo: Photo):
-    from ml.photo import analyze_photo, open_image
+    from ml.photo import DETECT_MAX_SIDE, analyze_photo, open_image
 
     version = active_model_version()
     if version is None:
@@ -60,7 +60,8 @@ def _analyse(photo: Photo):
         raise AnalysisError("The original photo is no longer stored, so it cannot be analysed.")
     with photo.image.open("rb") as handle:
         data = handle.read()
-    image = open_image(data, max_pixels=settings.EDUMOOD_MAX_IMAGE_PIXELS)
+    # A huge photo is reduced once, while decoding; the boxes still come in its own pixels.
+    image = open_image(data, settings.EDUMOOD_MAX_IMAGE_PIXELS, max_side=DETECT_MAX_SIDE)
     classifier = load_classifier(version)
     return version, analyze_photo(image, classifier)
 

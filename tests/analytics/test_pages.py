@@ -85,8 +85,8 @@ def test_session_page_without_consent_explains_why_uploads_are_refused(web, teac
     assert b"No consent recorded" in page.content and b'id="dropzone"' not in page.content
 
 
-def test_photo_image_is_served_only_to_its_owner_and_never_cached(web, session, client):
-    (photo,) = services.upload_photos(session, [upload("a.png", image_bytes("PNG"))]).photos
+def test_photo_image_is_served_only_to_its_owner_and_never_cached(web, session, analyse):
+    (photo,) = analyse(session, upload("a.png", image_bytes("PNG")))
     response = web.get(reverse("analytics:photo-image", args=[photo.pk]))
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == photo.image.open("rb").read()
@@ -188,9 +188,9 @@ def test_anonymous_users_are_sent_to_login(client, session):
 
 
 def test_views_and_exports_are_logged_for_the_owner_and_survive_deletion(
-    web, session, other_teacher
+    web, session, other_teacher, analyse
 ):
-    (photo,) = services.upload_photos(session, [upload("a.png", image_bytes("PNG"))]).photos
+    (photo,) = analyse(session, upload("a.png", image_bytes("PNG")))
     classroom = session.classroom
     web.get(reverse("analytics:session", args=[session.pk]))
     web.get(reverse("analytics:photo-image", args=[photo.pk]))
