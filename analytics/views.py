@@ -6,6 +6,7 @@ from datetime import datetime, time
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,9 +18,14 @@ from classifier.services import active_model_version
 
 from . import charts, services
 from .api.serializers import PhotoSerializer
+from .api.views import API_READ_WINDOW
 from .choices import AccessAction, PhotoStatus, Retention, SessionKind
 from .forms import ClassroomForm, ConsentForm, DateRangeForm, RetentionForm, SessionForm
-from .models import Classroom, Photo, Session
+from .models import AccessRecord, Classroom, Photo, Session
+from .services.aggregates import ENGAGED
+
+# A face whose top class probability is below this is shown as a low-confidence estimate.
+LOW_CONFIDENCE = 0.5
 
 
 def _classroom(request, pk) -> Classroom:
@@ -65,7 +71,7 @@ def _classroom_page(request, classroom, **forms):
         "retention_form": forms.get("retention_form") or RetentionForm(instance=classroom),
         "session_form": forms.get("session_form") or SessionForm(),
         "definition": services.ENGAGEMENT_DEFINITION,
-        "access_records": classroom.access_records.select_related("session")[:20],
+        "access_count": classroom.access_records.count(),
     }
     status = 400 if forms else 200
     return render(request, "analytics/classroom_detail.html", context, status=status)
@@ -74,6 +80,18 @@ def _classroom_page(request, classroom, **forms):
 @login_required
 def classroom_detail(request, pk):
     return _classroom_page(request, _classroom(request, pk))
+
+
+ACCESS_LOG_PAGE = 50
+
+
+@login_required
+def access_log(request, pk):
+    """Who viewed or exported this classroom's results, newest first, a page at a time."""
+    classroom = _classroom(request, pk)
+    records = classroom.access_records.select_related("session").order_by("-at", "-id")
+    page = Paginator(records, ACCESS_LOG_PAGE).get_page(request.GET.get("page"))
+    return render(request, "analytics/access_log.html", {"classroom": classroom, "page": page})
 
 
 @login_required
@@ -153,6 +171,7 @@ def session_detail(request, pk):
             "colours": {**charts.STATE_COLOURS, "_other": charts.OTHER_COLOUR},
             "csrfToken": get_token(request),
             "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
+            "lowConfidence": LOW_CONFIDENCE,
             "photos": PhotoSerializer(photos, many=True).data,
         },
         "statuses": PhotoStatus.choices,
@@ -195,13 +214,21 @@ def photo_image(request, pk):
     photo = get_object_or_404(Photo, pk=pk, session__classroom__owner=request.user)
     if not photo.image:
         raise Http404("The original was deleted after analysis.")
-    services.record_access(
-        request.user,
-        AccessAction.VIEWED_PHOTO,
-        photo.session.classroom,
+    # A session page fetches each of its photos: the visit is its one row in the access log.
+    visited = AccessRecord.objects.filter(
+        user=request.user,
         session=photo.session,
-        detail=f"photo {photo.pk} ({photo.image_state})",
+        action=AccessAction.VIEWED_SESSION,
+        at__gte=timezone.now() - API_READ_WINDOW,
     )
+    if not visited.exists():
+        services.record_access(
+            request.user,
+            AccessAction.VIEWED_PHOTO,
+            photo.session.classroom,
+            session=photo.session,
+            detail=f"photo {photo.pk} ({photo.image_state})",
+        )
     content_type = mimetypes.guess_type(photo.image.name)[0] or "application/octet-stream"
     response = FileResponse(photo.image.open("rb"), content_type=content_type)
     response["Cache-Control"] = "private, no-store"
@@ -219,6 +246,23 @@ def _range(request):
         if form.cleaned_data["before"]:
             before = datetime.combine(form.cleaned_data["before"], time.max, zone)
     return form, after, before
+
+
+def _headline(analysed: list[dict]) -> dict:
+    """The dashboard's numbers, shown before any chart: faces, engagement over the range, and
+    the change from the previous analysed session to the latest (percentage points)."""
+    faces = sum(row["faces"] for row in analysed)
+    engaged = sum(row["counts"].get(ENGAGED, 0) for row in analysed)
+    change = None
+    if len(analysed) >= 2:
+        change = 100 * (analysed[-1]["engagement_index"] - analysed[-2]["engagement_index"])
+    return {
+        "sessions": len(analysed),
+        "faces": faces,
+        "engagement_index": engaged / faces if faces else None,
+        "latest": analysed[-1] if analysed else None,
+        "change": change,
+    }
 
 
 @login_required
@@ -239,7 +283,7 @@ def dashboard(request, pk):
     figures = {
         "engagement": charts.engagement_over_time(trends),
         "distribution": charts.state_distribution(trends),
-        "timeline": charts.session_timeline(timeline, chosen["title"]) if chosen else None,
+        "timeline": charts.session_timeline(timeline) if chosen else None,
         "kinds": charts.kind_comparison(kinds),
     }
     context = {
@@ -251,6 +295,7 @@ def dashboard(request, pk):
         "timeline": timeline,
         "kinds": kinds,
         "figures": figures,
+        "headline": _headline(analysed),
         "query": request.GET.urlencode(),
         "definition": services.ENGAGEMENT_DEFINITION,
         **_model_note(),
