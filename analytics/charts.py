@@ -45,6 +45,10 @@ def _session_label(row: dict) -> str:
     return f"{row['title']} ({timezone.localtime(row['started_at']):%d %b %Y})"
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _figure(traces: list[dict], **layout) -> dict:
     return {"data": traces, "layout": LAYOUT | layout}
 
@@ -125,10 +129,25 @@ def kind_comparison(kinds: dict[str, dict]) -> dict | None:
         traces.append(
             {
                 "type": "bar", "x": list(summary["shares"]), "y": list(summary["shares"].values()),
-                "name": f"{summary['label']} ({summary['sessions']} sessions, "
-                f"{summary['faces']} faces)",
+                "name": f"{summary['label']} ({_plural(summary['sessions'], 'session')}, "
+                f"{_plural(summary['faces'], 'face')})",
                 "marker": {"color": KIND_COLOURS[kind], "pattern": {"shape": pattern}},
                 "hovertemplate": "%{x} %{y:.0%}<extra></extra>",
             }
         )  # fmt: skip
     return _figure(traces, barmode="group", xaxis=GRID, yaxis=SHARE_AXIS)
+
+
+# An A4 page with 15 mm margins is 180 mm wide: 680 CSS px. The report's charts are drawn at that
+# width so that the printed page shows them whole.
+PRINT_WIDTH = 680
+
+
+def for_print(figure: dict | None) -> dict | None:
+    """A figure at a fixed width and height that fits an A4 page."""
+    if figure is None:
+        return None
+    return {
+        "data": figure["data"],
+        "layout": figure["layout"] | {"width": PRINT_WIDTH, "height": 300},
+    }

@@ -313,6 +313,11 @@ def report(request, pk):
     versions = services.model_versions_used(row["session"] for row in trends)
     kinds = services.compare_kinds([row for row in trends if row["faces"]])
     states = list(trends[0]["counts"]) if trends else list(charts.STATE_COLOURS)
+    figures = {
+        "engagement": charts.for_print(charts.engagement_over_time(trends)),
+        "distribution": charts.for_print(charts.state_distribution(trends)),
+        "kinds": charts.for_print(charts.kind_comparison(kinds)),
+    }
     context = {
         "classroom": classroom,
         "consent": classroom.consent,
@@ -330,6 +335,7 @@ def report(request, pk):
             for row in trends
         ],
         "kinds": kinds,
+        "figures": figures,
         "generated_at": timezone.now(),
         "definition": services.ENGAGEMENT_DEFINITION,
         **_model_note(),

@@ -2,6 +2,7 @@
 detail on a click or tap, a dashboard drawn fast and without console errors, and every page
 usable at a phone's 390 px width."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -122,6 +123,18 @@ def test_face_detail_and_fast_dashboard(live_server, out_dir):
         (out_dir / "dashboard-timing.txt").write_text(timing + "\n")
         expect(page.locator("#chart-kinds .main-svg").first).to_be_visible()
         page.screenshot(path=out_dir / "2-dashboard.png", full_page=True)
+
+        # The report: its charts, and a clean A4 page when printed.
+        page.click("text=Printable report")
+        expect(page.locator("#report-distribution .main-svg").first).to_be_visible()
+        expect(page.locator("#report-kinds .main-svg").first).to_be_visible()
+        page.screenshot(path=out_dir / "3-report.png", full_page=True)
+        page.emulate_media(media="print")
+        page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi
+        page.screenshot(path=out_dir / "4-report-printed.png", full_page=True)
+        expect(page.locator(".topbar")).to_be_hidden()
+        pdf = page.pdf(format="A4", path=out_dir / "report.pdf")
+        assert 1 <= len(re.findall(rb"/Type\s*/Page[^s]", pdf)) <= 2  # two A4 pages
         assert not errors, errors
         # The numbers are usable within the goal; the charts follow once plotly.js is parsed
         # (measured: see the timing file; seconds on a busy 2-core machine, so not asserted).
