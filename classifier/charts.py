@@ -64,9 +64,11 @@ def kfold_chart(result: dict) -> go.Figure | None:
 
 
 def fairness_chart(column: str, table: dict, title_suffix: str = "") -> go.Figure:
-    """Accuracy per group with its bootstrap interval, and the overall accuracy as a line."""
+    """Accuracy per group with its bootstrap interval, and the overall accuracy as a line; a
+    group without samples has no bar, and says so, instead of a bar at zero."""
     groups = list(table["groups"])
-    values = [table["groups"][g]["accuracy"] for g in groups]
+    entries = [table["groups"][g] for g in groups]
+    values = [e["accuracy"] if e["n"] else None for e in entries]
     figure = go.Figure(
         go.Bar(
             x=groups,
@@ -75,18 +77,21 @@ def fairness_chart(column: str, table: dict, title_suffix: str = "") -> go.Figur
                 "type": "data",
                 "symmetric": False,
                 "array": [
-                    table["groups"][g]["ci_high"] - v for g, v in zip(groups, values, strict=True)
+                    e["ci_high"] - v if v is not None else None
+                    for e, v in zip(entries, values, strict=True)
                 ],
                 "arrayminus": [
-                    v - table["groups"][g]["ci_low"] for g, v in zip(groups, values, strict=True)
+                    v - e["ci_low"] if v is not None else None
+                    for e, v in zip(entries, values, strict=True)
                 ],
             },
-            text=[f"n={table['groups'][g]['n']}" for g in groups],
-            marker_color=[
-                "#c0392b" if table["groups"][g].get("flagged") else "#2e86c1" for g in groups
-            ],
+            text=[f"n={e['n']}" if e["n"] else "no data" for e in entries],
+            marker_color=["#c0392b" if e.get("flagged") else "#2e86c1" for e in entries],
         )  # fmt: skip
     )
+    for group, entry in zip(groups, entries, strict=True):
+        if not entry["n"]:
+            figure.add_annotation(x=group, y=0.05, text="no data", showarrow=False)
     figure.add_hline(y=table["overall"]["accuracy"], line_dash="dash", annotation_text="overall")
     figure.update_layout(
         title=f"Accuracy by {column}{title_suffix} (95% interval)",
