@@ -34,22 +34,41 @@ def confusion_matrix(metrics: dict, normalised: bool) -> go.Figure | None:
     return figure
 
 
+def epoch_axis(epochs: int, title: str = "epoch") -> dict:
+    """Whole-number ticks (no "epoch 1.5"), at most about a dozen of them."""
+    return {"title": title, "tickmode": "linear", "tick0": 1, "dtick": max(1, -(-epochs // 12))}
+
+
+# Loss (unbounded) on the left axis, accuracies (0-100 %) on the right: on one axis a loss of 2
+# flattens every accuracy line. static/js/classifier.js draws the live chart the same way.
+ACCURACY_AXIS = {"title": "accuracy", "overlaying": "y", "side": "right", "range": [0, 1],
+                 "tickformat": ".0%", "showgrid": False}  # fmt: skip
+
+
 def training_curves(history: list[dict]) -> go.Figure | None:
     if not history:
         return None
     epochs = [h["epoch"] for h in history]
     figure = go.Figure()
     figure.add_scatter(x=epochs, y=[h.get("loss") for h in history], name="train loss")
-    figure.add_scatter(x=epochs, y=[h.get("accuracy") for h in history], name="train accuracy")
+    figure.add_scatter(
+        x=epochs, y=[h.get("accuracy") for h in history], name="train accuracy", yaxis="y2"
+    )
     if any(h.get("val_accuracy") is not None for h in history):
         figure.add_scatter(
-            x=epochs, y=[h.get("val_accuracy") for h in history], name="validation accuracy"
-        )
-    figure.update_layout(title="Training curves", xaxis_title="epoch", **LAYOUT)
+            x=epochs, y=[h.get("val_accuracy") for h in history], name="validation accuracy",
+            yaxis="y2",
+        )  # fmt: skip
+    figure.update_layout(
+        title="Training curves", xaxis=epoch_axis(len(epochs)),
+        yaxis={"title": "loss", "rangemode": "tozero"}, yaxis2=ACCURACY_AXIS,
+        legend={"orientation": "h", "y": -0.25}, **LAYOUT,
+    )  # fmt: skip
     return figure
 
 
 def kfold_chart(result: dict) -> go.Figure | None:
+    """Each metric per fold as markers: folds are separate runs, so no line joins them."""
     folds = result.get("folds") or []
     if not folds:
         return None
@@ -57,9 +76,13 @@ def kfold_chart(result: dict) -> go.Figure | None:
     x = list(range(1, len(folds) + 1))
     for metric in FOLD_METRICS:
         figure.add_scatter(
-            x=x, y=[fold.get(metric) for fold in folds], mode="lines+markers", name=metric
-        )
-    figure.update_layout(title="Metrics per fold", xaxis_title="fold", **LAYOUT)
+            x=x, y=[fold.get(metric) for fold in folds], mode="markers", name=metric,
+            marker={"size": 10},
+        )  # fmt: skip
+    figure.update_layout(
+        title="Metrics per fold", xaxis=epoch_axis(len(folds), "fold"),
+        yaxis={"range": [0, 1], "tickformat": ".0%"}, **LAYOUT,
+    )  # fmt: skip
     return figure
 
 

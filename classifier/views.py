@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from edumood_site.figures import plain, plain_figures
+from ml.history import loss_warning
 
 from . import charts
 from .choices import JobKind, JobStatus
@@ -138,7 +139,13 @@ def job_start(request, kind):
 @staff_required
 def job_detail(request, pk):
     job = get_object_or_404(Job, pk=pk)
-    context = {"job": job, "links": _job_links(job), "figures": {}}
+    history = (job.result or {}).get("history") or []
+    context = {
+        "job": job,
+        "links": _job_links(job),
+        "figures": {},
+        "loss_warning": loss_warning(history),
+    }
     if job.kind == JobKind.KFOLD and job.status == JobStatus.SUCCEEDED:
         context["kfold"] = {"job": job, "summary": kfold_summary(job.result)}
         context["figures"] = plain_figures({f"kfold_{job.pk}": charts.kfold_chart(job.result)})
@@ -186,8 +193,8 @@ def job_cancel(request, pk):
 @require_POST
 def job_retry(request, pk):
     job = get_object_or_404(Job, pk=pk)
-    if not job.is_terminal:
-        messages.error(request, "The job has not ended yet.")
+    if not job.is_terminal or job.status == JobStatus.SUCCEEDED:
+        messages.error(request, "Only a failed or cancelled job can be retried.")
         return redirect("classifier:job", pk)
     return redirect("classifier:job", retry_job(job, user=request.user).pk)
 
@@ -257,6 +264,7 @@ def model_detail(request, pk):
             "version": version,
             "metric_rows": _metric_rows(metrics),
             "metrics_source": metrics_source,
+            "loss_warning": loss_warning(version.history),
             "per_class": metrics.get("per_class", {}),
             "figures": figures,
             "kfolds": kfolds,

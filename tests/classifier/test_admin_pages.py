@@ -86,3 +86,45 @@ def test_model_pages_show_validation_accuracy_and_evaluated_numbers(admin_client
         reverse("classifier:model_compare"), {"ids": [model_version.pk, trained.pk]}
     ).content.decode()
     assert "0.520" in compared and "evaluation job #" in compared
+
+
+def _job(kind="train", status="succeeded", result=None):
+    from classifier.models import Job
+
+    return Job.objects.create(kind=kind, status=status, params={}, result=result)
+
+
+def test_a_finished_job_offers_no_retry_and_no_epoch_or_eta(admin_client):
+    rising = [{"epoch": e, "loss": loss, "accuracy": 0.3, "val_accuracy": 0.25}
+              for e, loss in enumerate([1.9, 1.5, 2.6, 5.0], start=1)]  # fmt: skip
+    done = _job(result={"history": rising, "epochs": 4, "epoch": 4})
+    page = admin_client.get(reverse("classifier:job", args=[done.pk])).content.decode()
+    assert "Retry with the same parameters" not in page
+    assert '<span data-field="training" hidden>' in page
+    assert 'id="loss-warning"' in page and "rose from 1.900" in page
+    refused = admin_client.post(reverse("classifier:job_retry", args=[done.pk]), follow=True)
+    assert "Only a failed or cancelled job can be retried" in refused.content.decode()
+    failed = _job(status="failed")
+    page = admin_client.get(reverse("classifier:job", args=[failed.pk])).content.decode()
+    assert "Retry with the same parameters" in page
+
+
+def test_training_charts_use_two_axes_whole_epochs_and_unjoined_folds():
+    from classifier import charts
+
+    history = [{"epoch": e, "loss": 2.0 / e, "accuracy": 0.1 * e} for e in range(1, 4)]
+    curves = charts.training_curves(history).to_plotly_json()
+    assert [t.get("yaxis") for t in curves["data"]] == [None, "y2"]
+    assert curves["layout"]["yaxis2"]["tickformat"] == ".0%"
+    assert curves["layout"]["xaxis"]["dtick"] == 1
+    folds = [{"accuracy": 0.5, "macro_f1": 0.4}, {"accuracy": 0.6, "macro_f1": 0.5}]
+    kfold = charts.kfold_chart({"folds": folds}).to_plotly_json()
+    assert {t["mode"] for t in kfold["data"]} == {"markers"}
+
+
+def test_the_jobs_list_refreshes_while_a_job_runs(admin_client):
+    _job(status="running")
+    _job()
+    page = admin_client.get(reverse("classifier:jobs")).content.decode()
+    assert page.count("data-running") == 1 and "js/classifier.js" in page
+    assert "js/poll.js" in page
