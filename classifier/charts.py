@@ -41,8 +41,13 @@ def epoch_axis(epochs: int, title: str = "epoch") -> dict:
 
 # Loss (unbounded) on the left axis, accuracies (0-100 %) on the right: on one axis a loss of 2
 # flattens every accuracy line. static/js/classifier.js draws the live chart the same way.
-ACCURACY_AXIS = {"title": "accuracy", "overlaying": "y", "side": "right", "range": [0, 1],
-                 "tickformat": ".0%", "showgrid": False}  # fmt: skip
+ACCURACY_AXIS = {
+    "title": "accuracy", "overlaying": "y", "side": "right", "range": [0, 1.02],
+    "tickmode": "linear", "dtick": 0.25, "tickformat": ".0%", "showgrid": False,
+}  # fmt: skip
+
+
+CURVES_MARGIN = {"l": 55, "r": 65, "t": 50, "b": 50}  # room for the accuracy axis
 
 
 def training_curves(history: list[dict]) -> go.Figure | None:
@@ -62,7 +67,7 @@ def training_curves(history: list[dict]) -> go.Figure | None:
     figure.update_layout(
         title="Training curves", xaxis=epoch_axis(len(epochs)),
         yaxis={"title": "loss", "rangemode": "tozero"}, yaxis2=ACCURACY_AXIS,
-        legend={"orientation": "h", "y": -0.25}, **LAYOUT,
+        legend={"orientation": "h", "y": -0.25}, **(LAYOUT | {"margin": CURVES_MARGIN}),
     )  # fmt: skip
     return figure
 

@@ -15,9 +15,12 @@ function curvesFigure(history) {
       title: { text: "Training curves" },
       xaxis: { title: { text: "epoch" }, tickmode: "linear", tick0: 1, dtick: Math.max(1, Math.ceil(epochs.length / 12)) },
       yaxis: { title: { text: "loss" }, rangemode: "tozero" },
-      yaxis2: { title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%", showgrid: false },
+      yaxis2: {
+        title: { text: "accuracy" }, overlaying: "y", side: "right", range: [0, 1.02],
+        tickmode: "linear", dtick: 0.25, tickformat: ".0%", showgrid: false,
+      },
       legend: { orientation: "h", y: -0.25 },
-      margin: { l: 50, r: 20, t: 50, b: 50 }, height: 360,
+      margin: { l: 55, r: 65, t: 50, b: 50 }, height: 360,
     },
   };
 }
