@@ -134,7 +134,7 @@ def test_dashboard_explains_empty_states_and_draws_charts_with_data(web, classro
     assert '<span class="big" id="headline-faces">6</span>' in page
     assert '<span class="big" id="headline-trend">-75 pts</span>' in page
     assert figures["timeline"] is None  # the latest session has only one photo
-    assert "vendor/plotly.min.js" in page
+    assert "vendor/plotly-basic.min.js" in page  # scatter and bar only: the small bundle
     chosen = web.get(url, {"session": monday.pk}).content.decode()
     assert '"timeline": {"data"' in chosen
     ranged = web.get(url, {"after": "2024-05-07", "before": "2024-05-07"}).content.decode()

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "a-long-test-password"
 CONFIDENT = {"happy": 0.82, "neutral": 0.1, "sad": 0.05, "angry": 0.03}
-UNSURE = {"neutral": 0.38, "sad": 0.34, "happy": 0.28}
+UNSURE = {"sad": 0.38, "neutral": 0.34, "happy": 0.28}
 DASHBOARD_GOAL_MS = 1500
 
 
@@ -36,7 +36,7 @@ def _stored_results():
             session=session, status="done", width=640, height=360, original_name="class.jpg"
         )
         for i, (state, label, probabilities) in enumerate(
-            (("Engaged", "happy", CONFIDENT), ("Neutral", "neutral", UNSURE))
+            (("Engaged", "happy", CONFIDENT), ("Bored", "sad", UNSURE))
         ):
             FaceResult.objects.create(
                 photo=photo, x=60 + 300 * i, y=80, w=160, h=160, score=0.99, label=label,
@@ -136,9 +136,8 @@ def test_face_detail_and_fast_dashboard(live_server, out_dir):
         pdf = page.pdf(format="A4", path=out_dir / "report.pdf")
         assert 1 <= len(re.findall(rb"/Type\s*/Page[^s]", pdf)) <= 2  # two A4 pages
         assert not errors, errors
-        # The numbers are usable within the goal; the charts follow once plotly.js is parsed
-        # (measured: see the timing file; seconds on a busy 2-core machine, so not asserted).
-        assert painted_ms < DASHBOARD_GOAL_MS, timing
+        # The goal: headline numbers at once, the first chart within 1.5 s (plotly's basic bundle).
+        assert painted_ms < DASHBOARD_GOAL_MS and drawn_ms < DASHBOARD_GOAL_MS, timing
         browser.close()
 
 
