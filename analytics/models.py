@@ -30,9 +30,10 @@ class Classroom(models.Model):
     name = models.CharField(max_length=120)
     subject = models.CharField(max_length=120, blank=True)
     description = models.TextField(blank=True)
-    # Deleting originals is the default: results are what the teacher needs, and a photo of
-    # students that no longer exists cannot leak.
-    retention = models.CharField(max_length=10, choices=Retention.choices, default=Retention.DELETE)
+    # A blurred copy is the default: results drawn on nothing (originals deleted) left teachers
+    # unable to tell which box was which part of the room, and a copy with every detected face
+    # pixelated is far less sensitive than the original. Deleting stays one choice away.
+    retention = models.CharField(max_length=10, choices=Retention.choices, default=Retention.BLUR)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,10 +4,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from edumood_site.work import BackgroundWork
 
 from .choices import TERMINAL_JOB_STATUSES, JobKind, JobStatus
+from .quality import QualityFlag, quality_flags
 
 
 class Job(BackgroundWork):
@@ -194,6 +196,11 @@ class ModelVersion(models.Model):
         # Evaluated versions carry "accuracy"; a checkpoint straight from training has only
         # its selection score on the validation split.
         return self.metrics.get("accuracy", self.metrics.get("val_accuracy"))
+
+    @cached_property
+    def quality_flags(self) -> list[QualityFlag]:
+        """Why promoting this version would be a mistake (one class, near chance); [] if none."""
+        return quality_flags(self.metrics, self.classes)
 
 
 class Dataset(models.Model):

@@ -5,6 +5,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from ml.data import ImageSet
 from ml.errors import DataError
+from ml.labels import states_of
 
 
 def classification_metrics(y_true, y_pred, classes) -> dict:
@@ -69,17 +70,22 @@ def _as_index(labels, classes: list[str]) -> np.ndarray:
     return np.asarray([lookup[str(v)] for v in labels], dtype=np.int64)
 
 
-def predict_labels(classifier, data: ImageSet, batch_size: int = 512) -> np.ndarray:
-    """Predicted class indices (into the classifier's classes) for every image of `data`.
+def predict_probabilities(classifier, data: ImageSet, batch_size: int = 512) -> np.ndarray:
+    """Class probabilities (N, C) of every image of `data`, C = the classifier's classes.
 
     Goes through `Classifier.predict_proba`, so scoring applies exactly the preprocessing of
     serving (normalisation and input blur stored in the checkpoint).
     """
     out = [
-        classifier.predict_proba(data.images[i : i + batch_size]).argmax(1)
+        classifier.predict_proba(data.images[i : i + batch_size])
         for i in range(0, len(data), batch_size)
     ]
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+    return np.concatenate(out) if out else np.zeros((0, len(classifier.classes)), np.float32)
+
+
+def predict_labels(classifier, data: ImageSet, batch_size: int = 512) -> np.ndarray:
+    """Predicted class indices (into the classifier's classes) for every image of `data`."""
+    return predict_probabilities(classifier, data, batch_size).argmax(1)
 
 
 def true_labels_for(data: ImageSet, classes: list[str]) -> np.ndarray:
@@ -91,6 +97,24 @@ def true_labels_for(data: ImageSet, classes: list[str]) -> np.ndarray:
     return remap[data.labels]
 
 
+def true_states_for(classifier, data: ImageSet) -> list[str]:
+    """The classroom state of every image of `data`.
+
+    Data labelled with the model's classes (or a subset) maps through its state mapping; data
+    labelled with the states the model maps to is taken as it is.
+    """
+    mapping = classifier.state_mapping
+    if all(c in classifier.classes for c in data.classes):
+        y_true = true_labels_for(data, classifier.classes)
+        return [mapping[classifier.classes[i]] for i in y_true]
+    if all(c in set(mapping.values()) for c in data.classes):
+        return [data.classes[i] for i in data.labels]
+    raise DataError(
+        f"data classes {data.classes} match neither the model's classes {classifier.classes} "
+        "nor its classroom states"
+    )
+
+
 def evaluate_classifier(classifier, data: ImageSet, map_states: bool = False) -> dict:
     """Score a Classifier on a dataset.
 
@@ -98,30 +122,17 @@ def evaluate_classifier(classifier, data: ImageSet, map_states: bool = False) ->
     `map_states` on classroom states too (top level = states, per class under "unmapped").
     Data whose classes are classroom states the model maps to is scored on states.
     """
-    from ml.labels import STATES
-
     predictions = predict_labels(classifier, data)
     mapping = classifier.state_mapping
+    unmapped = None
     if all(c in classifier.classes for c in data.classes):
         y_true = true_labels_for(data, classifier.classes)
-        metrics = classification_metrics(y_true, predictions, classifier.classes)
+        unmapped = classification_metrics(y_true, predictions, classifier.classes)
         if not map_states:
-            return metrics
-        true_states = [mapping[classifier.classes[i]] for i in y_true]
-        unmapped = metrics
-    elif all(c in set(mapping.values()) for c in data.classes):
-        true_states = [data.classes[i] for i in data.labels]
-        unmapped = None
-    else:
-        raise DataError(
-            f"data classes {data.classes} match neither the model's classes {classifier.classes} "
-            "nor its classroom states"
-        )
+            return unmapped
+    true_states = true_states_for(classifier, data)
     pred_states = [mapping[classifier.classes[i]] for i in predictions]
-    names = [s for s in STATES if s in set(mapping.values())] + sorted(
-        set(mapping.values()) - set(STATES)
-    )
-    metrics = classification_metrics(true_states, pred_states, names)
+    metrics = classification_metrics(true_states, pred_states, states_of(mapping))
     metrics["mapped_to_states"] = True
     if unmapped is not None:
         metrics["unmapped"] = unmapped

@@ -2,6 +2,8 @@
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 STATES = ("Angry", "Neutral", "Engaged", "Bored")
+# The engagement index is the share of faces in this state.
+ENGAGED = "Engaged"
 # Box and chart colours per classroom state (annotated photos and the web app's charts).
 STATE_COLOURS = {
     "Angry": "#d62728",
@@ -39,3 +41,9 @@ def default_state_mapping(classes) -> dict[str, str]:
 def to_state(label: str, mapping: dict[str, str]) -> str:
     """The classroom state of one predicted label (the label itself when unmapped)."""
     return mapping.get(label, label)
+
+
+def states_of(mapping: dict[str, str]) -> list[str]:
+    """The states a mapping leads to: those of STATES in their order, then any others sorted."""
+    targets = set(mapping.values())
+    return [s for s in STATES if s in targets] + sorted(targets - set(STATES))

@@ -21,12 +21,14 @@ from .aggregates import (
 from .analysis import (
     PhotoActionError,
     analyse_photo,
+    reanalysable_photos,
     reanalyse_session,
     retry_photo,
 )
 from .consent import (
     ConsentRequired,
     delete_photo_file,
+    photos_retention_changes,
     record_access,
     record_consent,
     set_retention,
@@ -41,7 +43,8 @@ from .uploads import (
 __all__ = [
     "ALLOWED_FORMATS", "ENGAGEMENT_DEFINITION", "ConsentRequired", "PhotoActionError",
     "UploadError", "analyse_photo", "classroom_sessions", "classroom_trends", "compare_kinds",
-    "delete_photo_file", "faces_csv", "model_versions_used", "reanalyse_session",
+    "delete_photo_file", "faces_csv", "model_versions_used", "photos_retention_changes",
+    "reanalysable_photos", "reanalyse_session",
     "record_access", "record_consent", "retry_photo", "session_summaries", "session_summary",
     "session_timeline", "sessions_csv", "set_retention", "upload_photos",
 ]  # fmt: skip

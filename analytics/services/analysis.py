@@ -110,15 +110,24 @@ def _requeue(ids: list[int]) -> None:
     transaction.on_commit(lambda: [enqueue_analysis(pk) for pk in ids])
 
 
+def reanalysable_photos(session: Session):
+    """(photos whose original is stored and not in analysis now, the other finished photos).
+
+    Only an original can be analysed again: a blurred copy hides the faces, a deleted one is gone.
+    """
+    photos = session.photos.exclude(status__in=[PhotoStatus.QUEUED, PhotoStatus.ANALYSING])
+    stored = photos.filter(image_state=ImageState.ORIGINAL).exclude(image="").exclude(image=None)
+    return stored, photos.exclude(pk__in=stored.values("pk"))
+
+
 def reanalyse_session(session: Session) -> tuple[int, int]:
     """Queue every photo whose original is still stored for analysis by the active model.
 
     Existing results stay, with their model version, until the new ones replace them. Returns
     (queued, skipped): photos whose original was deleted or blurred cannot be analysed again.
     """
-    photos = session.photos.exclude(status__in=[PhotoStatus.QUEUED, PhotoStatus.ANALYSING])
-    stored = photos.filter(image_state=ImageState.ORIGINAL).exclude(image="").exclude(image=None)
+    stored, others = reanalysable_photos(session)
     ids = list(stored.values_list("pk", flat=True))
-    skipped = photos.exclude(pk__in=ids).count()
+    skipped = others.count()
     _requeue(ids)
     return len(ids), skipped

@@ -70,10 +70,11 @@ def test_a_photo_without_faces_is_done_with_zero_faces_and_the_model_loads_once(
         assert (photo.status, photo.error, photo.faces.count()) == ("done", "", 0)
         assert photo.model_version == model_version and photo.analysed_at is not None
         assert photo.attempts == 1
-        # Default retention: the original is deleted once the results are stored.
-        assert photo.image_state == ImageState.DELETED and not photo.image
+        # Default retention: a blurred copy replaces the original once results are stored.
+        assert photo.image_state == ImageState.BLURRED and photo.image
     assert len(fresh_model_cache) == 1  # two photos, one checkpoint load in this process
-    assert stored_files(media_root) == []
+    files = stored_files(media_root)  # both re-encoded as JPEG copies, b.png included
+    assert len(files) == 2 and all(name.endswith(".jpg") for name in files)
     summary = services.session_summary(session)
     assert summary["faces"] == 0 and summary["engagement_index"] is None
     assert summary["photos"]["done"] == 2
