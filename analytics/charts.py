@@ -1,25 +1,35 @@
 """Plotly figures of the classroom dashboard, built from the aggregates in services.
 
-Each function returns a figure as plain JSON (for `json_script` and `Plotly.newPlot`) or None
-when there is nothing to draw, so the page can say why instead of showing an empty frame.
+Each function returns a figure as plain JSON (for `json_script`, drawn by figures.js) or None
+when there is nothing to draw, so the page can say why instead of showing an empty frame. The
+dicts are written directly: plotly.graph_objects' validation cost the dashboard a second.
 """
 
-from datetime import timedelta
-
-import plotly.graph_objects as go
 from django.utils import timezone
 
-from edumood_site.figures import plain
 from ml.labels import OTHER_COLOUR, STATE_COLOURS, STATES
 
 from .choices import SessionKind
+from .services.aggregates import ENGAGED
 
+# Titles are the cards' HTML headings (they wrap on a phone and Plotly's toolbar never covers
+# them); every share is on one 0-100 % scale; sessions sit on a category axis, one point each.
 LAYOUT = {
-    "margin": {"l": 50, "r": 20, "t": 40, "b": 50},
-    "legend": {"orientation": "h", "y": -0.2},
-    "template": "plotly_white",
-    "height": 360,
+    "margin": {"l": 55, "r": 15, "t": 30, "b": 40},
+    "legend": {"orientation": "h", "y": -0.18, "font": {"size": 14}},
+    "font": {"size": 13},
+    "height": 380,
+    "paper_bgcolor": "#fff",
+    "plot_bgcolor": "#fff",
+    "hovermode": "closest",
 }
+GRID = {"gridcolor": "#e3e7ee", "zeroline": False, "automargin": True}
+SHARE_AXIS = GRID | {"tickformat": ".0%", "range": [0, 1.02], "title": {"text": "Share of faces"}}
+SESSION_AXIS = GRID | {"type": "category"}
+INDEX_LINE = {"color": "#152043", "width": 4}
+# The engagement index is the Engaged share: the index line stands for it, the other states are
+# drawn beside it (two identical lines would hide one another).
+KIND_COLOURS = {SessionKind.IN_PERSON: "#2457d6", SessionKind.ONLINE: "#9a6700"}
 
 
 def colour(state: str) -> str:
@@ -27,128 +37,117 @@ def colour(state: str) -> str:
 
 
 def _states(rows: list[dict]) -> list[str]:
-    seen = {state for row in rows for state in row["counts"]}
+    seen = {state for row in rows for state in row["shares"]}
     return [s for s in STATES if s in seen or s in STATE_COLOURS] + sorted(seen - set(STATES))
 
 
 def _session_label(row: dict) -> str:
-    return f"{row['title']} ({timezone.localtime(row['started_at']):%d %b})"
+    return f"{row['title']} ({timezone.localtime(row['started_at']):%d %b %Y})"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _figure(traces: list[dict], **layout) -> dict:
+    return {"data": traces, "layout": LAYOUT | layout}
+
+
+def _index_and_shares(x: list, points: list[dict], hover: str) -> list[dict]:
+    """The engagement index (bold) and the share of each other state, on the same x."""
+    traces = [
+        {
+            "type": "scatter", "x": x, "y": [p["engagement_index"] for p in points],
+            "name": "Engagement index (Engaged share)", "mode": "lines+markers",
+            "line": INDEX_LINE, "marker": {"size": 9},
+            "hovertemplate": hover + "Engagement index %{y:.0%}<extra></extra>",
+        }
+    ]  # fmt: skip
+    for state in _states(points):
+        if state != ENGAGED:
+            traces.append(
+                {
+                    "type": "scatter", "x": x, "y": [p["shares"].get(state) for p in points],
+                    "name": f"{state} share", "mode": "lines+markers",
+                    "line": {"color": colour(state), "dash": "dot", "width": 2},
+                    "hovertemplate": hover + state + " %{y:.0%}<extra></extra>",
+                }
+            )  # fmt: skip
+    return traces
 
 
 def engagement_over_time(trends: list[dict]) -> dict | None:
-    """Engagement index (bold) and the share of each state, one point per session."""
+    """Engagement index and the other states' shares, one point per analysed session."""
     rows = [row for row in trends if row["faces"]]
     if not rows:
         return None
-    x = [row["started_at"] for row in rows]
-    text = [_session_label(row) for row in rows]
-    fig = go.Figure()
-    fig.add_scatter(
-        x=x,
-        y=[row["engagement_index"] for row in rows],
-        name="Engagement index",
-        mode="lines+markers",
-        line={"color": "#152043", "width": 4},
-        text=text,
-        hovertemplate="%{text}<br>Engagement index %{y:.0%}<extra></extra>",
-    )
-    for state in _states(rows):
-        fig.add_scatter(
-            x=x,
-            y=[row["shares"].get(state) for row in rows],
-            name=f"{state} share",
-            mode="lines+markers",
-            line={"color": colour(state), "dash": "dot"},
-            text=text,
-            hovertemplate="%{text}<br>" + state + " %{y:.0%}<extra></extra>",
-        )
-    fig.update_layout(
-        title="Engagement index and state shares per session",
-        yaxis={"tickformat": ".0%", "range": [-0.02, 1.02], "title": "Share of faces"},
-        **LAYOUT,
-    )
-    if len(rows) == 1:  # one point: show the day around it, not milliseconds
-        fig.update_xaxes(range=[x[0] - timedelta(days=1), x[0] + timedelta(days=1)])
-    return plain(fig)
+    x = [_session_label(row) for row in rows]
+    return _figure(_index_and_shares(x, rows, "%{x}<br>"), xaxis=SESSION_AXIS, yaxis=SHARE_AXIS)
 
 
 def state_distribution(trends: list[dict]) -> dict | None:
-    """Faces per state in each session, stacked."""
+    """The share of faces in each state per session, stacked to 100 % (counts on hover)."""
     rows = [row for row in trends if row["faces"]]
     if not rows:
         return None
     labels = [_session_label(row) for row in rows]
-    fig = go.Figure()
-    for state in _states(rows):
-        fig.add_bar(
-            x=labels,
-            y=[row["counts"].get(state, 0) for row in rows],
-            name=state,
-            marker_color=colour(state),
-        )
-    fig.update_layout(
-        title="State distribution per session (faces)",
-        barmode="stack",
-        yaxis={"title": "Faces"},
-        **LAYOUT,
-    )
-    return plain(fig)
+    traces = [
+        {
+            "type": "bar", "x": labels, "y": [row["shares"].get(state) or 0 for row in rows],
+            "customdata": [row["counts"].get(state, 0) for row in rows], "name": state,
+            "marker": {"color": colour(state)},
+            "hovertemplate": "%{x}<br>" + state + " %{y:.0%} (%{customdata} faces)<extra></extra>",
+        }
+        for state in _states(rows)
+    ]  # fmt: skip
+    legend = LAYOUT["legend"] | {"traceorder": "normal"}  # the states in their usual order
+    return _figure(traces, barmode="stack", xaxis=SESSION_AXIS, yaxis=SHARE_AXIS, legend=legend)
 
 
-def session_timeline(timeline: dict, title: str) -> dict | None:
-    """Within one session: the engagement index and state shares photo by photo."""
+def session_timeline(timeline: dict) -> dict | None:
+    """Within one session: the engagement index and the other states' shares photo by photo."""
     points = [p for p in timeline["points"] if p["faces"]]
     if len(points) < 2:
         return None
     by_time = timeline["order"] == "capture time"
-    x = [p["time"] if by_time else p["position"] for p in points]
-    fig = go.Figure()
-    fig.add_scatter(
-        x=x,
-        y=[p["engagement_index"] for p in points],
-        name="Engagement index",
-        mode="lines+markers",
-        line={"color": "#152043", "width": 4},
-        customdata=[[p["faces"]] for p in points],
-        hovertemplate="Engagement index %{y:.0%} (%{customdata[0]} faces)<extra></extra>",
-    )
-    for state in STATES:
-        fig.add_scatter(
-            x=x,
-            y=[p["shares"].get(state) for p in points],
-            name=f"{state} share",
-            mode="lines",
-            line={"color": colour(state), "dash": "dot"},
-        )
-    fig.update_layout(
-        title=f"Within the session “{title}” (by {timeline['order']})",
-        xaxis={"title": "Capture time" if by_time else "Photo (upload order)"}
-        | ({} if by_time else {"dtick": 1}),
-        yaxis={"tickformat": ".0%", "range": [-0.02, 1.02], "title": "Share of faces"},
-        **LAYOUT,
-    )
-    return plain(fig)
+    x = [p["time"].isoformat() if by_time else p["position"] for p in points]
+    xaxis = GRID | {"title": {"text": "Capture time" if by_time else "Photo (upload order)"}}
+    if not by_time:
+        xaxis["dtick"] = 1
+    return _figure(_index_and_shares(x, points, ""), xaxis=xaxis, yaxis=SHARE_AXIS)
 
 
 def kind_comparison(kinds: dict[str, dict]) -> dict | None:
-    """In-person vs online: state shares of all faces of each kind, side by side."""
+    """In-person vs online: state shares of all faces of each kind, side by side; one colour
+    (and a hatch for online) per kind, so the legend's swatches tell the kinds apart."""
     present = [k for k in SessionKind.values if k in kinds and kinds[k]["faces"]]
     if len(present) < 2:
         return None
-    fig = go.Figure()
+    traces = []
     for kind, pattern in zip(present, ("", "/"), strict=False):
         summary = kinds[kind]
-        fig.add_bar(
-            x=list(summary["shares"]),
-            y=list(summary["shares"].values()),
-            name=f"{summary['label']} ({summary['sessions']} sessions, {summary['faces']} faces)",
-            marker={"color": [colour(s) for s in summary["shares"]], "pattern_shape": pattern},
-            hovertemplate="%{x} %{y:.0%}<extra></extra>",
-        )
-    fig.update_layout(
-        title="In person vs online: share of faces per state",
-        barmode="group",
-        yaxis={"tickformat": ".0%", "title": "Share of faces"},
-        **LAYOUT,
-    )
-    return plain(fig)
+        traces.append(
+            {
+                "type": "bar", "x": list(summary["shares"]), "y": list(summary["shares"].values()),
+                "name": f"{summary['label']} ({_plural(summary['sessions'], 'session')}, "
+                f"{_plural(summary['faces'], 'face')})",
+                "marker": {"color": KIND_COLOURS[kind], "pattern": {"shape": pattern}},
+                "hovertemplate": "%{x} %{y:.0%}<extra></extra>",
+            }
+        )  # fmt: skip
+    return _figure(traces, barmode="group", xaxis=GRID, yaxis=SHARE_AXIS)
+
+
+# An A4 page with 15 mm margins is 180 mm wide: 680 CSS px. The report's charts are drawn at that
+# width so that the printed page shows them whole.
+PRINT_WIDTH = 680
+
+
+def for_print(figure: dict | None) -> dict | None:
+    """A figure at a fixed width and height that fits an A4 page."""
+    if figure is None:
+        return None
+    return {
+        "data": figure["data"],
+        "layout": figure["layout"] | {"width": PRINT_WIDTH, "height": 300},
+    }

@@ -7,6 +7,7 @@ app_name = "analytics"
 urlpatterns = [
     path("classrooms/", views.classroom_list, name="classrooms"),
     path("classrooms/<int:pk>/", views.classroom_detail, name="classroom"),
+    path("classrooms/<int:pk>/access/", views.access_log, name="access-log"),
     path("classrooms/<int:pk>/consent/", views.record_consent, name="consent"),
     path("classrooms/<int:pk>/retention/", views.update_retention, name="retention"),
     path("classrooms/<int:pk>/delete/", views.delete_classroom, name="classroom-delete"),

@@ -6,6 +6,7 @@ from datetime import datetime, time
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,9 +19,14 @@ from classifier.services import active_model_version
 
 from . import charts, services
 from .api.serializers import PhotoSerializer
+from .api.views import API_READ_WINDOW
 from .choices import AccessAction, PhotoStatus, Retention, SessionKind
 from .forms import ClassroomForm, ConsentForm, DateRangeForm, RetentionForm, SessionForm
-from .models import Classroom, Photo, Session
+from .models import AccessRecord, Classroom, Photo, Session
+from .services.aggregates import ENGAGED
+
+# A face whose top class probability is below this is shown as a low-confidence estimate.
+LOW_CONFIDENCE = 0.5
 
 
 def _classroom(request, pk) -> Classroom:
@@ -83,7 +89,7 @@ def _classroom_page(request, classroom, **forms):
         "retention_form": forms.get("retention_form") or RetentionForm(instance=classroom),
         "session_form": forms.get("session_form") or SessionForm(),
         "definition": services.ENGAGEMENT_DEFINITION,
-        "access_records": classroom.access_records.select_related("session")[:20],
+        "access_count": classroom.access_records.count(),
         # Consent recorded from a session's "record consent" link returns to that session.
         "return_session": _session_of(
             classroom, request.POST.get("session") or request.GET.get("session")
@@ -96,6 +102,18 @@ def _classroom_page(request, classroom, **forms):
 @login_required
 def classroom_detail(request, pk):
     return _classroom_page(request, _classroom(request, pk))
+
+
+ACCESS_LOG_PAGE = 50
+
+
+@login_required
+def access_log(request, pk):
+    """Who viewed or exported this classroom's results, newest first, a page at a time."""
+    classroom = _classroom(request, pk)
+    records = classroom.access_records.select_related("session").order_by("-at", "-id")
+    page = Paginator(records, ACCESS_LOG_PAGE).get_page(request.GET.get("page"))
+    return render(request, "analytics/access_log.html", {"classroom": classroom, "page": page})
 
 
 @login_required
@@ -200,6 +218,7 @@ def session_detail(request, pk):
                 settings.EDUMOOD_MAX_DATASET_BYTES,
                 settings.EDUMOOD_MAX_BATCH_PIXELS // settings.EDUMOOD_MAX_PIXELS_PER_BYTE,
             ),
+            "lowConfidence": LOW_CONFIDENCE,
             "photos": PhotoSerializer(photos, many=True).data,
         },
         "statuses": PhotoStatus.choices,
@@ -257,13 +276,21 @@ def photo_image(request, pk):
     photo = get_object_or_404(Photo, pk=pk, session__classroom__owner=request.user)
     if not photo.image:
         raise Http404("The original was deleted after analysis.")
-    services.record_access(
-        request.user,
-        AccessAction.VIEWED_PHOTO,
-        photo.session.classroom,
+    # A session page fetches each of its photos: the visit is its one row in the access log.
+    visited = AccessRecord.objects.filter(
+        user=request.user,
         session=photo.session,
-        detail=f"photo {photo.pk} ({photo.image_state})",
+        action=AccessAction.VIEWED_SESSION,
+        at__gte=timezone.now() - API_READ_WINDOW,
     )
+    if not visited.exists():
+        services.record_access(
+            request.user,
+            AccessAction.VIEWED_PHOTO,
+            photo.session.classroom,
+            session=photo.session,
+            detail=f"photo {photo.pk} ({photo.image_state})",
+        )
     content_type = mimetypes.guess_type(photo.image.name)[0] or "application/octet-stream"
     response = FileResponse(photo.image.open("rb"), content_type=content_type)
     response["Cache-Control"] = "private, no-store"
@@ -281,6 +308,23 @@ def _range(request):
         if form.cleaned_data["before"]:
             before = datetime.combine(form.cleaned_data["before"], time.max, zone)
     return form, after, before
+
+
+def _headline(analysed: list[dict]) -> dict:
+    """The dashboard's numbers, shown before any chart: faces, engagement over the range, and
+    the change from the previous analysed session to the latest (percentage points)."""
+    faces = sum(row["faces"] for row in analysed)
+    engaged = sum(row["counts"].get(ENGAGED, 0) for row in analysed)
+    change = None
+    if len(analysed) >= 2:
+        change = 100 * (analysed[-1]["engagement_index"] - analysed[-2]["engagement_index"])
+    return {
+        "sessions": len(analysed),
+        "faces": faces,
+        "engagement_index": engaged / faces if faces else None,
+        "latest": analysed[-1] if analysed else None,
+        "change": change,
+    }
 
 
 @login_required
@@ -301,7 +345,7 @@ def dashboard(request, pk):
     figures = {
         "engagement": charts.engagement_over_time(trends),
         "distribution": charts.state_distribution(trends),
-        "timeline": charts.session_timeline(timeline, chosen["title"]) if chosen else None,
+        "timeline": charts.session_timeline(timeline) if chosen else None,
         "kinds": charts.kind_comparison(kinds),
     }
     context = {
@@ -313,6 +357,7 @@ def dashboard(request, pk):
         "timeline": timeline,
         "kinds": kinds,
         "figures": figures,
+        "headline": _headline(analysed),
         "query": request.GET.urlencode(),
         "definition": services.ENGAGEMENT_DEFINITION,
         **_model_note(row["session"] for row in analysed),
@@ -330,6 +375,11 @@ def report(request, pk):
     versions = services.model_versions_used(row["session"] for row in trends)
     kinds = services.compare_kinds([row for row in trends if row["faces"]])
     states = list(trends[0]["counts"]) if trends else list(charts.STATE_COLOURS)
+    figures = {
+        "engagement": charts.for_print(charts.engagement_over_time(trends)),
+        "distribution": charts.for_print(charts.state_distribution(trends)),
+        "kinds": charts.for_print(charts.kind_comparison(kinds)),
+    }
     context = {
         "classroom": classroom,
         "consent": classroom.consent,
@@ -347,6 +397,7 @@ def report(request, pk):
             for row in trends
         ],
         "kinds": kinds,
+        "figures": figures,
         "generated_at": timezone.now(),
         "definition": services.ENGAGEMENT_DEFINITION,
         **_model_note(row["session"] for row in trends),

@@ -132,6 +132,7 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
     run becomes a version: a cancelled one is no result to compare or promote, unless the
     admin asked to keep it (`keep_if_cancelled`), and then its name says so.
     """
+    from ml.history import loss_warning
     from ml.train import train
 
     path = media_path(f"checkpoints/job-{job.pk}.pt")
@@ -140,6 +141,15 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
         should_stop=job.should_stop, checkpoint_path=path, resume=True,
     )  # fmt: skip
     path.unlink(missing_ok=True)
+    if checkpoint.get("stopped_early"):
+        job.add_log(
+            f"Stopped early after epoch {checkpoint['epoch']} of {config.epochs}: no validation "
+            f"improvement for {config.patience} epochs; kept the best epoch "
+            f"({checkpoint['metrics'].get('best_epoch')})"
+        )
+    warning = loss_warning(checkpoint["history"])
+    if warning:
+        job.add_log("Warning: " + warning)
     cancelled = checkpoint["cancelled"]
     if cancelled and not (checkpoint["history"] and job.params.get("keep_if_cancelled")):
         raise WorkCancelled({**(job.result or {}), "history": checkpoint["history"]})
@@ -222,7 +232,9 @@ def kfold_job(job: Job) -> dict:
     params = dict(job.params)
     if params.get("model_version"):
         version = _model_version(job)
-        params = {**version.params, **params}
+        # The version's own architecture: a checkpoint imported without its recipe has no
+        # "arch" in its params, and the recipe's default must not silently replace it.
+        params = {**version.params, "arch": version.arch, **params}
         params.setdefault("dataset_version", version.dataset_version_id)
         job.params = params
     data = load_version(_dataset_version(job))

@@ -17,5 +17,6 @@ urlpatterns = [
     path("models/<int:pk>/", views.model_detail, name="model"),
     path("models/<int:pk>/promote/", views.model_promote, name="model_promote"),
     path("audits/<int:pk>/", views.audit_detail, name="audit"),
+    path("fairness/", views.fairness, name="fairness"),
     path("fairness/compare/", views.fairness_compare, name="fairness_compare"),
 ]

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.permissions import staff_required
 from edumood_site.figures import plain, plain_figures
+from ml.history import loss_warning
 
 from . import charts
 from .choices import JobKind, JobStatus
@@ -127,7 +128,13 @@ def job_start(request, kind):
 @staff_required
 def job_detail(request, pk):
     job = get_object_or_404(Job, pk=pk)
-    context = {"job": job, "links": _job_links(job), "figures": {}}
+    history = (job.result or {}).get("history") or []
+    context = {
+        "job": job,
+        "links": _job_links(job),
+        "figures": {},
+        "loss_warning": loss_warning(history),
+    }
     if job.kind == JobKind.KFOLD and job.status == JobStatus.SUCCEEDED:
         context["kfold"] = {"job": job, "summary": kfold_summary(job.result)}
         context["figures"] = plain_figures({f"kfold_{job.pk}": charts.kfold_chart(job.result)})
@@ -177,8 +184,8 @@ def job_cancel(request, pk):
 @require_POST
 def job_retry(request, pk):
     job = get_object_or_404(Job, pk=pk)
-    if not job.is_terminal:
-        messages.error(request, "The job has not ended yet.")
+    if not job.is_terminal or job.status == JobStatus.SUCCEEDED:
+        messages.error(request, "Only a failed or cancelled job can be retried.")
         return redirect("classifier:job", pk)
     return redirect("classifier:job", retry_job(job, user=request.user).pk)
 
@@ -191,6 +198,23 @@ def model_list(request):
     versions = list(ModelVersion.objects.select_related("dataset_version__dataset", "created_by"))
     flagged = sum(1 for version in versions if version.quality_flags)
     return render(request, "classifier/model_list.html", {"versions": versions, "flagged": flagged})
+
+
+def shown_metrics(version: ModelVersion) -> tuple[dict, str]:
+    """The metrics pages show for a version, and where they come from: its stored metrics when
+    they are full, else its latest evaluation's; a checkpoint straight from training has at
+    least the validation accuracy it was selected by."""
+    metrics = dict(version.metrics or {})
+    if metrics.get("macro_f1") is None:
+        evaluation = (
+            jobs_about(version, JobKind.EVALUATE).filter(status=JobStatus.SUCCEEDED).first()
+        )
+        if evaluation is not None and evaluation.result.get("metrics"):
+            return evaluation.result["metrics"], f"evaluation job #{evaluation.pk}"
+    if metrics.get("accuracy") is None and version.accuracy is not None:
+        metrics["accuracy"] = version.accuracy
+        return metrics, "validation split, at the epoch training kept"
+    return metrics, "validation split"
 
 
 def _metric_rows(metrics: dict) -> list[tuple[str, float]]:
@@ -208,7 +232,7 @@ def model_detail(request, pk):
     version = get_object_or_404(
         ModelVersion.objects.select_related("dataset_version__dataset"), pk=pk
     )
-    metrics = version.metrics or {}
+    metrics, metrics_source = shown_metrics(version)
     kfolds = [
         {"job": j, "summary": kfold_summary(j.result)}
         for j in jobs_about(version, JobKind.KFOLD)
@@ -231,6 +255,8 @@ def model_detail(request, pk):
         {
             "version": version,
             "metric_rows": _metric_rows(metrics),
+            "metrics_source": metrics_source,
+            "loss_warning": loss_warning(version.history),
             "per_class": metrics.get("per_class", {}),
             "figures": figures,
             "kfolds": kfolds,
@@ -247,20 +273,26 @@ def model_compare(request):
     if len(versions) < 2:
         messages.error(request, "Tick two or more versions to compare.")
         return redirect("classifier:models")
+    shown = [shown_metrics(v) for v in versions]
+    metrics = [m for m, _ in shown]
     rows = [
-        (label, [v.metrics.get(key) for v in versions])
+        (label, [m.get(key) for m in metrics])
         for key, label in METRIC_ROWS
-        if any(v.metrics.get(key) is not None for v in versions)
+        if any(m.get(key) is not None for m in metrics)
     ]
-    classes = sorted({c for v in versions for c in v.metrics.get("per_class", {})})
+    classes = sorted({c for m in metrics for c in m.get("per_class", {})})
     per_class = [
-        (c, [v.metrics.get("per_class", {}).get(c, {}).get("f1") for v in versions])
-        for c in classes
+        (c, [m.get("per_class", {}).get(c, {}).get("f1") for m in metrics]) for c in classes
     ]
     return render(
         request,
         "classifier/model_compare.html",
-        {"versions": versions, "rows": rows, "per_class": per_class},
+        {
+            "versions": versions,
+            "sources": [source for _, source in shown],
+            "rows": rows,
+            "per_class": per_class,
+        },
     )
 
 
@@ -320,9 +352,35 @@ def audit_detail(request, pk):
 
 
 @staff_required
+def fairness(request):
+    """The fairness dashboard's entry: every audit (or one model's), to open or to compare."""
+    picked = _picked_audit(request, "audit")
+    if picked is not None:  # the audit picker
+        return redirect("classifier:audit", picked.pk)
+    audits = AuditReport.objects.select_related("model_version", "dataset_version__dataset")
+    model = None
+    if request.GET.get("model", "").isdigit():
+        model = get_object_or_404(ModelVersion, pk=request.GET["model"])
+        audits = audits.filter(model_version=model)
+    return render(request, "classifier/fairness.html", {"audits": audits, "model": model})
+
+
+def _picked_audit(request, name: str) -> AuditReport | None:
+    value = request.GET.get(name, "")
+    return AuditReport.objects.filter(pk=value).first() if value.isdigit() else None
+
+
+def _group_accuracy(table: dict, group: str) -> float | None:
+    entry = table["groups"].get(group)
+    return entry["accuracy"] if entry and entry["n"] else None  # no samples: no data
+
+
+@staff_required
 def fairness_compare(request):
-    before = get_object_or_404(AuditReport, pk=request.GET.get("before") or 0)
-    after = get_object_or_404(AuditReport, pk=request.GET.get("after") or 0)
+    before, after = _picked_audit(request, "before"), _picked_audit(request, "after")
+    if before is None or after is None:
+        messages.info(request, "Pick two audits to compare: one before and one after mitigation.")
+        return redirect("classifier:fairness")
     pairs = []
     after_columns = {c["name"]: c for c in audit_columns(after, "after")}
     figures = {}
@@ -332,11 +390,7 @@ def fairness_compare(request):
             continue
         groups = sorted(set(column["table"]["groups"]) | set(other["table"]["groups"]))
         changes = [
-            (
-                g,
-                column["table"]["groups"].get(g, {}).get("accuracy"),
-                other["table"]["groups"].get(g, {}).get("accuracy"),
-            )
+            (g, _group_accuracy(column["table"], g), _group_accuracy(other["table"], g))
             for g in groups
         ]
         pairs.append({"name": column["name"], "before": column, "after": other, "changes": changes})

@@ -15,7 +15,7 @@ ENGAGED = "Engaged"
 
 ENGAGEMENT_DEFINITION = (
     "The engagement index is the share of detected faces whose estimated state is Engaged "
-    "(expressions read as happy or surprised): Engaged faces ÷ all faces, from 0 to 1."
+    "(expressions read as happy or surprised): Engaged faces ÷ all faces, shown from 0 to 100 %."
 )
 
 

@@ -51,14 +51,16 @@ def sessions_csv(classroom: Classroom, after=None, before=None) -> str:
 
 
 def faces_csv(sessions) -> str:
-    """One row per detected face: box, state, label, probabilities. Never an image."""
+    """One row per detected face: its photo (file name as uploaded, EXIF capture time, upload
+    time), box, state, label, probabilities. Never an image."""
     faces = list(
         FaceResult.objects.filter(photo__session__in=sessions)
         .select_related("photo__session", "model_version")
         .order_by("photo__session__started_at", "photo__session_id", "photo_id", "id")
     )
     classes = sorted({c for face in faces for c in face.probabilities})
-    header = ["session_id", "session_title", "session_started_at", "photo_id", "captured_at"]
+    header = ["session_id", "session_title", "session_started_at", "photo_id", "photo_file"]
+    header += ["captured_at", "uploaded_at"]
     header += ["x", "y", "w", "h", "score", "label", "state", "model_version"]
     header += [f"p_{c}" for c in classes]
     rows = (
@@ -67,7 +69,9 @@ def faces_csv(sessions) -> str:
             face.photo.session.title,
             face.photo.session.started_at,
             face.photo_id,
+            face.photo.original_name,
             face.photo.captured_at,
+            face.photo.uploaded_at,
             face.x,
             face.y,
             face.w,

@@ -43,6 +43,36 @@
     return photo.status;
   }
 
+  function confidence(face) {
+    return Math.max(...Object.values(face.probabilities));
+  }
+
+  function uncertain(face) {
+    return confidence(face) < cfg.lowConfidence;
+  }
+
+  function faceName(index) {
+    return `Face ${index + 1}`;
+  }
+
+  // The detail of one face: state, confidence (the top probability) and every probability.
+  function faceDetail(face, index) {
+    const probabilities = Object.entries(face.probabilities).sort((a, b) => b[1] - a[1]);
+    const rows = el("ul", { class: "probabilities" });
+    for (const [label, p] of probabilities) {
+      rows.append(el("li", {},
+        el("span", { class: "label", text: label }),
+        el("span", { class: "bar" }, el("span", { style: `width: ${Math.round(p * 100)}%` })),
+        el("span", { class: "value", text: pct(p) })));
+    }
+    return el("div", { class: "face-detail", "data-face-detail": index },
+      el("strong", { text: `${faceName(index)}: ` }),
+      el("span", { class: "state-" + face.state, text: face.state }),
+      ` (${face.label}), confidence ${pct(confidence(face))}`,
+      uncertain(face) ? el("span", { class: "uncertain-tag", text: "low confidence" }) : null,
+      rows);
+  }
+
   function renderPhoto(photo) {
     const width = photo.width || 4;
     const height = photo.height || 3;
@@ -52,24 +82,50 @@
     } else {
       frame.append(el("div", { class: "neutral", text: "Original deleted after analysis; boxes shown on a blank canvas of the photo's size." }));
     }
-    const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img", "aria-label": "Face boxes" });
-    for (const face of photo.faces) {
-      const rect = svgEl("rect", {
-        x: face.box.x, y: face.box.y, width: face.box.w, height: face.box.h,
-        fill: "none", stroke: colour(face.state), "stroke-width": 2, class: "face-box",
-        "vector-effect": "non-scaling-stroke",
-        "data-state": face.state,
-      });
-      const best = Math.max(...Object.values(face.probabilities));
-      const title = svgEl("title", {});
-      title.textContent = `${face.state} (${face.label} ${pct(best)})`;
-      rect.append(title);
-      svg.append(rect);
+    const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "group", "aria-label": "Face boxes" });
+    const list = el("ol", { class: "face-list", "aria-label": "Faces in this photo" });
+    const detail = el("div", { class: "face-detail-slot", "aria-live": "polite" });
+    const boxes = [];
+    const items = [];
+    function select(index) {
+      boxes.forEach((box, i) => box.classList.toggle("selected", i === index));
+      items.forEach((item, i) => item.setAttribute("aria-pressed", String(i === index)));
+      detail.replaceChildren(faceDetail(photo.faces[index], index));
     }
+    photo.faces.forEach((face, index) => {
+      const summary = `${faceName(index)}: ${face.state} ${pct(confidence(face))}` +
+        (uncertain(face) ? ", low confidence" : "");
+      // A transparent fill makes the whole inside of the box clickable and tappable.
+      const box = svgEl("rect", {
+        x: face.box.x, y: face.box.y, width: face.box.w, height: face.box.h,
+        fill: "transparent", stroke: colour(face.state), "stroke-width": 2,
+        class: "face-box" + (uncertain(face) ? " uncertain" : ""),
+        "vector-effect": "non-scaling-stroke", tabindex: 0, role: "button",
+        "aria-label": summary, "data-face": index, "data-state": face.state,
+      });
+      const title = svgEl("title", {});
+      title.textContent = summary;
+      box.append(title);
+      box.addEventListener("click", () => select(index));
+      box.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(index); }
+      });
+      svg.append(box);
+      boxes.push(box);
+      const item = el("button", { type: "button", class: "face-item" + (uncertain(face) ? " uncertain" : ""),
+        "aria-pressed": "false", "data-face-item": index },
+        el("span", { class: "chip state-" + face.state }),
+        `${index + 1}. ${face.state} ${pct(confidence(face))}`,
+        uncertain(face) ? el("span", { class: "uncertain-tag", text: "?" , title: "low confidence" }) : null);
+      item.addEventListener("click", () => select(index));
+      items.push(item);
+      list.append(el("li", {}, item));
+    });
     frame.append(svg);
     const caption = el("figcaption", {},
       el("span", { class: "status " + photo.status, text: statusText(photo), "data-status": photo.status }),
       " ", el("span", { class: "muted", text: photo.original_name || "" }));
+    if (photo.faces.length) caption.append(list, detail);
     if (photo.status === "failed") {
       caption.append(el("div", { class: "error", text: photo.error }));
       if (photo.image_url) {

@@ -1,6 +1,7 @@
 /* Behaviour every page may use, declared with data attributes instead of inline handlers (so a
    strict Content-Security-Policy holds): data-confirm on forms, data-print on buttons,
-   data-autosubmit on selects, data-select-all on read-only inputs. */
+   data-autosubmit on selects, data-select-all on read-only inputs, data-nav-toggle on the
+   phone menu button. */
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
@@ -13,6 +14,14 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
     select.addEventListener("change", () => select.form.submit());
+  });
+  document.querySelectorAll("[data-nav-toggle]").forEach((button) => {
+    const menu = document.getElementById(button.getAttribute("aria-controls"));
+    button.addEventListener("click", () => {
+      const open = button.getAttribute("aria-expanded") !== "true";
+      button.setAttribute("aria-expanded", String(open));
+      menu.classList.toggle("open", open);
+    });
   });
   document.querySelectorAll("input[data-select-all]").forEach((input) => {
     input.addEventListener("click", () => input.select());

@@ -2,8 +2,10 @@
 
 import csv
 import io
+from datetime import datetime
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from analytics.models import Classroom, Consent, Photo, Session
@@ -170,7 +172,9 @@ def test_uploads_are_throttled_by_their_own_scope(api, session, settings):
 def test_csv_exports_hold_aggregates_and_faces_but_no_images(api, session, model_version):
     session.title = "=HYPERLINK(evil)"
     session.save()
-    add_results(session, ["Engaged", "Bored"], version=model_version)
+    photo = add_results(session, ["Engaged", "Bored"], version=model_version)
+    captured = timezone.make_aware(datetime(2024, 5, 6, 9, 30))
+    Photo.objects.filter(pk=photo.pk).update(original_name="back-row.jpg", captured_at=captured)
     faces = api.get(f"/api/sessions/{session.pk}/export.csv")
     assert faces.status_code == 200 and faces["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(faces.content.decode())))
@@ -178,6 +182,8 @@ def test_csv_exports_hold_aggregates_and_faces_but_no_images(api, session, model
     assert rows[0]["session_title"] == "'=HYPERLINK(evil)"  # never run as a formula
     assert rows[0]["p_engaged"] == "0.7" and rows[0]["model_version"] == "test model"
     assert not any("image" in column for column in rows[0])
+    assert rows[0]["photo_file"] == "back-row.jpg"
+    assert rows[0]["captured_at"] == captured.isoformat() and rows[0]["uploaded_at"]
 
     sessions = api.get(f"/api/classrooms/{session.classroom_id}/export.csv")
     (row,) = csv.DictReader(io.StringIO(sessions.content.decode()))

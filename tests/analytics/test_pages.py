@@ -115,11 +115,26 @@ def test_dashboard_explains_empty_states_and_draws_charts_with_data(web, classro
         page.split('id="figures" type="application/json">')[1].split("</script")[0]
     )
     engagement = figures["engagement"]["data"][0]
-    assert engagement["name"] == "Engagement index" and engagement["y"] == [0.75, 0.0]
+    assert engagement["name"] == "Engagement index (Engaged share)"
+    assert engagement["y"] == [0.75, 0.0]
+    # One point per session on a category axis (no empty days); the index is not drawn twice.
+    assert engagement["x"] == ["Mon (06 May 2024)", "Tue (07 May 2024)"]
+    assert figures["engagement"]["layout"]["xaxis"]["type"] == "category"
+    names = [trace["name"] for trace in figures["engagement"]["data"]]
+    assert "Engaged share" not in names and "Bored share" in names
+    # Every chart is on one percentage scale.
+    for name in ("engagement", "distribution", "kinds"):
+        assert figures[name]["layout"]["yaxis"]["tickformat"] == ".0%"
+    distribution = {t["name"]: t["y"] for t in figures["distribution"]["data"]}
+    assert distribution["Engaged"] == [0.75, 0.0] and distribution["Angry"] == [0.0, 0.5]
     assert figures["distribution"]["layout"]["barmode"] == "stack"
-    assert figures["kinds"] is not None
+    # One valid colour per kind, so the legend's swatches are valid (no list of colours).
+    colours = [trace["marker"]["color"] for trace in figures["kinds"]["data"]]
+    assert len(set(colours)) == 2 and all(c.startswith("#") for c in colours)
+    assert '<span class="big" id="headline-faces">6</span>' in page
+    assert '<span class="big" id="headline-trend">-75 pts</span>' in page
     assert figures["timeline"] is None  # the latest session has only one photo
-    assert "vendor/plotly.min.js" in page
+    assert "vendor/plotly-basic.min.js" in page  # scatter and bar only: the small bundle
     chosen = web.get(url, {"session": monday.pk}).content.decode()
     assert '"timeline": {"data"' in chosen
     ranged = web.get(url, {"after": "2024-05-07", "before": "2024-05-07"}).content.decode()
@@ -187,32 +202,49 @@ def test_anonymous_users_are_sent_to_login(client, session):
     assert Session.objects.filter(pk=session.pk).exists()
 
 
-def test_views_and_exports_are_logged_for_the_owner_and_survive_deletion(
+def test_views_and_exports_are_logged_once_per_visit_and_survive_deletion(
     web, session, other_teacher, analyse
 ):
     (photo,) = analyse(session, upload("a.png", image_bytes("PNG")))
     classroom = session.classroom
+    web.get(reverse("analytics:photo-image", args=[photo.pk]))  # opened on its own: a visit
     web.get(reverse("analytics:session", args=[session.pk]))
-    web.get(reverse("analytics:photo-image", args=[photo.pk]))
+    web.get(reverse("analytics:photo-image", args=[photo.pk]))  # the session page's image
     web.get(reverse("analytics:dashboard", args=[classroom.pk]))
     web.get(reverse("analytics-api:session-export", args=[session.pk]))
     web.get(reverse("analytics-api:classroom-export", args=[classroom.pk]) + "?rows=faces")
     other = Client()
     other.force_login(other_teacher)
     assert other.get(reverse("analytics-api:session-export", args=[session.pk])).status_code == 404
+    assert other.get(reverse("analytics:access-log", args=[classroom.pk])).status_code == 404
     records = list(AccessRecord.objects.order_by("id"))
     assert [(r.username, r.action) for r in records] == [
-        ("alice", "viewed_session"),
         ("alice", "viewed_photo"),
+        ("alice", "viewed_session"),
         ("alice", "viewed_dashboard"),
         ("alice", "exported_csv"),
         ("alice", "exported_csv"),
     ]
     assert records[-1].detail == "classroom CSV (faces)"
     page = web.get(reverse("analytics:classroom", args=[classroom.pk])).content.decode()
-    assert "Access log" in page and "Exported CSV" in page
+    assert "Open the access log (5 records)" in page
+    log = web.get(reverse("analytics:access-log", args=[classroom.pk])).content.decode()
+    assert "Exported CSV" in log and "Page 1 of 1 (5 records)" in log
     classroom.delete()
     assert AccessRecord.objects.filter(classroom_name="7B", classroom=None).count() == 5
+
+
+def test_access_log_is_paginated_newest_first(web, session):
+    from analytics.views import ACCESS_LOG_PAGE
+
+    for i in range(ACCESS_LOG_PAGE + 1):
+        services.record_access(session.classroom.owner, "viewed_dashboard", session.classroom,
+                               detail=f"visit {i}")  # fmt: skip
+    url = reverse("analytics:access-log", args=[session.classroom_id])
+    first = web.get(url).content.decode()
+    assert f"visit {ACCESS_LOG_PAGE}<" in first and "visit 0<" not in first
+    second = web.get(url, {"page": 2}).content.decode()
+    assert "visit 0<" in second and "Page 2 of 2" in second
 
 
 def test_teacher_pages_allow_a_strict_content_security_policy(web, session, model_version):

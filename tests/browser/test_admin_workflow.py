@@ -81,7 +81,13 @@ def test_admin_uploads_trains_watches_progress_and_audits(
         expect(page.locator("[data-figure=audit_0] .main-svg").first).to_be_visible()
         page.screenshot(path=out_dir / "5-fairness.png", full_page=True)
 
+        page.click("nav >> text=Fairness")
+        expect(page.locator("#audits tbody tr")).to_have_count(1)
+        page.screenshot(path=out_dir / "6-fairness-dashboard.png", full_page=True)
+
         page.click("nav >> text=Jobs")
         expect(page.locator("tbody tr")).to_have_count(3)  # import, train, audit
-        page.screenshot(path=out_dir / "6-jobs.png", full_page=True)
+        expect(page.locator("[data-running]")).to_have_count(0)
+        expect(page.locator("text=Retry with the same parameters")).to_have_count(0)
+        page.screenshot(path=out_dir / "7-jobs.png", full_page=True)
         browser.close()
