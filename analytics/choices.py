@@ -9,6 +9,13 @@ class Retention(models.TextChoices):
     KEEP = "keep", "Keep originals"
 
 
+class DetectionMode(models.TextChoices):
+    """ml.detect.MODES (a test keeps the two in step)."""
+
+    FAST = "fast", "Fast"
+    THOROUGH = "thorough", "Thorough (more small and turned faces, slower)"
+
+
 class ConsentMethod(models.TextChoices):
     WRITTEN = "written", "Signed written form"
     ELECTRONIC = "electronic", "Electronic form or e-mail"

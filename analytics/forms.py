@@ -51,6 +51,13 @@ class RetentionForm(forms.ModelForm):
         widgets = {"retention": forms.RadioSelect}
 
 
+class DetectionModeForm(forms.ModelForm):
+    class Meta:
+        model = Classroom
+        fields = ["detection_mode"]
+        widgets = {"detection_mode": forms.RadioSelect}
+
+
 class SessionForm(forms.ModelForm):
     class Meta:
         model = Session

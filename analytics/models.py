@@ -14,6 +14,7 @@ from .choices import (
     TERMINAL_PHOTO_STATUSES,
     AccessAction,
     ConsentMethod,
+    DetectionMode,
     ImageState,
     PhotoStatus,
     Retention,
@@ -33,6 +34,14 @@ class Classroom(models.Model):
     # Deleting originals is the default: results are what the teacher needs, and a photo of
     # students that no longer exists cannot leak.
     retention = models.CharField(max_length=10, choices=Retention.choices, default=Retention.DELETE)
+    detection_mode = models.CharField(
+        max_length=10,
+        choices=DetectionMode.choices,
+        default=DetectionMode.FAST,
+        help_text=(
+            "Thorough finds more small and turned faces; analysis takes several times as long."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -101,6 +110,10 @@ class Session(models.Model):
         max_length=10, choices=SessionKind.choices, default=SessionKind.IN_PERSON
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # ml.quantify.Quantification.to_json() of the session's faces, computed by the worker after
+    # each analysis with the calibration of the model version that produced the faces; null
+    # when there are no faces or that version has no calibration.
+    quantification = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

@@ -14,11 +14,19 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from classifier.services import active_model_version
+from ml.quantify import MIN_FACES
 
 from . import charts, services
 from .api.serializers import PhotoSerializer
 from .choices import AccessAction, PhotoStatus, Retention, SessionKind
-from .forms import ClassroomForm, ConsentForm, DateRangeForm, RetentionForm, SessionForm
+from .forms import (
+    ClassroomForm,
+    ConsentForm,
+    DateRangeForm,
+    DetectionModeForm,
+    RetentionForm,
+    SessionForm,
+)
 from .models import Classroom, Photo, Session
 
 
@@ -63,6 +71,7 @@ def _classroom_page(request, classroom, **forms):
         "sessions": [(s, summaries[s.pk]) for s in sessions],
         "consent_form": forms.get("consent_form") or ConsentForm(),
         "retention_form": forms.get("retention_form") or RetentionForm(instance=classroom),
+        "detection_form": forms.get("detection_form") or DetectionModeForm(instance=classroom),
         "session_form": forms.get("session_form") or SessionForm(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "access_records": classroom.access_records.select_related("session")[:20],
@@ -105,6 +114,19 @@ def update_retention(request, pk):
 
 @login_required
 @require_POST
+def update_detection_mode(request, pk):
+    classroom = _classroom(request, pk)
+    form = DetectionModeForm(request.POST, instance=Classroom.objects.get(pk=classroom.pk))
+    if not form.is_valid():
+        return _classroom_page(request, classroom, detection_form=form)
+    form.save()
+    mode = form.instance.get_detection_mode_display()
+    messages.success(request, f"Face detection set to: {mode}. It applies to the next analyses.")
+    return redirect("analytics:classroom", classroom.pk)
+
+
+@login_required
+@require_POST
 def delete_classroom(request, pk):
     classroom = _classroom(request, pk)
     name = str(classroom)
@@ -126,6 +148,17 @@ def create_session(request, pk):
     return render(request, "analytics/session_form.html", {"classroom": classroom, "form": form})
 
 
+def _uncorrected_reason(session, versions: list[dict]) -> str:
+    """Why a session's shares are not corrected ("" when they are)."""
+    if session.quantification:
+        return ""
+    if not versions:
+        return "no faces analysed yet"
+    if len(versions) > 1:
+        return "its faces come from several model versions; re-analyse the session"
+    return "the model version that analysed it has no measured error rates (calibration)"
+
+
 @login_required
 def session_detail(request, pk):
     session = _session(request, pk)
@@ -134,16 +167,22 @@ def session_detail(request, pk):
     )
     photos = session.photos.prefetch_related("faces").order_by("uploaded_at", "id")
     summary = services.session_summary(session)
+    corrected, intervals = summary["corrected_shares"] or {}, summary["intervals"] or {}
+    versions = services.model_versions_used([session.pk])[session.pk]
     context = {
         "session": session,
         "classroom": session.classroom,
         "consent": session.classroom.consent,
         "summary": summary,
         "state_rows": [
-            (state, charts.colour(state), summary["counts"][state], summary["shares"][state])
+            (state, summary["counts"][state], summary["shares"][state])
+            + (corrected.get(state), intervals.get(state))
             for state in summary["counts"]
         ],
-        "versions": services.model_versions_used([session.pk])[session.pk],
+        "quantification": session.quantification,
+        "uncorrected_reason": _uncorrected_reason(session, versions),
+        "min_faces": MIN_FACES,
+        "versions": versions,
         "definition": services.ENGAGEMENT_DEFINITION,
         "config": {
             "uploadUrl": reverse("analytics-api:session-photos", args=[session.pk]),
@@ -153,6 +192,7 @@ def session_detail(request, pk):
             "colours": {**charts.STATE_COLOURS, "_other": charts.OTHER_COLOUR},
             "csrfToken": get_token(request),
             "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
+            "minFaces": MIN_FACES,
             "photos": PhotoSerializer(photos, many=True).data,
         },
         "statuses": PhotoStatus.choices,

@@ -13,6 +13,7 @@ from edumood_site.work import enqueue, perform
 from ..choices import ImageState, PhotoStatus
 from ..models import FaceResult, Photo, Session
 from .consent import apply_retention
+from .quantification import quantify_session
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> Non
     """
     rows = Photo.objects.select_related("session__classroom")
     perform(rows, photo_id, _analyse_and_store, soft_time_limit=soft_time_limit)
+    session_id = rows.filter(pk=photo_id).values_list("session_id", flat=True).first()
+    if session_id is not None:
+        quantify_session(session_id)
 
 
 def _analyse_and_store(photo: Photo) -> None:
@@ -51,6 +55,7 @@ def _analyse_and_store(photo: Photo) -> None:
 
 
 def _analyse(photo: Photo):
+    from ml.detect import get_detector
     from ml.photo import analyze_photo, open_image
 
     version = active_model_version()
@@ -62,7 +67,8 @@ def _analyse(photo: Photo):
         data = handle.read()
     image = open_image(data, max_pixels=settings.EDUMOOD_MAX_IMAGE_PIXELS)
     classifier = load_classifier(version)
-    return version, analyze_photo(image, classifier)
+    detector = get_detector(mode=photo.session.classroom.detection_mode)
+    return version, analyze_photo(image, classifier, detector)
 
 
 def _store_results(photo: Photo, version, analysis) -> None:

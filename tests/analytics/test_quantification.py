@@ -1,0 +1,144 @@
+"""Corrected shares of sessions: computed by the worker with the calibration of the model version
+that produced the faces, stored, and read back by the summary, the API, the CSV and the trends."""
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from rest_framework.test import APIClient
+
+from analytics import services
+from analytics.models import FaceResult, Photo, Session
+from classifier.services import promote, register_model_version, set_calibration
+from ml.labels import STATES
+from ml.quantify import MIN_FACES, Calibration
+
+pytestmark = pytest.mark.django_db
+
+# A class read as each state by a face of the FER class that maps to it.
+FER_OF = {"Angry": "angry", "Neutral": "neutral", "Engaged": "happy", "Bored": "sad"}
+
+
+def calibration(bored_as_neutral: int = 0) -> dict:
+    """Crisp error rates: every state read right, except `bored_as_neutral` of 100 Bored faces."""
+    confusion = np.diag([100, 100, 100, 100 - bored_as_neutral])
+    confusion[STATES.index("Bored"), STATES.index("Neutral")] = bored_as_neutral
+    return Calibration(STATES, confusion, confusion.astype(float)).to_json()
+
+
+def add_faces(session, version, states: list[str]) -> Photo:
+    """A done photo whose faces were read by `version` as `states`, each with certainty."""
+    photo = Photo.objects.create(session=session, status="done", model_version=version)
+    FaceResult.objects.bulk_create(
+        FaceResult(
+            photo=photo, x=i, y=0, w=20, h=20, score=0.9, label=FER_OF[state], state=state,
+            probabilities={c: float(c == FER_OF[state]) for c in version.classes},
+            model_version=version,
+        )
+        for i, state in enumerate(states)
+    )  # fmt: skip
+    return photo
+
+
+# Read as 2 Angry, 4 Neutral, 2 Engaged, 2 Bored out of 10 faces.
+READ = ["Angry"] * 2 + ["Neutral"] * 4 + ["Engaged"] * 2 + ["Bored"] * 2
+
+
+def test_a_known_calibration_gives_the_hand_solved_shares(session, model_version):
+    # Half of Bored faces are read as Neutral: observed Bored 0.2 = 0.5 * true Bored, so true
+    # Bored is 0.4, and observed Neutral 0.4 = true Neutral + 0.5 * 0.4, so true Neutral is 0.2.
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    summary = services.session_summary(session)
+    assert summary["method"] == "pacc"
+    assert summary["corrected_shares"] == pytest.approx(
+        {"Angry": 0.2, "Neutral": 0.2, "Engaged": 0.2, "Bored": 0.4}, abs=1e-4
+    )
+    # The existing fields keep their meaning: the plain count.
+    assert summary["shares"] == {"Angry": 0.2, "Neutral": 0.4, "Engaged": 0.2, "Bored": 0.2}
+    assert summary["engagement_index"] == 0.2
+    for state, (low, high) in summary["intervals"].items():
+        assert 0 <= low <= summary["corrected_shares"][state] <= high <= 1
+    assert Session.objects.get(pk=session.pk).quantification["enough_faces"] is False
+
+
+def test_a_perfect_calibration_leaves_the_shares_raw(session, model_version):
+    set_calibration(model_version, calibration(bored_as_neutral=0))
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    summary = services.session_summary(session)
+    assert summary["corrected_shares"] == pytest.approx(summary["shares"], abs=1e-4)
+
+
+def test_no_calibration_leaves_the_shares_uncorrected(session, model_version):
+    assert model_version.calibration is None
+    add_faces(session, model_version, READ)
+    assert services.quantify_session(session.pk) is None
+    summary = services.session_summary(session)
+    assert (summary["corrected_shares"], summary["intervals"], summary["method"]) == (
+        None,
+        None,
+        None,
+    )
+    assert summary["shares"]["Neutral"] == 0.4
+
+
+def test_a_new_active_model_does_not_alter_an_analysed_session(session, model_version, tmp_path):
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    before = services.session_summary(session)
+
+    # Another model (other bytes, its own perfect calibration) becomes active.
+    import torch
+
+    checkpoint = torch.load(model_version.checkpoint.path, weights_only=False)
+    checkpoint["metrics"] = {"accuracy": 0.3}
+    torch.save(checkpoint, tmp_path / "newer.pt")
+    newer = promote(
+        register_model_version(tmp_path / "newer.pt", name="newer", calibration=calibration(0))
+    )
+    assert newer.is_active and newer.calibration == calibration(0)
+    # Recomputing (any later analysis does) still uses the faces' own version.
+    services.quantify_session(session.pk)
+    assert services.session_summary(session) == before
+    assert before["corrected_shares"]["Bored"] == pytest.approx(0.4, abs=1e-4)
+
+
+def test_faces_from_two_versions_are_not_corrected_with_either(session, model_version, tmp_path):
+    set_calibration(model_version, calibration(0))
+    add_faces(session, model_version, READ)
+    import torch
+
+    checkpoint = torch.load(model_version.checkpoint.path, weights_only=False)
+    checkpoint["metrics"] = {"accuracy": 0.3}
+    torch.save(checkpoint, tmp_path / "other.pt")
+    other = register_model_version(tmp_path / "other.pt", name="other", calibration=calibration(0))
+    add_faces(session, other, ["Engaged"])
+    assert services.quantify_session(session.pk) is None
+
+
+def test_api_csv_and_trends_carry_the_corrected_shares(session, model_version, teacher):
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ * (MIN_FACES // len(READ)))
+    services.quantify_session(session.pk)
+    client = APIClient()
+    client.force_authenticate(teacher)
+    summary = client.get(f"/api/sessions/{session.pk}/").json()["summary"]
+    assert summary["method"] == "pacc"
+    assert summary["corrected_shares"]["Bored"] == pytest.approx(0.4, abs=1e-4)
+    low, high = summary["intervals"]["Bored"]
+    assert low <= 0.4 <= high
+    assert summary["shares"]["Bored"] == 0.2
+
+    rows = list(csv.DictReader(io.StringIO(services.sessions_csv(session.classroom))))
+    assert float(rows[0]["corrected_Bored"]) == pytest.approx(0.4, abs=1e-4)
+    assert float(rows[0]["share_Bored"]) == 0.2
+    assert float(rows[0]["corrected_Bored_low"]) == low
+    assert float(rows[0]["corrected_Bored_high"]) == high
+    assert (rows[0]["correction_method"], rows[0]["enough_faces"]) == ("pacc", "True")
+
+    trend = client.get(f"/api/classrooms/{session.classroom.pk}/trends/").json()
+    assert trend[0]["enough_faces"] is True and trend[0]["change"] is None
