@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from django.utils import timezone
 
 from edumood_site.figures import plain
-from ml.labels import OTHER_COLOUR, STATE_COLOURS, STATES
+from ml.labels import ENGAGED, OTHER_COLOUR, STATE_COLOURS, STATES
 
 from .choices import SessionKind
 
@@ -52,6 +52,7 @@ def engagement_over_time(trends: list[dict]) -> dict | None:
         text=text,
         hovertemplate="%{text}<br>Engagement index %{y:.0%}<extra></extra>",
     )
+    _corrected_engagement(fig, rows)
     for state in _states(rows):
         fig.add_scatter(
             x=x,
@@ -70,6 +71,54 @@ def engagement_over_time(trends: list[dict]) -> dict | None:
     if len(rows) == 1:  # one point: show the day around it, not milliseconds
         fig.update_xaxes(range=[x[0] - timedelta(days=1), x[0] + timedelta(days=1)])
     return plain(fig)
+
+
+def _corrected_engagement(fig, rows: list[dict]) -> None:
+    """The corrected engagement index with its 90 % band, and a triangle on each session where
+    it moved beyond doubt since the session before (services' `change`)."""
+    rows = [row for row in rows if row["corrected_shares"]]
+    if not rows:
+        return
+    x = [row["started_at"] for row in rows]
+    low = [row["intervals"][ENGAGED][0] for row in rows]
+    high = [row["intervals"][ENGAGED][1] for row in rows]
+    fig.add_scatter(
+        x=x + x[::-1],
+        y=high + low[::-1],
+        fill="toself",
+        fillcolor="rgba(21, 32, 67, 0.15)",
+        line={"width": 0},
+        name="Corrected engagement, 90 % range",
+        hoverinfo="skip",
+    )
+    fig.add_scatter(
+        x=x,
+        y=[row["corrected_shares"][ENGAGED] for row in rows],
+        name="Corrected engagement",
+        mode="lines+markers",
+        line={"color": "#152043", "width": 2, "dash": "dash"},
+        customdata=[[lo, hi] for lo, hi in zip(low, high, strict=True)],
+        text=[
+            _session_label(row) + ("" if row["enough_faces"] else " · too few faces to conclude")
+            for row in rows
+        ],
+        hovertemplate="%{text}<br>Corrected %{y:.0%} (90 % range %{customdata[0]:.0%}–"
+        "%{customdata[1]:.0%})<extra></extra>",
+    )
+    moved = [row for row in rows if row["change"]]
+    if moved:
+        fig.add_scatter(
+            x=[row["started_at"] for row in moved],
+            y=[row["corrected_shares"][ENGAGED] for row in moved],
+            name="Change beyond doubt",
+            mode="markers",
+            marker={
+                "symbol": [f"triangle-{row['change']}" for row in moved],
+                "size": 14,
+                "color": "#152043",
+            },
+            hovertemplate="Engagement %{y:.0%}: changed beyond doubt<extra></extra>",
+        )
 
 
 def state_distribution(trends: list[dict]) -> dict | None:

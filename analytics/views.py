@@ -182,6 +182,7 @@ def session_detail(request, pk):
         "quantification": session.quantification,
         "uncorrected_reason": _uncorrected_reason(session, versions),
         "min_faces": MIN_FACES,
+        "correction_note": services.CORRECTION_NOTE,
         "versions": versions,
         "definition": services.ENGAGEMENT_DEFINITION,
         "config": {
@@ -318,7 +319,11 @@ def report(request, pk):
         "rows": [
             {
                 **row,
-                "cells": [(row["counts"].get(s, 0), row["shares"].get(s)) for s in states],
+                "cells": [
+                    (row["counts"].get(s, 0), row["shares"].get(s))
+                    + ((row["corrected_shares"] or {}).get(s), (row["intervals"] or {}).get(s))
+                    for s in states
+                ],
                 "versions": ", ".join(v["name"] for v in versions[row["session"]]),
                 "kind_label": SessionKind(row["kind"]).label,
             }
@@ -327,6 +332,8 @@ def report(request, pk):
         "kinds": kinds,
         "generated_at": timezone.now(),
         "definition": services.ENGAGEMENT_DEFINITION,
+        "correction_note": services.CORRECTION_NOTE,
+        "min_faces": MIN_FACES,
         **_model_note(),
     }
     return render(request, "analytics/report.html", context)

@@ -33,7 +33,7 @@ from .consent import (
     set_retention,
 )
 from .exports import faces_csv, sessions_csv
-from .quantification import quantify_session
+from .quantification import CORRECTION_NOTE, quantify_session
 from .uploads import (
     ALLOWED_FORMATS,
     UploadError,
@@ -41,9 +41,9 @@ from .uploads import (
 )
 
 __all__ = [
-    "ALLOWED_FORMATS", "ENGAGEMENT_DEFINITION", "ConsentRequired", "PhotoActionError",
-    "UploadError", "analyse_photo", "classroom_sessions", "classroom_trends", "compare_kinds",
-    "delete_photo_file", "faces_csv", "model_versions_used", "quantify_session",
+    "ALLOWED_FORMATS", "CORRECTION_NOTE", "ENGAGEMENT_DEFINITION", "ConsentRequired",
+    "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions", "classroom_trends",
+    "compare_kinds", "delete_photo_file", "faces_csv", "model_versions_used", "quantify_session",
     "reanalyse_session", "record_access", "record_consent", "retry_photo", "session_summaries",
     "session_summary", "session_timeline", "sessions_csv", "set_retention", "upload_photos",
 ]  # fmt: skip

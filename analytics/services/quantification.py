@@ -11,6 +11,13 @@ from ml.quantify import Calibration, Quantification, change, quantify, state_pos
 
 from ..models import FaceResult, Session
 
+CORRECTION_NOTE = (
+    "Corrected shares adjust the raw count of each state for the mistakes this model is known "
+    "to make (measured on labelled validation faces, e.g. Bored faces read as Neutral), and "
+    "each comes with a 90 % range that accounts for both the number of faces and the "
+    "uncertainty of those error rates."
+)
+
 
 def quantify_session(session_id: int) -> dict | None:
     """Store (and return) the quantification of a session's faces, or None when there is none.
