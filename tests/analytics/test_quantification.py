@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from analytics import services
-from analytics.models import Session
+from analytics.models import Classroom, Session
 from classifier.services import promote, register_model_version, set_calibration
 from ml.quantify import MIN_FACES
 from tests.analytics.conftest import READ, add_faces, calibration
@@ -113,3 +113,37 @@ def test_api_csv_and_trends_carry_the_corrected_shares(session, model_version, t
 
     trend = client.get(f"/api/classrooms/{session.classroom.pk}/trends/").json()
     assert trend[0]["enough_faces"] is True and trend[0]["change"] is None
+
+
+def test_the_detection_modes_are_the_detectors(classroom):
+    from analytics.choices import DetectionMode
+    from ml.detect import DEFAULT_MODE, MODES
+
+    assert set(DetectionMode.values) == set(MODES)
+    assert classroom.detection_mode == DEFAULT_MODE
+
+
+def test_analysis_uses_the_classrooms_detection_mode_and_stores_the_quantification(
+    session, model_version, data_dir, eager_celery, django_capture_on_commit_callbacks
+):
+    from tests.analytics.conftest import upload
+    from tests.analytics.test_analysis import group_photos
+
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    path = group_photos(data_dir, 1)[0]
+    # A mode the detector does not know (bypassing the form) fails the photo with its reason:
+    # the classroom's setting reaches the detector.
+    Classroom.objects.filter(pk=session.classroom_id).update(detection_mode="careless")
+    with django_capture_on_commit_callbacks(execute=True):
+        (photo,) = services.upload_photos(session, [upload(path.name, path.read_bytes())]).photos
+    photo.refresh_from_db()
+    assert photo.status == "failed" and "unknown detection mode 'careless'" in photo.error
+
+    Classroom.objects.filter(pk=session.classroom_id).update(detection_mode="thorough")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.retry_photo(photo)
+    photo.refresh_from_db()
+    assert photo.status == "done", photo.error
+    stored = Session.objects.get(pk=session.pk).quantification
+    assert stored["faces"] == photo.faces.count() >= 2
+    assert stored["method"] == "pacc" and sum(stored["shares"].values()) == pytest.approx(1, 1e-3)
