@@ -16,11 +16,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--data", required=True, help="folder (or zip) of <class>/<image>")
-        parser.add_argument("--version", type=int, help="model version id (default: active)")
+        parser.add_argument(
+            "--model-version", type=int, help="model version id (default: the active one)"
+        )
 
-    def handle(self, *args, data, version, **options):
+    def handle(self, *args, data, model_version, **options):
         chosen = (
-            ModelVersion.objects.filter(pk=version).first() if version else active_model_version()
+            ModelVersion.objects.filter(pk=model_version).first()
+            if model_version
+            else active_model_version()
         )
         if chosen is None:
             raise CommandError("No such model version (and none active).")
