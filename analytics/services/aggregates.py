@@ -100,7 +100,7 @@ def classroom_trends(classroom: Classroom, after=None, before=None) -> list[dict
     """
     sessions = list(classroom_sessions(classroom, after, before))
     summaries = session_summaries(s.pk for s in sessions)
-    previous = [None, *(s.quantification for s in sessions)]
+    previous = [None, *(s.quantification for s in sessions)][: len(sessions)]
     return [
         {
             "session": s.pk,
@@ -111,7 +111,7 @@ def classroom_trends(classroom: Classroom, after=None, before=None) -> list[dict
             "enough_faces": bool(s.quantification and s.quantification["enough_faces"]),
             "change": engagement_change(earlier, s.quantification),
         }
-        for s, earlier in zip(sessions, previous, strict=False)
+        for s, earlier in zip(sessions, previous, strict=True)
     ]
 
 

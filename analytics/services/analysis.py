@@ -31,7 +31,8 @@ def enqueue_analysis(photo_id: int) -> None:
 
 
 def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> None:
-    """Claim a photo, detect and classify all its faces, store the results, apply retention.
+    """Claim a photo, detect and classify all its faces, store the results, apply retention;
+    then store the session's corrected shares (quantify_session).
 
     Idempotent: a finished photo, or one another worker is analysing, is left alone; failures
     mark the photo failed with the reason (edumood_site.work's lifecycle).
@@ -39,8 +40,14 @@ def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> Non
     rows = Photo.objects.select_related("session__classroom")
     perform(rows, photo_id, _analyse_and_store, soft_time_limit=soft_time_limit)
     session_id = rows.filter(pk=photo_id).values_list("session_id", flat=True).first()
-    if session_id is not None:
+    if session_id is None:
+        return
+    try:
         quantify_session(session_id)
+    except Exception:
+        # The photo's results are stored; the session's shares are corrected again by its next
+        # analysis.
+        logger.exception("Quantifying session %s failed", session_id)
 
 
 def _analyse_and_store(photo: Photo) -> None:

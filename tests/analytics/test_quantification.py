@@ -147,3 +147,28 @@ def test_analysis_uses_the_classrooms_detection_mode_and_stores_the_quantificati
     stored = Session.objects.get(pk=session.pk).quantification
     assert stored["faces"] == photo.faces.count() >= 2
     assert stored["method"] == "pacc" and sum(stored["shares"].values()) == pytest.approx(1, 1e-3)
+
+
+def test_the_trend_marks_only_a_change_beyond_doubt(classroom, model_version):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analytics import charts
+
+    set_calibration(model_version, calibration(0))
+    start = timezone.now()
+    mixes = [(8, 72), (10, 70), (72, 8)]  # (Engaged, Bored) faces: 10 %, 12.5 %, then 90 %
+    for day, (engaged, bored) in enumerate(mixes):
+        session = Session.objects.create(
+            classroom=classroom, title=f"Day {day}", started_at=start + timedelta(days=day)
+        )
+        add_faces(session, model_version, ["Engaged"] * engaged + ["Bored"] * bored)
+        services.quantify_session(session.pk)
+    trends = services.classroom_trends(classroom)
+    assert [row["change"] for row in trends] == [None, None, "up"]
+    figure = charts.engagement_over_time(trends)
+    names = [trace["name"] for trace in figure["data"]]
+    assert "Corrected engagement, 90 % range" in names
+    (marker,) = [trace for trace in figure["data"] if trace["name"] == "Change beyond doubt"]
+    assert marker["marker"]["symbol"] == ["triangle-up"]
