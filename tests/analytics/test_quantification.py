@@ -172,3 +172,15 @@ def test_the_trend_marks_only_a_change_beyond_doubt(classroom, model_version):
     assert "Corrected engagement, 90 % range" in names
     (marker,) = [trace for trace in figure["data"] if trace["name"] == "Change beyond doubt"]
     assert marker["marker"]["symbol"] == ["triangle-up"]
+
+
+def test_the_session_page_says_why_shares_are_uncorrected(client, teacher, session, model_version):
+    from django.urls import reverse
+
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    client.force_login(teacher)
+    page = client.get(reverse("analytics:session", args=[session.pk])).content.decode()
+    assert "Shares are uncorrected (raw counts only): the model version that analysed it" in page
+    assert 'id="uncorrected"' in page and 'id="uncorrected" hidden' not in page
+    assert 'data-corrected="Bored">—' in page and 'data-share="Bored">20%' in page
