@@ -184,3 +184,17 @@ def test_the_session_page_says_why_shares_are_uncorrected(client, teacher, sessi
     assert "Shares are uncorrected (raw counts only): the model version that analysed it" in page
     assert 'id="uncorrected"' in page and 'id="uncorrected" hidden' not in page
     assert 'data-corrected="Bored">—' in page and 'data-share="Bored">20%' in page
+
+
+def test_the_report_shows_corrected_shares_greyed_below_the_minimum(
+    client, teacher, session, model_version
+):
+    from django.urls import reverse
+
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    client.force_login(teacher)
+    page = client.get(reverse("analytics:report", args=[session.classroom_id])).content.decode()
+    assert '2 (20%)<br><span class="corrected">corrected 40%' in page
+    assert '<tr class="few-faces">' in page and services.CORRECTION_NOTE in page
