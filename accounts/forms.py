@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm, UsernameField
 
 from .login_limits import retry_after, wait_message
 
@@ -32,3 +33,30 @@ class LoginForm(LoginLimitMixin, AuthenticationForm):
 
 class AdminLoginForm(LoginLimitMixin, AdminAuthenticationForm):
     """The Django admin's login, which would otherwise be a way around the limit."""
+
+
+class PersonForm(forms.Form):
+    """A new account on the People page; a blank password means "generate one"."""
+
+    username = UsernameField(
+        max_length=150, help_text="What they type to log in, e.g. “a.lovelace”."
+    )
+    email = forms.EmailField(required=False, help_text="Optional; for your records only.")
+    is_staff = forms.BooleanField(
+        required=False,
+        label="Admin",
+        help_text="Admins manage datasets, training, models and people. Teachers only see their "
+        "own classrooms.",
+    )
+    password = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to generate one. Either way it is shown to you once, to pass on.",
+    )
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("Someone already has this username.")
+        return username

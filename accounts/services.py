@@ -1,9 +1,11 @@
-"""Token operations: issue, look up by hash, mark used, revoke."""
+"""Token operations (issue, look up by hash, mark used, revoke) and people's accounts."""
 
 import hashlib
 import secrets
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
 from django.db.models import Q
 from django.utils import timezone
 
@@ -62,3 +64,60 @@ def revoke_token(token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+
+
+# --- people ---------------------------------------------------------------------------------
+
+
+class PeopleError(Exception):
+    """An account change that is not allowed; the message says why."""
+
+
+def generate_password() -> str:
+    """A random password to hand to a new teacher: 16 URL-safe characters (96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+def create_person(username: str, *, email: str = "", is_staff: bool = False, password: str = ""):
+    """A new account (a teacher, or an admin when `is_staff`); returns (user, password).
+
+    Without a chosen password one is generated. Either way it is returned once for the admin to
+    pass on, and only its hash is stored. A chosen one must pass the site's password rules.
+    """
+    user = get_user_model()(username=username, email=email, is_staff=is_staff)
+    if password:
+        validate_password(password, user)
+    else:
+        password = generate_password()
+    user.set_password(password)
+    user.save()
+    return user, password
+
+
+def set_active(user, active: bool, *, by) -> None:
+    """Deactivate or reactivate an account.
+
+    A deactivated person can no longer log in, their open browser sessions end at their next
+    request and their API tokens are refused (Django and the token check both test is_active);
+    their classrooms and results stay. An admin cannot deactivate themself (nobody might be left
+    to undo it), nor may a non-superuser deactivate a superuser.
+    """
+    if not active and user.pk == by.pk:
+        raise PeopleError("You cannot deactivate your own account.")
+    if not active and user.is_superuser and not by.is_superuser:
+        raise PeopleError("Only a superuser can deactivate a superuser.")
+    if user.is_active != active:
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+
+
+def reset_password(user) -> str:
+    """Give an account a new generated password, returned once (a teacher who forgot theirs).
+
+    Browser sessions logged in with the old password end (Django checks a hash of it); API
+    tokens are separate credentials and stay valid until revoked.
+    """
+    password = generate_password()
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return password

@@ -4,6 +4,10 @@ from . import views
 
 app_name = "accounts"
 urlpatterns = [
-    path("tokens/", views.tokens, name="tokens"),
-    path("tokens/<int:pk>/revoke/", views.revoke, name="revoke"),
+    path("account/password/", views.PasswordChangeView.as_view(), name="password"),
+    path("account/tokens/", views.tokens, name="tokens"),
+    path("account/tokens/<int:pk>/revoke/", views.revoke, name="revoke"),
+    path("people/", views.people, name="people"),
+    path("people/<int:pk>/active/", views.person_active, name="person-active"),
+    path("people/<int:pk>/password/", views.person_password, name="person-password"),
 ]

@@ -1,17 +1,29 @@
-"""The log-in page (with the failed log-in limit) and the API tokens settings page."""
+"""Log-in and log-out, the API tokens settings page, and the admins' People page."""
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
-from .forms import LoginForm, TokenForm
-from .services import issue_token, revoke_token
+from .forms import LoginForm, PersonForm, TokenForm
+from .permissions import staff_required
+from .services import (
+    PeopleError,
+    create_person,
+    issue_token,
+    reset_password,
+    revoke_token,
+    set_active,
+)
 
-# The new secret travels through the session across the redirect and is popped on the next
-# page view, so a reload neither shows it again nor creates a second token.
+# A new secret (token or password) travels through the session across the redirect and is
+# popped on the next page view, so a reload neither shows it again nor creates a second one.
 NEW_TOKEN_SESSION_KEY = "accounts_new_token"
+NEW_PASSWORD_SESSION_KEY = "accounts_new_password"
 
 
 class LoginView(auth_views.LoginView):
@@ -25,6 +37,29 @@ class LoginView(auth_views.LoginView):
             response.status_code = 429
             response["Retry-After"] = str(form.retry_after)
         return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's log-out, which says on the log-in page that it happened."""
+
+    def post(self, request, *args, **kwargs):
+        was_logged_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_logged_in:
+            # After logout() flushed the session: the message travels in the messages cookie.
+            messages.info(request, "You are logged out.")
+        return response
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Change one's own password (a new teacher replaces the one an admin handed over)."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("home")
+
+    def form_valid(self, form):
+        messages.success(self.request, "Your password is changed.")
+        return super().form_valid(form)
 
 
 @login_required
@@ -53,3 +88,71 @@ def revoke(request, pk):
     revoke_token(token)
     messages.success(request, f"Token “{token.name}” ({token.prefix}…) revoked.")
     return redirect("accounts:tokens")
+
+
+# --- people (admins only) -------------------------------------------------------------------
+
+
+def _show_password_once(request, user, password: str) -> None:
+    request.session[NEW_PASSWORD_SESSION_KEY] = {"username": user.username, "password": password}
+
+
+@staff_required
+def people(request):
+    """Everyone's accounts; POST creates one, with a password shown once."""
+    form = PersonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user, password = create_person(
+                data["username"],
+                email=data["email"],
+                is_staff=data["is_staff"],
+                password=data["password"],
+            )
+        except ValidationError as exc:
+            form.add_error("password", exc)
+        else:
+            _show_password_once(request, user, password)
+            role = "admin" if user.is_staff else "teacher"
+            messages.success(request, f"Account “{user.username}” created ({role}).")
+            return redirect("accounts:people")
+    context = {
+        "form": form,
+        "people": get_user_model().objects.order_by("-is_active", "username"),
+        "new_password": request.session.pop(NEW_PASSWORD_SESSION_KEY, None),
+        "login_url": request.build_absolute_uri("/login/"),
+    }
+    return render(request, "accounts/people.html", context, status=400 if form.errors else 200)
+
+
+@staff_required
+@require_POST
+def person_active(request, pk):
+    """Deactivate (active=0) or reactivate (active=1) an account."""
+    person = get_object_or_404(get_user_model(), pk=pk)
+    active = request.POST.get("active") == "1"
+    try:
+        set_active(person, active, by=request.user)
+    except PeopleError as exc:
+        messages.error(request, str(exc))
+    else:
+        if active:
+            messages.success(request, f"“{person.username}” can log in again.")
+        else:
+            messages.success(
+                request,
+                f"“{person.username}” is deactivated: they can no longer log in or use the API. "
+                "Their classrooms and results are kept.",
+            )
+    return redirect("accounts:people")
+
+
+@staff_required
+@require_POST
+def person_password(request, pk):
+    """A new generated password for an account, shown once."""
+    person = get_object_or_404(get_user_model(), pk=pk)
+    _show_password_once(request, person, reset_password(person))
+    messages.success(request, f"New password set for “{person.username}”.")
+    return redirect("accounts:people")

@@ -4,8 +4,8 @@ from django.db import models
 class Retention(models.TextChoices):
     """What happens to an original photo once its faces are analysed."""
 
-    DELETE = "delete", "Delete originals after analysis (results kept)"
-    BLUR = "blur", "Keep a copy with every face blurred"
+    BLUR = "blur", "Keep a blurred copy"
+    DELETE = "delete", "Delete originals after analysis"
     KEEP = "keep", "Keep originals"
 
 
@@ -14,6 +14,17 @@ class DetectionMode(models.TextChoices):
 
     FAST = "fast", "Fast"
     THOROUGH = "thorough", "Thorough (more small and turned faces, slower)"
+
+
+# What each retention setting keeps, said where a teacher chooses one.
+RETENTION_KEEPS = {
+    Retention.BLUR: "Keeps the photo with every detected face pixelated, so results are drawn "
+    "on the picture. A face the detector missed stays as it was.",
+    Retention.DELETE: "Keeps only the results (face boxes, states, probabilities): the photo "
+    "is deleted once analysed, so results are drawn on a blank frame and cannot be re-analysed.",
+    Retention.KEEP: "Keeps the photo as uploaded, faces recognisable, so it can be re-analysed "
+    "with a newer model. Choose this only if your school's consent covers storing it.",
+}
 
 
 class ConsentMethod(models.TextChoices):

@@ -1,17 +1,30 @@
 from django import forms
 from django.utils import timezone
+from django.utils.html import format_html
 
+from .choices import RETENTION_KEEPS, Retention
 from .models import Classroom, Consent, Session, validate_consent_date
 
+HELP_HTML = '{} <span class="choice-help">{}</span>'
 
-class ClassroomForm(forms.ModelForm):
+
+class RetentionChoiceMixin:
+    """Shows under each retention choice what it keeps, where the teacher chooses."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["retention"].widget = forms.RadioSelect(attrs={"class": "described-choices"})
+        self.fields["retention"].choices = [
+            (value, format_html(HELP_HTML, label, RETENTION_KEEPS[value]))
+            for value, label in Retention.choices
+        ]
+
+
+class ClassroomForm(RetentionChoiceMixin, forms.ModelForm):
     class Meta:
         model = Classroom
         fields = ["name", "subject", "description", "retention"]
-        widgets = {
-            "description": forms.Textarea(attrs={"rows": 2}),
-            "retention": forms.RadioSelect,
-        }
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
 
 class ConsentForm(forms.ModelForm):
@@ -44,11 +57,10 @@ class ConsentForm(forms.ModelForm):
         return data
 
 
-class RetentionForm(forms.ModelForm):
+class RetentionForm(RetentionChoiceMixin, forms.ModelForm):
     class Meta:
         model = Classroom
         fields = ["retention"]
-        widgets = {"retention": forms.RadioSelect}
 
 
 class DetectionModeForm(forms.ModelForm):

@@ -31,9 +31,10 @@ class Classroom(models.Model):
     name = models.CharField(max_length=120)
     subject = models.CharField(max_length=120, blank=True)
     description = models.TextField(blank=True)
-    # Deleting originals is the default: results are what the teacher needs, and a photo of
-    # students that no longer exists cannot leak.
-    retention = models.CharField(max_length=10, choices=Retention.choices, default=Retention.DELETE)
+    # A blurred copy is the default: results drawn on nothing (originals deleted) left teachers
+    # unable to tell which box was which part of the room, and a copy with every detected face
+    # pixelated is far less sensitive than the original. Deleting stays one choice away.
+    retention = models.CharField(max_length=10, choices=Retention.choices, default=Retention.BLUR)
     detection_mode = models.CharField(
         max_length=10,
         choices=DetectionMode.choices,
@@ -169,6 +170,12 @@ class Photo(BackgroundWork):
 
     def __str__(self):
         return f"Photo #{self.pk} ({self.status})"
+
+    @classmethod
+    def stale_seconds(cls) -> int:
+        # A photo takes seconds, and a teacher watches it: its worker's death shows sooner
+        # than a training job's.
+        return settings.EDUMOOD_PHOTO_STALE_SECONDS
 
     def finish(self, result=None) -> None:
         Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.DONE)

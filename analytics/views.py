@@ -11,8 +11,9 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
+from classifier.models import ModelVersion
 from classifier.services import active_model_version
 from ml.quantify import MIN_FACES
 
@@ -40,14 +41,31 @@ def _session(request, pk) -> Session:
     )
 
 
-def _model_note() -> dict:
-    version = active_model_version()
-    return {"active_version": version, "accuracy": version.accuracy if version else None}
+def _model_note(session_ids) -> dict:
+    """The model versions whose results a page shows, for its disclaimer (`_note.html`).
+
+    The versions that produced the results, not the active one: a session analysed before a
+    promotion keeps the old model's results and error rates. Pages without results yet name
+    the active model, which will produce them.
+    """
+    used = services.model_versions_used(session_ids)
+    ids = {version["id"] for versions in used.values() for version in versions}
+    return {
+        "note_versions": list(ModelVersion.objects.filter(pk__in=ids).order_by("pk")),
+        "active_version": active_model_version(),
+    }
+
+
+def _session_of(classroom, value) -> Session | None:
+    """The classroom's session with this id (from a form or query), or None."""
+    if not str(value or "").isdigit():
+        return None
+    return classroom.sessions.filter(pk=int(value)).first()
 
 
 @login_required
 def classroom_list(request):
-    form = ClassroomForm(request.POST or None, initial={"retention": Retention.DELETE})
+    form = ClassroomForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         form.instance.owner = request.user
         classroom = form.save()
@@ -75,6 +93,10 @@ def _classroom_page(request, classroom, **forms):
         "session_form": forms.get("session_form") or SessionForm(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "access_records": classroom.access_records.select_related("session")[:20],
+        # Consent recorded from a session's "record consent" link returns to that session.
+        "return_session": _session_of(
+            classroom, request.POST.get("session") or request.GET.get("session")
+        ),
     }
     status = 400 if forms else 200
     return render(request, "analytics/classroom_detail.html", context, status=status)
@@ -94,6 +116,9 @@ def record_consent(request, pk):
         return _classroom_page(request, classroom, consent_form=form)
     services.record_consent(classroom, user=request.user, **form.cleaned_data)
     messages.success(request, "Consent recorded. You can now upload photos to this classroom.")
+    session = _session_of(classroom, request.POST.get("session"))
+    if session is not None:
+        return redirect("analytics:session", session.pk)
     return redirect("analytics:classroom", classroom.pk)
 
 
@@ -104,7 +129,21 @@ def update_retention(request, pk):
     form = RetentionForm(request.POST, instance=Classroom.objects.get(pk=classroom.pk))
     if not form.is_valid():
         return _classroom_page(request, classroom, retention_form=form)
-    changed = services.set_retention(classroom, form.cleaned_data["retention"])
+    retention = form.cleaned_data["retention"]
+    affected = services.photos_retention_changes(classroom, retention).count()
+    if affected and request.POST.get("confirmed") != "yes":
+        # Blurring or deleting stored photos cannot be undone: say how many, and ask first.
+        return render(
+            request,
+            "analytics/retention_confirm.html",
+            {
+                "classroom": classroom,
+                "retention": retention,
+                "retention_label": Retention(retention).label,
+                "affected": affected,
+            },
+        )
+    changed = services.set_retention(classroom, retention)
     message = f"Retention set to: {classroom.get_retention_display().lower()}."
     if changed:
         message += f" Applied to {changed} photo(s) already analysed."
@@ -148,7 +187,7 @@ def create_session(request, pk):
     return render(request, "analytics/session_form.html", {"classroom": classroom, "form": form})
 
 
-def _uncorrected_reason(session, versions: list[dict]) -> str:
+def _uncorrected_reason(session, versions: list) -> str:
     """Why a session's shares are not corrected ("" when they are)."""
     if session.quantification:
         return ""
@@ -168,7 +207,7 @@ def session_detail(request, pk):
     photos = session.photos.prefetch_related("faces").order_by("uploaded_at", "id")
     summary = services.session_summary(session)
     corrected, intervals = summary["corrected_shares"] or {}, summary["intervals"] or {}
-    versions = services.model_versions_used([session.pk])[session.pk]
+    note = _model_note([session.pk])
     context = {
         "session": session,
         "classroom": session.classroom,
@@ -180,10 +219,10 @@ def session_detail(request, pk):
             for state in summary["counts"]
         ],
         "quantification": session.quantification,
-        "uncorrected_reason": _uncorrected_reason(session, versions),
+        "uncorrected_reason": _uncorrected_reason(session, note["note_versions"]),
         "min_faces": MIN_FACES,
         "correction_note": services.CORRECTION_NOTE,
-        "versions": versions,
+        "can_reanalyse": services.reanalysable_photos(session)[0].exists(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "config": {
             "uploadUrl": reverse("analytics-api:session-photos", args=[session.pk]),
@@ -194,18 +233,40 @@ def session_detail(request, pk):
             "csrfToken": get_token(request),
             "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
             "minFaces": MIN_FACES,
+            "maxFiles": settings.EDUMOOD_MAX_FILES_PER_BATCH,
+            # Within what the reverse proxy accepts (a dataset zip's size, README) and what
+            # cannot exceed the batch's pixel limit at the allowed pixels per byte.
+            "maxBatchBytes": min(
+                settings.EDUMOOD_MAX_DATASET_BYTES,
+                settings.EDUMOOD_MAX_BATCH_PIXELS // settings.EDUMOOD_MAX_PIXELS_PER_BYTE,
+            ),
             "photos": PhotoSerializer(photos, many=True).data,
         },
         "statuses": PhotoStatus.choices,
-        **_model_note(),
+        **note,
     }
     return render(request, "analytics/session_detail.html", context)
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def reanalyse_session(request, pk):
+    """GET asks for confirmation (what is analysed again, by which model); POST queues it."""
     session = _session(request, pk)
+    if request.method != "POST":
+        stored, others = services.reanalysable_photos(session)
+        if not stored.exists():
+            messages.info(request, "No stored original to analyse again in this session.")
+            return redirect("analytics:session", session.pk)
+        context = {
+            "session": session,
+            "classroom": session.classroom,
+            "queued": stored.count(),
+            "skipped": others.count(),
+            "versions": services.model_versions_used([session.pk])[session.pk],
+            "active_version": active_model_version(),
+        }
+        return render(request, "analytics/reanalyse_confirm.html", context)
     queued, skipped = services.reanalyse_session(session)
     if queued:
         messages.success(request, f"{queued} photo(s) queued for analysis with the active model.")
@@ -294,7 +355,7 @@ def dashboard(request, pk):
         "figures": figures,
         "query": request.GET.urlencode(),
         "definition": services.ENGAGEMENT_DEFINITION,
-        **_model_note(),
+        **_model_note(row["session"] for row in analysed),
     }
     return render(request, "analytics/dashboard.html", context)
 
@@ -334,6 +395,6 @@ def report(request, pk):
         "definition": services.ENGAGEMENT_DEFINITION,
         "correction_note": services.CORRECTION_NOTE,
         "min_faces": MIN_FACES,
-        **_model_note(),
+        **_model_note(row["session"] for row in trends),
     }
     return render(request, "analytics/report.html", context)

@@ -26,6 +26,8 @@ ATTRIBUTES_FILE = "attributes.csv"
 # crops the largest face in them, as the seed's preprocessing did.
 FACE_CROP_ABOVE = 160
 UPLOAD_DIR = "datasets/uploads"
+# Invalid entries of an identical import are listed in the job's log, up to this many.
+MAX_LOGGED_ERRORS = 50
 
 
 class DatasetImportError(Exception):
@@ -139,14 +141,16 @@ def _extract_attributes(source: Path, workdir: Path) -> Path | None:
         found = sorted(source.glob(f"*/{ATTRIBUTES_FILE}")) + [source / ATTRIBUTES_FILE]
         found = [p for p in found if p.is_file()]
         return found[-1] if found else None
-    from ml.safety import read_member, zip_members
+    from ml.safety import open_member, zip_members
 
     limits = zip_limits()
     with zipfile.ZipFile(source) as archive:
         for member in zip_members(archive, limits):
             if member.path.name == ATTRIBUTES_FILE and len(member.path.parts) <= 2:
                 target = workdir / ATTRIBUTES_FILE
-                target.write_bytes(read_member(archive, member, limits))
+                # Streamed to disk (and from there row by row): never whole in memory.
+                with open_member(archive, member, limits) as stream, target.open("wb") as out:
+                    shutil.copyfileobj(stream, out)
                 return target
     return None
 
@@ -261,11 +265,34 @@ def _attribute_counts(data) -> dict:
 
 @job_handler(JobKind.IMPORT_DATASET)
 def import_dataset(job: Job) -> dict:
-    """Decode, crop and check every image, then store one immutable version, or nothing."""
+    """Decode, crop and check every image, then store one immutable version, or nothing.
+
+    Whatever the outcome (stored, identical to a version already stored, failed), the uploaded
+    zip is removed, and so is a dataset the import left without any version.
+    """
+    dataset = Dataset.objects.get(pk=job.params["dataset"])
+    try:
+        return _import(job, dataset)
+    finally:
+        if job.params.get("upload"):
+            media_path(job.params["upload"]).unlink(missing_ok=True)
+        if not dataset.versions.exists() and not _other_imports_pending(job, dataset):
+            dataset.delete()
+
+
+def _other_imports_pending(job: Job, dataset: Dataset) -> bool:
+    return (
+        Job.objects.filter(kind=JobKind.IMPORT_DATASET, params__dataset=dataset.pk)
+        .exclude(pk=job.pk)
+        .exclude(status__in=Job.TERMINAL)
+        .exists()
+    )
+
+
+def _import(job: Job, dataset: Dataset) -> dict:
     from ml.data import attach_attributes, load_images
     from ml.eda import summarize
 
-    dataset = Dataset.objects.get(pk=job.params["dataset"])
     if job.params.get("upload"):
         source = media_path(job.params["upload"])
         if not source.is_file():
@@ -297,10 +324,17 @@ def import_dataset(job: Job) -> dict:
     errors += [{"file": name, "detail": "not an image file"} for name in others]
     job.set_progress(0.88, "Summarising", force=True)
     digest = content_hash(data)
-    existing = DatasetVersion.objects.filter(content_hash=digest).first()
+    existing = DatasetVersion.objects.select_related("dataset").filter(content_hash=digest).first()
     if existing is not None:
-        job.add_log(f"Same content as {existing}; nothing new stored.")
-        return {"dataset": existing.dataset_id, "dataset_version": existing.pk, "duplicate": True}
+        for error in errors[:MAX_LOGGED_ERRORS]:
+            job.add_log(f"Invalid entry {error['file']}: {error['detail']}")
+        return {
+            "outcome": f"Identical to dataset {existing.dataset.name} (version "
+            f"{existing.number}); nothing new stored.",
+            "identical_to": existing.pk,
+            "invalid": len(errors),
+            "errors": errors[:1000],
+        }
     summary = summarize(data)
     summary["original_sizes"] = {f"{w}x{h}": n for (w, h), n in decoder.sizes.most_common(20)}
     odd = sum(n for (w, h), n in decoder.sizes.items() if (w, h) != (48, 48))
@@ -335,8 +369,6 @@ def import_dataset(job: Job) -> dict:
     except BaseException:
         cache.unlink(missing_ok=True)  # nothing half-imported: no row, no orphan cache
         raise
-    if job.params.get("upload"):
-        source.unlink(missing_ok=True)
     job.add_log(f"Stored {version}: {len(data)} images, {len(errors)} invalid entries")
     return {
         "dataset": dataset.pk,

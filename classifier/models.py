@@ -4,10 +4,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from edumood_site.work import BackgroundWork
 
 from .choices import TERMINAL_JOB_STATUSES, JobKind, JobStatus
+from .quality import QualityFlag, quality_flags
 
 
 class Job(BackgroundWork):
@@ -100,8 +102,11 @@ class Job(BackgroundWork):
             )
         return self.cancel_requested
 
-    def finish(self, result=None, message: str = "Finished") -> None:
-        self._close(JobStatus.SUCCEEDED, result=result, message=message, progress=1.0)
+    def finish(self, result=None) -> None:
+        """Succeed with the handler's result; its `outcome`, if any, is the closing message."""
+        outcome = result.get("outcome") if isinstance(result, dict) else None
+        message = outcome or "Finished"
+        self._close(JobStatus.SUCCEEDED, result=result, message=message[:500], progress=1.0)
 
     def fail(self, error: str) -> None:
         self._close(JobStatus.FAILED, error=str(error)[:5000], message="Failed")
@@ -197,6 +202,11 @@ class ModelVersion(models.Model):
         # Evaluated versions carry "accuracy"; a checkpoint straight from training has only
         # its selection score on the validation split.
         return self.metrics.get("accuracy", self.metrics.get("val_accuracy"))
+
+    @cached_property
+    def quality_flags(self) -> list[QualityFlag]:
+        """Why promoting this version would be a mistake (one class, near chance); [] if none."""
+        return quality_flags(self.metrics, self.classes)
 
 
 class Dataset(models.Model):

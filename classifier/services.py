@@ -191,9 +191,27 @@ def calibrate_model_version(version: ModelVersion, data_dir) -> dict:
     return calibration
 
 
+class PromotionNeedsConfirmation(Exception):  # noqa: N818  (a refusal, answered with 409)
+    """A flagged version (one class, near chance) is promoted only when the admin confirms."""
+
+    def __init__(self, version: ModelVersion):
+        self.flags = version.quality_flags
+        super().__init__(
+            f"{version} is flagged: "
+            + " ".join(flag.message for flag in self.flags)
+            + " Confirm to promote it anyway."
+        )
+
+
 @transaction.atomic
-def promote(version: ModelVersion, *, user=None) -> ModelVersion:
-    """Make this version the one inference uses from the next photo on."""
+def promote(version: ModelVersion, *, user=None, confirmed: bool = False) -> ModelVersion:
+    """Make this version the one inference uses from the next photo on.
+
+    A version with quality flags needs `confirmed`: every classroom photo would get its
+    answers, and a one-class model gives every face the same state.
+    """
+    if version.quality_flags and not confirmed:
+        raise PromotionNeedsConfirmation(version)
     ModelVersion.objects.select_for_update().filter(is_active=True).exclude(pk=version.pk).update(
         is_active=False
     )
@@ -206,6 +224,56 @@ def promote(version: ModelVersion, *, user=None) -> ModelVersion:
 
 def active_model_version() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_active=True).first()
+
+
+# (metric key, label) compared between a candidate and the active version; higher is better.
+PROMOTION_METRICS = (("accuracy", "Accuracy"), ("macro_f1", "Macro F1"))
+
+
+def _audit_findings(version: ModelVersion) -> tuple[int | None, object]:
+    """Flagged groups of the version's latest bias audit (None when never audited), and it."""
+    audit = version.audits.select_related("dataset_version__dataset").first()
+    return (len(audit.result.get("findings", [])) if audit else None), audit
+
+
+def promotion_review(version: ModelVersion) -> dict:
+    """The promote page's comparison of a candidate with the active version.
+
+    Rows of (label, candidate value, active value, whether the candidate is worse), the
+    labels where it is worse, and the candidate's quality flags. Missing values never count
+    as worse; the page shows them as not measured.
+    """
+    active = active_model_version()
+    if active is not None and active.pk == version.pk:
+        active = None
+    rows = []
+    for key, label in PROMOTION_METRICS:
+        mine = version.accuracy if key == "accuracy" else version.metrics.get(key)
+        theirs = None
+        if active is not None:
+            theirs = active.accuracy if key == "accuracy" else active.metrics.get(key)
+        worse = mine is not None and theirs is not None and round(mine, 3) < round(theirs, 3)
+        rows.append({"label": label, "candidate": mine, "active": theirs, "worse": worse})
+    findings, audit = _audit_findings(version)
+    active_findings, active_audit = _audit_findings(active) if active else (None, None)
+    rows.append(
+        {
+            "label": "Flagged groups in the latest bias audit",
+            "candidate": findings,
+            "active": active_findings,
+            "worse": findings is not None
+            and active_findings is not None
+            and findings > active_findings,
+            "audits": (audit, active_audit),
+        }
+    )
+    return {
+        "active": active,
+        "rows": rows,
+        "worse": [row["label"] for row in rows if row["worse"]],
+        "flags": version.quality_flags,
+        "same_data": active is None or active.dataset_version_id == version.dataset_version_id,
+    }
 
 
 def load_classifier(version: ModelVersion):
@@ -231,6 +299,7 @@ def register_default_model() -> str:
         DEFAULT_WEIGHTS, name="EduMood default (FER2013)", source=ModelVersion.Source.SHIPPED
     )
     if active_model_version() is None:
-        promote(version)
+        # The shipped model is chosen by its maintainers; its model card documents its scores.
+        promote(version, confirmed=True)
         return f"Registered and activated the default model: {version}"
     return ""

@@ -1,15 +1,12 @@
 """Admin pages: datasets, jobs, model registry, fairness. Staff only; others get 403."""
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.permissions import staff_required
 from edumood_site.figures import plain, plain_figures
 
 from . import charts
@@ -18,7 +15,13 @@ from .datasets import DatasetImportError, start_import
 from .forms import JOB_FORMS, DatasetImportForm
 from .handlers import jobs_about
 from .models import AuditReport, Dataset, DatasetVersion, Job, ModelVersion
-from .services import create_job, promote, retry_job
+from .services import (
+    PromotionNeedsConfirmation,
+    create_job,
+    promote,
+    promotion_review,
+    retry_job,
+)
 
 METRIC_ROWS = (
     ("accuracy", "Accuracy"),
@@ -29,20 +32,6 @@ METRIC_ROWS = (
     ("micro_recall", "Micro recall"),
     ("micro_f1", "Micro F1"),
 )
-
-
-def staff_required(view):
-    """Anonymous users go to the login page; logged-in non-staff get 403."""
-
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            raise PermissionDenied("Admins only.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 # --- datasets -------------------------------------------------------------------------------
@@ -155,7 +144,9 @@ def _job_links(job: Job) -> list[tuple[str, str]]:
             links.append((f"Model version #{pk}", reverse("classifier:model", args=[pk])))
     dataset_pk = result.get("dataset") or params.get("dataset")
     version = DatasetVersion.objects.filter(
-        pk=result.get("dataset_version") or params.get("dataset_version")
+        pk=result.get("dataset_version")
+        or result.get("identical_to")
+        or params.get("dataset_version")
     ).first()
     if version is not None:
         url = reverse("classifier:dataset", args=[version.dataset_id])
@@ -197,8 +188,9 @@ def job_retry(request, pk):
 
 @staff_required
 def model_list(request):
-    versions = ModelVersion.objects.select_related("dataset_version__dataset", "created_by")
-    return render(request, "classifier/model_list.html", {"versions": versions})
+    versions = list(ModelVersion.objects.select_related("dataset_version__dataset", "created_by"))
+    flagged = sum(1 for version in versions if version.quality_flags)
+    return render(request, "classifier/model_list.html", {"versions": versions, "flagged": flagged})
 
 
 def _metric_rows(metrics: dict) -> list[tuple[str, float]]:
@@ -274,12 +266,20 @@ def model_compare(request):
 
 @staff_required
 def model_promote(request, pk):
+    """The candidate beside the active version; a flagged one needs the confirmation box."""
     version = get_object_or_404(ModelVersion, pk=pk)
+    error = ""
     if request.method == "POST":
-        promote(version, user=request.user)
-        messages.success(request, f"{version} is now the active model.")
-        return redirect("classifier:model", pk)
-    return render(request, "classifier/model_promote.html", {"version": version})
+        confirmed = request.POST.get("confirm_flags") == "yes"
+        try:
+            promote(version, user=request.user, confirmed=confirmed)
+        except PromotionNeedsConfirmation:
+            error = "Tick the box to confirm that you promote this flagged model on purpose."
+        else:
+            messages.success(request, f"{version} is now the active model.")
+            return redirect("classifier:model", pk)
+    context = {"version": version, "review": promotion_review(version), "error": error}
+    return render(request, "classifier/model_promote.html", context, status=400 if error else 200)
 
 
 # --- fairness (the architecture puts this in analytics; it lives here while that app is

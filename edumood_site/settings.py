@@ -132,6 +132,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+FORMAT_MODULE_PATH = ["edumood_site.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -151,9 +152,20 @@ MEDIA_URL = "media/"
 # Upload limits: a batch is rejected per file, never half-stored.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Larger request bodies are spooled here, not to /tmp: a crashed process's leftovers are swept
+# (analytics.services.uploads.sweep_upload_leftovers) at start and periodically.
+FILE_UPLOAD_TEMP_DIR = VAR_DIR / "uploads"
+FILE_UPLOAD_TEMP_DIR.mkdir(exist_ok=True)
+# How old a file with no row must be before the sweep removes it (uploads in flight are younger).
+EDUMOOD_UPLOAD_LEFTOVER_SECONDS = env_int("EDUMOOD_UPLOAD_LEFTOVER_SECONDS", 3600)
 EDUMOOD_MAX_UPLOAD_BYTES = env_int("EDUMOOD_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
 EDUMOOD_MAX_IMAGE_PIXELS = env_int("EDUMOOD_MAX_IMAGE_PIXELS", 50_000_000)
 EDUMOOD_MAX_FILES_PER_BATCH = env_int("EDUMOOD_MAX_FILES_PER_BATCH", 100)
+# Pixel amplification: real photos hold a few pixels per byte of file (a 12 MP JPEG is 2-5 MB,
+# a flat 4K screenshot as PNG about 40 pixels per byte); a file that decodes to far more is
+# built to cost decoding time and memory. A request decodes at most EDUMOOD_MAX_BATCH_PIXELS.
+EDUMOOD_MAX_PIXELS_PER_BYTE = env_int("EDUMOOD_MAX_PIXELS_PER_BYTE", 100)
+EDUMOOD_MAX_BATCH_PIXELS = env_int("EDUMOOD_MAX_BATCH_PIXELS", 1_000_000_000)
 EDUMOOD_MAX_DATASET_BYTES = env_int("EDUMOOD_MAX_DATASET_BYTES", 500 * 1024 * 1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = EDUMOOD_MAX_FILES_PER_BATCH + 1
 
@@ -194,6 +206,9 @@ CELERY_INFERENCE_TIME_LIMIT = env_int("CELERY_INFERENCE_TIME_LIMIT", 300)
 CELERY_TRAINING_TIME_LIMIT = env_int("CELERY_TRAINING_TIME_LIMIT", 12 * 3600)
 # A running job whose heartbeat is older than this is taken to have lost its worker.
 EDUMOOD_JOB_STALE_SECONDS = env_int("EDUMOOD_JOB_STALE_SECONDS", 120)
+# The same for a photo analysis: its heartbeat beats every quarter of this and the sweep runs
+# every half, so a photo abandoned by a dead worker is queued again within about 25 s.
+EDUMOOD_PHOTO_STALE_SECONDS = env_int("EDUMOOD_PHOTO_STALE_SECONDS", 15)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

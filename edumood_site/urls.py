@@ -1,8 +1,7 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from accounts.views import LoginView
+from accounts.views import LoginView, LogoutView
 
 from . import views
 
@@ -10,7 +9,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", LogoutView.as_view(), name="logout"),
     path("django-admin/", admin.site.urls),
     path("api/", include("classifier.api.urls")),
     path("", include("classifier.urls")),
@@ -18,5 +17,5 @@ urlpatterns = [
     path("api/", include("edumood_site.api")),
     path("api/", include("analytics.api.urls")),
     path("api/", include("accounts.api.urls")),
-    path("account/", include("accounts.urls")),
+    path("", include("accounts.urls")),
 ]

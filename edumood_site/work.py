@@ -112,6 +112,11 @@ class BackgroundWork(models.Model):
     def queue(self) -> str:
         return "inference"
 
+    @classmethod
+    def stale_seconds(cls) -> int:
+        """How long a running row's heartbeat may be silent before its worker counts as dead."""
+        return settings.EDUMOOD_JOB_STALE_SECONDS
+
     def claimable(self):
         """The rows a claim may move: this one (subclasses add conditions)."""
         return type(self).objects.filter(pk=self.pk)
@@ -123,7 +128,7 @@ class BackgroundWork(models.Model):
         and backs off; a dead worker's row goes stale and can be taken over.
         """
         now = timezone.now()
-        stale = now - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
+        stale = now - timedelta(seconds=self.stale_seconds())
         claimed = (
             self.claimable()
             .filter(
@@ -184,9 +189,9 @@ class BackgroundWork(models.Model):
             stop.set()
             thread.join()
 
-    @staticmethod
-    def heartbeat_interval() -> float:
-        return max(1.0, settings.EDUMOOD_JOB_STALE_SECONDS / 4)
+    @classmethod
+    def heartbeat_interval(cls) -> float:
+        return max(1.0, cls.stale_seconds() / 4)
 
     @cached_property
     def progress_writes(self) -> Throttle:
@@ -199,7 +204,7 @@ class BackgroundWork(models.Model):
     @classmethod
     def recover_abandoned(cls) -> int:
         """Queue again (or fail, after too many tries) rows whose worker died; how many."""
-        stale = timezone.now() - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS)
+        stale = timezone.now() - timedelta(seconds=cls.stale_seconds())
         count = 0
         for row in cls.objects.filter(status=cls.RUNNING, heartbeat_at__lt=stale):
             if row.attempts >= cls.MAX_ATTEMPTS:
@@ -273,7 +278,7 @@ def start_recovery_sweeps(**kwargs):
     source of truth for what is abandoned.
     """
     kinds = [m for m in apps.get_models() if issubclass(m, BackgroundWork)]
-    interval = max(1.0, settings.EDUMOOD_JOB_STALE_SECONDS / 2)
+    interval = max(1.0, min(kind.stale_seconds() for kind in kinds) / 2)
 
     def sweep_forever():
         stop = threading.Event()

@@ -144,6 +144,11 @@ def load_images(
     )
 
 
+# An attributes CSV may describe more files than were imported (other splits, unreadable
+# images), but not without bound: at most this many rows per image, plus a few.
+ROWS_PER_IMAGE = 10
+EXTRA_ROWS = 1000
+
 # The seed's age groups; bounds are inclusive lower edges.
 AGE_GROUPS = (("Young", 0), ("Mid", 28), ("Senior", 55))
 
@@ -180,25 +185,34 @@ def attach_attributes(data: ImageSet, csv_path: str | Path, age_bins: bool = Fal
     path = Path(csv_path)
     if not path.is_file():
         raise DataError(f"attributes CSV {str(path)!r} does not exist")
+    # Rows are streamed and only those of the dataset's files kept, so memory follows the
+    # dataset, not the CSV; a CSV far longer than the dataset describes something else.
+    max_rows = ROWS_PER_IMAGE * len(data.files) + EXTRA_ROWS
+    table = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = [c for c in (reader.fieldnames or []) if c]
-            rows = list(reader)
+            if "file" not in columns:
+                raise DataError(f"attributes CSV {str(path)!r} has no 'file' column")
+            by_class = "class" in columns
+            wanted = {_row_key(rel, by_class) for rel in data.files}
+            for number, row in enumerate(reader, start=1):
+                if number > max_rows:
+                    raise DataError(
+                        f"attributes CSV {str(path)!r} has more than {max_rows:,} rows for "
+                        f"{len(data.files):,} images"
+                    )
+                name = PurePosixPath((row.get("file") or "").replace("\\", "/")).name
+                key = (row.get("class", "") if by_class else "", name)
+                if key in wanted:
+                    table[key] = row
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read attributes CSV {str(path)!r}: {exc}") from exc
-    if "file" not in columns:
-        raise DataError(f"attributes CSV {str(path)!r} has no 'file' column")
-    by_class = "class" in columns
-    table = {}
-    for row in rows:
-        name = PurePosixPath((row.get("file") or "").replace("\\", "/")).name
-        table[(row.get("class", "") if by_class else "", name)] = row
     keep = [c for c in columns if c not in ("file", "class", "split")]
     values = {c: [] for c in keep}
     for rel in data.files:
-        cls, name = rel.rsplit("/", 1)
-        row = table.get((cls if by_class else "", name), {})
+        row = table.get(_row_key(rel, by_class), {})
         for c in keep:
             values[c].append(row.get(c) or "")
     attributes = dict(data.attributes)
@@ -216,6 +230,11 @@ def attach_attributes(data: ImageSet, csv_path: str | Path, age_bins: bool = Fal
         attributes,
         list(data.errors),
     )
+
+
+def _row_key(rel: str, by_class: bool) -> tuple[str, str]:
+    cls, name = rel.rsplit("/", 1)
+    return (cls if by_class else "", name)
 
 
 def stratified_split(data: ImageSet, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:

@@ -36,7 +36,10 @@ CROP_SCALE = 1.0
 
 
 def open_image(
-    source: bytes | str | Path | IO[bytes], max_pixels: int = DEFAULT_MAX_PIXELS
+    source: bytes | str | Path | IO[bytes],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    max_side: int | None = None,
 ) -> Image.Image:
     """A decoded RGB image with its EXIF orientation applied.
 
@@ -44,12 +47,28 @@ def open_image(
     transparency is composited on white, 16-bit and float samples are scaled to 8 bits.
     Raises InvalidImage for a missing, non-image, corrupt or truncated file and for an image
     over `max_pixels` (checked from the header, before decoding: a decompression bomb).
+
+    With `max_side`, a photo with a longer side is reduced once, as it is decoded (a JPEG is
+    decoded straight at 1/2 to 1/8 scale), and everything after works on the small copy; its
+    upright size before the reduction is in `image.info["full_size"]` (analyze_photo reports
+    boxes in it).
     """
     name = str(source) if isinstance(source, str | Path) else ""
     with opened_image(source, max_pixels, name=name) as image:
+        full = image.size
+        if max_side and max(full) > max_side:
+            shrink = max_side / max(full)
+            image.draft("RGB", (math.ceil(full[0] * shrink), math.ceil(full[1] * shrink)))
         image.load()
+        factor = math.ceil(max(image.size) / max_side) if max_side else 1
+        if factor > 1:
+            image = image.reduce(factor)
+        reduced = image.size
         ImageOps.exif_transpose(image, in_place=True)
-        return _to_rgb(image)
+        turned = image.size != reduced
+        rgb = _to_rgb(image)
+        rgb.info["full_size"] = full[::-1] if turned else full
+        return rgb
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -167,22 +186,24 @@ def analyze_photo(
     open_image accepts. A photo without faces gives an empty list.
     """
     image = _to_rgb(image) if isinstance(image, Image.Image) else open_image(image)
+    width, height = image.info.get("full_size", image.size)
     boxes = detect_faces(image, detector)
     if not boxes:
-        return PhotoAnalysis(image.width, image.height, [])
+        return PhotoAnalysis(width, height, [])
     probabilities = classifier.predict_proba(crop_faces(image, boxes, classifier.input_size))
+    scale = width / image.width  # boxes are reported in the photo's own pixels
     faces = []
     for box, row in zip(boxes, probabilities, strict=True):
         label = classifier.classes[int(row.argmax())]
         faces.append(
             FaceResult(
-                box=box,
+                box=box if scale == 1 else box.scaled(scale).clipped(width, height),
                 probabilities={c: float(p) for c, p in zip(classifier.classes, row, strict=True)},
                 label=label,
                 state=classifier.state_of(label),
             )
         )
-    return PhotoAnalysis(image.width, image.height, faces)
+    return PhotoAnalysis(width, height, faces)
 
 
 def annotate(image: Image.Image, analysis: PhotoAnalysis) -> Image.Image:

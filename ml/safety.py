@@ -21,9 +21,13 @@ MIB = 1 << 20
 # 64 MP is above any phone or DSLR photo in its default mode and still fits a worker's memory
 # as RGB; a header claiming more is treated as a decompression bomb.
 DEFAULT_MAX_PIXELS = 64_000_000
+# Images under this many pixels are cheap to decode however well they compress, so the pixels
+# per byte limit leaves them alone.
+PIXELS_PER_BYTE_CHECKED_ABOVE = 2_000_000
 # Compressed entries above this size are checked for a bomb-like ratio (a small entry cannot
 # expand into anything dangerous, however well it compresses).
 RATIO_CHECKED_ABOVE = MIB
+ZIP_SIGNATURE = b"PK\x03\x04"  # how a zip's first entry, and so a zip file, starts
 
 
 @contextmanager
@@ -33,13 +37,16 @@ def opened_image(
     *,
     formats: tuple[str, ...] | None = None,
     name: str = "",
+    max_pixels_per_byte: float | None = None,
 ) -> Iterator[Image.Image]:
     """A Pillow image whose header passed the checks, not yet decoded.
 
     Refuses, as InvalidImage with a one-line reason: a missing or unreadable file, a non-image,
     a format outside `formats` (Pillow's names, e.g. "JPEG"), a header claiming more than
-    `max_pixels` (before decoding: a decompression bomb), and any Pillow error raised while the
-    caller decodes inside the `with` block (corrupt or truncated data).
+    `max_pixels` (before decoding: a decompression bomb), with `max_pixels_per_byte`, an image
+    of file bytes over PIXELS_PER_BYTE_CHECKED_ABOVE pixels that claims more pixels per byte
+    (pixel amplification), and any Pillow error raised while the caller decodes inside the
+    `with` block (corrupt or truncated data).
     """
     prefix = f"{name}: " if name else ""
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
@@ -56,6 +63,18 @@ def opened_image(
             raise InvalidImage(
                 f"{prefix}{image.width}×{image.height} pixels is over the limit of "
                 f"{max_pixels:,} pixels (refused as a possible decompression bomb)"
+            )
+        pixels = image.width * image.height
+        if (
+            max_pixels_per_byte is not None
+            and isinstance(source, bytes)
+            and pixels > PIXELS_PER_BYTE_CHECKED_ABOVE
+            and pixels > max_pixels_per_byte * len(source)
+        ):
+            raise InvalidImage(
+                f"{prefix}{pixels:,} pixels from a file of {len(source):,} bytes is over "
+                f"{max_pixels_per_byte:g} pixels per byte, which no photo needs (refused as "
+                "built to cost decoding time)"
             )
         # Not closed here: what the caller decodes may be returned (Pillow closes a file it
         # opened itself once the pixels are loaded).
@@ -129,15 +148,38 @@ def _size(n: int) -> str:
     return f"{n // MIB} MB" if n >= MIB else f"{n:,} bytes"
 
 
-def read_member(archive: zipfile.ZipFile, member: ZipMember, limits: ZipLimits) -> bytes:
-    """The bytes of a member without a problem; UnsafeArchive if it is not what it claims."""
+@contextmanager
+def open_member(
+    archive: zipfile.ZipFile, member: ZipMember, limits: ZipLimits
+) -> Iterator[IO[bytes]]:
+    """A stream of a member without a problem that raises UnsafeArchive once it yields more
+    than the per-file limit (the header's size may lie)."""
     if member.problem:
         raise UnsafeArchive(member.problem)
     with archive.open(member.info) as handle:
-        # The header's size may lie; never read more than the limit allows.
-        content = handle.read(limits.member_bytes + 1)
-    if len(content) > limits.member_bytes:
-        raise UnsafeArchive("Expands beyond the per-file size limit (a zip bomb).")
-    if content[:4] == b"PK\x03\x04":
+        yield _Bounded(handle, limits.member_bytes)
+
+
+class _Bounded(io.RawIOBase):
+    def __init__(self, handle: IO[bytes], limit: int):
+        self.handle, self.left = handle, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self.handle.read(min(len(buffer), self.left + 1))
+        if len(chunk) > self.left:
+            raise UnsafeArchive("Expands beyond the per-file size limit (a zip bomb).")
+        self.left -= len(chunk)
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def read_member(archive: zipfile.ZipFile, member: ZipMember, limits: ZipLimits) -> bytes:
+    """The bytes of a member without a problem; UnsafeArchive if it is not what it claims."""
+    with open_member(archive, member, limits) as stream:
+        content = stream.read()
+    if content[:4] == ZIP_SIGNATURE:
         raise UnsafeArchive("Zips inside the zip are not accepted.")
     return content

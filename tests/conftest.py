@@ -37,7 +37,7 @@ def fast_and_quiet(settings):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.EDUMOOD_JOB_STALE_SECONDS = 3600
+    settings.EDUMOOD_JOB_STALE_SECONDS = settings.EDUMOOD_PHOTO_STALE_SECONDS = 3600
     yield
     torch.set_num_threads(threads)
 

@@ -1,4 +1,4 @@
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from rest_framework import exceptions, serializers
 
 from ..login_limits import retry_after, wait_message
@@ -48,3 +48,53 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         model = ApiToken
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
         read_only_fields = fields
+
+
+class PersonSerializer(serializers.ModelSerializer):
+    """An account as admins see it on the People page (never its password)."""
+
+    class Meta:
+        model = get_user_model()
+        fields = [
+            "id", "username", "email", "is_staff", "is_superuser", "is_active", "last_login",
+            "date_joined",
+        ]  # fmt: skip
+        read_only_fields = [f for f in fields if f != "is_active"]
+        extra_kwargs = {
+            "is_active": {
+                "help_text": "false deactivates the account (no log-in, no API); true restores it."
+            }
+        }
+
+
+class PersonCreateSerializer(serializers.Serializer):
+    username = serializers.RegexField(
+        r"^[\w.@+-]+\Z", max_length=150, help_text="Letters, digits and @/./+/-/_ only."
+    )
+    email = serializers.EmailField(required=False, default="", allow_blank=True)
+    is_staff = serializers.BooleanField(
+        required=False, default=False, help_text="true for an admin; false (default) a teacher."
+    )
+    password = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        trim_whitespace=False,
+        write_only=True,
+        help_text="Omit to have one generated; either way the answer shows it once.",
+    )
+
+    def validate_username(self, value):
+        if get_user_model().objects.filter(username__iexact=value).exists():
+            raise serializers.ValidationError("Someone already has this username.")
+        return value
+
+
+class PersonCreatedSerializer(PersonSerializer):
+    password = serializers.CharField(
+        source="new_password",
+        help_text="The account's password, shown only in this answer: pass it on.",
+    )
+
+    class Meta(PersonSerializer.Meta):
+        fields = [*PersonSerializer.Meta.fields, "password"]

@@ -1,14 +1,23 @@
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 
 from edumood_site.api import SettingsRateThrottle
 
 from ..models import ApiToken
-from ..services import issue_token, revoke_token
-from .serializers import ApiTokenSerializer, TokenObtainSerializer, TokenSerializer
+from ..services import PeopleError, create_person, issue_token, revoke_token, set_active
+from .serializers import (
+    ApiTokenSerializer,
+    PersonCreatedSerializer,
+    PersonCreateSerializer,
+    PersonSerializer,
+    TokenObtainSerializer,
+    TokenSerializer,
+)
 
 
 class ObtainTokenView(GenericAPIView):
@@ -52,3 +61,48 @@ class ApiTokenViewSet(
     def perform_destroy(self, instance):
         # Revoked, not deleted: the row keeps when the token was last used.
         revoke_token(instance)
+
+
+@extend_schema_view(
+    create=extend_schema(
+        request=PersonCreateSerializer,
+        responses={201: PersonCreatedSerializer},
+        description="Create an account (a teacher unless `is_staff`). The answer holds its "
+        "password, generated unless one was given, once.",
+    ),
+    partial_update=extend_schema(
+        description='Deactivate (`{"is_active": false}`) or reactivate an account. Admins '
+        "cannot deactivate themselves; only a superuser can deactivate a superuser."
+    ),
+)
+class PersonViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Accounts (the People page). Admins only."""
+
+    queryset = get_user_model().objects.order_by("username")
+    serializer_class = PersonSerializer
+    permission_classes = [IsAdminUser]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def create(self, request):
+        data = PersonCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            user, password = create_person(**data.validated_data)
+        except ValidationError as exc:
+            raise serializers.ValidationError({"password": exc.messages}) from exc
+        user.new_password = password  # in this answer only; the row holds its hash
+        return Response(PersonCreatedSerializer(user).data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        person = serializer.instance
+        if "is_active" in serializer.validated_data:
+            try:
+                set_active(person, serializer.validated_data["is_active"], by=self.request.user)
+            except PeopleError as exc:
+                raise serializers.ValidationError({"is_active": [str(exc)]}) from exc

@@ -164,6 +164,7 @@ class UploadRequestSerializer(serializers.Serializer):
 class UploadedPhotoSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.CharField()
+    file = serializers.CharField(help_text="The uploaded file (or zip/entry) it was stored from.")
 
 
 class FileErrorSerializer(serializers.Serializer):

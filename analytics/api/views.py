@@ -274,7 +274,11 @@ class SessionViewSet(viewsets.ModelViewSet):
             )
         body = {
             "photos": [
-                {"id": p.pk, "url": reverse("analytics-api:photo-detail", args=[p.pk])}
+                {
+                    "id": p.pk,
+                    "url": reverse("analytics-api:photo-detail", args=[p.pk]),
+                    "file": p.original_name,
+                }
                 for p in outcome.photos
             ],
             "errors": outcome.errors,

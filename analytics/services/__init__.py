@@ -22,12 +22,14 @@ from .aggregates import (
 from .analysis import (
     PhotoActionError,
     analyse_photo,
+    reanalysable_photos,
     reanalyse_session,
     retry_photo,
 )
 from .consent import (
     ConsentRequired,
     delete_photo_file,
+    photos_retention_changes,
     record_access,
     record_consent,
     set_retention,
@@ -37,13 +39,15 @@ from .quantification import CORRECTION_NOTE, quantify_session
 from .uploads import (
     ALLOWED_FORMATS,
     UploadError,
+    sweep_upload_leftovers,
     upload_photos,
 )
 
 __all__ = [
-    "ALLOWED_FORMATS", "CORRECTION_NOTE", "ENGAGEMENT_DEFINITION", "ConsentRequired",
+    "ALLOWED_FORMATS", "CORRECTION_NOTE", "ConsentRequired", "ENGAGEMENT_DEFINITION",
     "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions", "classroom_trends",
-    "compare_kinds", "delete_photo_file", "faces_csv", "model_versions_used", "quantify_session",
-    "reanalyse_session", "record_access", "record_consent", "retry_photo", "session_summaries",
-    "session_summary", "session_timeline", "sessions_csv", "set_retention", "upload_photos",
+    "compare_kinds", "delete_photo_file", "faces_csv", "model_versions_used",
+    "photos_retention_changes", "quantify_session", "reanalysable_photos", "reanalyse_session",
+    "record_access", "record_consent", "retry_photo", "session_summaries", "session_summary",
+    "session_timeline", "sessions_csv", "set_retention", "sweep_upload_leftovers", "upload_photos",
 ]  # fmt: skip

@@ -63,7 +63,7 @@ def _analyse_and_store(photo: Photo) -> None:
 
 def _analyse(photo: Photo):
     from ml.detect import get_detector
-    from ml.photo import analyze_photo, open_image
+    from ml.photo import DETECT_MAX_SIDE, analyze_photo, open_image
 
     version = active_model_version()
     if version is None:
@@ -72,7 +72,8 @@ def _analyse(photo: Photo):
         raise AnalysisError("The original photo is no longer stored, so it cannot be analysed.")
     with photo.image.open("rb") as handle:
         data = handle.read()
-    image = open_image(data, max_pixels=settings.EDUMOOD_MAX_IMAGE_PIXELS)
+    # A huge photo is reduced once, while decoding; the boxes still come in its own pixels.
+    image = open_image(data, settings.EDUMOOD_MAX_IMAGE_PIXELS, max_side=DETECT_MAX_SIDE)
     classifier = load_classifier(version)
     detector = get_detector(mode=photo.session.classroom.detection_mode)
     return version, analyze_photo(image, classifier, detector)
@@ -123,15 +124,24 @@ def _requeue(ids: list[int]) -> None:
     transaction.on_commit(lambda: [enqueue_analysis(pk) for pk in ids])
 
 
+def reanalysable_photos(session: Session):
+    """(photos whose original is stored and not in analysis now, the other finished photos).
+
+    Only an original can be analysed again: a blurred copy hides the faces, a deleted one is gone.
+    """
+    photos = session.photos.exclude(status__in=[PhotoStatus.QUEUED, PhotoStatus.ANALYSING])
+    stored = photos.filter(image_state=ImageState.ORIGINAL).exclude(image="").exclude(image=None)
+    return stored, photos.exclude(pk__in=stored.values("pk"))
+
+
 def reanalyse_session(session: Session) -> tuple[int, int]:
     """Queue every photo whose original is still stored for analysis by the active model.
 
     Existing results stay, with their model version, until the new ones replace them. Returns
     (queued, skipped): photos whose original was deleted or blurred cannot be analysed again.
     """
-    photos = session.photos.exclude(status__in=[PhotoStatus.QUEUED, PhotoStatus.ANALYSING])
-    stored = photos.filter(image_state=ImageState.ORIGINAL).exclude(image="").exclude(image=None)
+    stored, others = reanalysable_photos(session)
     ids = list(stored.values_list("pk", flat=True))
-    skipped = photos.exclude(pk__in=ids).count()
+    skipped = others.count()
     _requeue(ids)
     return len(ids), skipped

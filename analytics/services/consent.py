@@ -35,23 +35,38 @@ def record_consent(classroom: Classroom, *, user, **fields) -> Consent:
     return Consent.objects.create(classroom=classroom, recorded_by=user, **fields)
 
 
+# The stored images each setting blurs or deletes when it is chosen: tightening to delete also
+# removes the blurred copies that an earlier "blur" setting kept.
+RETENTION_ACTS_ON = {
+    Retention.KEEP: [],
+    Retention.BLUR: [ImageState.ORIGINAL],
+    Retention.DELETE: [ImageState.ORIGINAL, ImageState.BLURRED],
+}
+
+
+def photos_retention_changes(classroom: Classroom, retention: str):
+    """The analysed photos whose stored image choosing `retention` blurs or deletes at once."""
+    return (
+        Photo.objects.filter(
+            session__classroom=classroom,
+            status=PhotoStatus.DONE,
+            image_state__in=RETENTION_ACTS_ON[retention],
+        )
+        .exclude(image="")
+        .exclude(image=None)
+    )
+
+
 def set_retention(classroom: Classroom, retention: str) -> int:
     """Change what happens to originals, and apply it to photos already analysed.
 
-    Tightening the setting (to blur or delete) acts on the originals still stored at once, so
+    Tightening the setting (to blur or delete) acts on the images still stored at once, so
     the teacher's choice never waits for the next upload. Returns how many photos changed.
     """
     classroom.retention = retention
     classroom.save(update_fields=["retention"])
-    if retention == Retention.KEEP:
-        return 0
-    changed = 0
-    photos = Photo.objects.filter(
-        session__classroom=classroom, status=PhotoStatus.DONE, image_state=ImageState.ORIGINAL
-    ).select_related("session__classroom")
-    for photo in photos:
-        changed += apply_retention(photo)
-    return changed
+    photos = photos_retention_changes(classroom, retention).select_related("session__classroom")
+    return sum(apply_retention(photo) for photo in photos)
 
 
 def blur_faces(image: Image.Image, boxes: Iterable[tuple[int, int, int, int]]) -> Image.Image:
@@ -79,8 +94,9 @@ def apply_retention(photo: Photo) -> int:
     """Blur or delete an analysed original as its classroom asks; 1 if the photo changed.
 
     Originals are the most sensitive thing EduMood holds and the results do not need them, so
-    by default they go as soon as the analysis is stored. Faces the detector missed are not
-    blurred: the blurred copy is only as private as the detector is thorough.
+    unless the classroom keeps them they are blurred (the default) or deleted as soon as the
+    analysis is stored. Faces the detector missed are not blurred: the blurred copy is only as
+    private as the detector is thorough.
     """
     from ml.photo import open_image
 

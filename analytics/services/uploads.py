@@ -1,11 +1,15 @@
 """Uploads: every file (and zip entry) checked by its content before anything is stored;
 a batch is stored whole or not at all, then queued for analysis."""
 
+import logging
+import os
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -14,17 +18,29 @@ from django.utils import timezone
 from PIL import Image
 
 from ml.errors import InvalidImage, UnsafeArchive
-from ml.safety import ZipLimits, ZipMember, opened_image, read_member, zip_members
+from ml.safety import (
+    ZIP_SIGNATURE,
+    ZipLimits,
+    ZipMember,
+    opened_image,
+    read_member,
+    zip_members,
+)
 
 from ..models import Photo, Session
 from .analysis import enqueue_analysis
 from .consent import ConsentRequired
+
+logger = logging.getLogger(__name__)
 
 ALLOWED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 
 
 # All entries of one zip together may expand to this many times the per-file upload limit.
 ZIP_EXPANSION_FACTOR = 4
+# A stored photo's file carries this suffix until its row is committed (see _store).
+STAGING_SUFFIX = ".staging"
+PHOTOS_FOLDER = "photos"
 
 
 class UploadError(Exception):
@@ -67,16 +83,38 @@ def _exif_capture_time(image: Image.Image) -> datetime | None:
     return timezone.make_aware(naive)
 
 
-def inspect_image(name: str, data: bytes, read: Callable[[], bytes]) -> Candidate:
+class PixelBudget:
+    """The pixels a request may still decode (EDUMOOD_MAX_BATCH_PIXELS for the whole batch)."""
+
+    def __init__(self):
+        self.limit = self.left = settings.EDUMOOD_MAX_BATCH_PIXELS
+
+    def take(self, pixels: int) -> None:
+        if pixels > self.left:
+            raise InvalidUpload(
+                f"The batch's images together exceed {self.limit:,} pixels; upload this one in "
+                "another batch."
+            )
+        self.left -= pixels
+
+
+def inspect_image(
+    name: str, data: bytes, read: Callable[[], bytes], budget: PixelBudget
+) -> Candidate:
     """Check one file by its content (never its extension); raise InvalidUpload if unusable.
 
-    The checks are ml.safety's image policy, with the pixel limit from the settings.
+    The checks are ml.safety's image policy, with the limits from the settings; the pixels are
+    taken from the batch's budget before they are decoded.
     """
     try:
         with opened_image(
-            data, settings.EDUMOOD_MAX_IMAGE_PIXELS, formats=tuple(ALLOWED_FORMATS)
+            data,
+            settings.EDUMOOD_MAX_IMAGE_PIXELS,
+            formats=tuple(ALLOWED_FORMATS),
+            max_pixels_per_byte=settings.EDUMOOD_MAX_PIXELS_PER_BYTE,
         ) as image:
             width, height = image.size
+            budget.take(width * height)
             captured_at = _exif_capture_time(image)
             if image.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientation: rotated 90°
                 width, height = height, width
@@ -99,7 +137,7 @@ def _read_entry(source, member: ZipMember, limits: ZipLimits) -> bytes:
         return read_member(archive, member, limits)
 
 
-def expand_zip(name: str, source) -> tuple[list[Candidate], list[dict]]:
+def expand_zip(name: str, source, budget: PixelBudget) -> tuple[list[Candidate], list[dict]]:
     """The images inside a zip (a binary file object), each checked like a single upload.
 
     Problems are reported per entry (ml.safety's zip policy); the good entries are kept.
@@ -119,7 +157,7 @@ def expand_zip(name: str, source) -> tuple[list[Candidate], list[dict]]:
         try:
             content = _read_entry(source, member, limits)
             read = partial(_read_entry, source, member, limits)
-            candidates.append(inspect_image(label, content, read))
+            candidates.append(inspect_image(label, content, read, budget))
         except (InvalidUpload, UnsafeArchive) as exc:
             errors.append({"file": label, "detail": str(exc)})
         except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
@@ -131,7 +169,7 @@ def expand_zip(name: str, source) -> tuple[list[Candidate], list[dict]]:
 
 def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
     limit = settings.EDUMOOD_MAX_UPLOAD_BYTES
-    candidates, errors = [], []
+    candidates, errors, budget = [], [], PixelBudget()
     for upload in files:
         name = upload.name or "unnamed"
         if upload.size > limit:
@@ -139,16 +177,29 @@ def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
                 {"file": name, "detail": f"Larger than the limit of {limit // 1024 // 1024} MB."}
             )
             continue
-        if zipfile.is_zipfile(upload):
-            found, problems = expand_zip(name, upload)
+        # A photo is a photo if it decodes as one, even with a zip appended (a zip's directory
+        # sits at its end, so such a file also passes for a zip). A file that starts as a zip
+        # is never read whole: its entries are read one at a time.
+        photo, problem = None, "not an image file"
+        if not _starts_as_zip(upload):
+            try:
+                photo = inspect_image(name, _read_all(upload), partial(_read_all, upload), budget)
+            except InvalidUpload as exc:
+                problem = str(exc)
+        if photo is not None:
+            candidates.append(photo)
+        elif zipfile.is_zipfile(upload):
+            found, problems = expand_zip(name, upload, budget)
             candidates += found
             errors += problems
-            continue
-        try:
-            candidates.append(inspect_image(name, _read_all(upload), partial(_read_all, upload)))
-        except InvalidUpload as exc:
-            errors.append({"file": name, "detail": str(exc)})
+        else:
+            errors.append({"file": name, "detail": problem})
     return candidates, errors
+
+
+def _starts_as_zip(upload) -> bool:
+    upload.seek(0)
+    return upload.read(4) == ZIP_SIGNATURE
 
 
 def _read_all(upload) -> bytes:
@@ -182,7 +233,14 @@ def upload_photos(session: Session, files: Sequence) -> UploadOutcome:
 
 
 def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
-    photos, written = [], []
+    """Write each file under a staging name, commit the rows, then rename the files.
+
+    A crash before the commit leaves only staging files, which no row names; a crash after it
+    leaves rows whose staging files sweep_upload_leftovers renames. Either way no original is
+    ever stored where retention, deletion and the access log cannot see it.
+    """
+    field = Photo._meta.get_field("image")
+    photos, staged = [], []
     try:
         with transaction.atomic():
             for candidate in candidates:
@@ -193,17 +251,66 @@ def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
                     height=candidate.height,
                     captured_at=candidate.captured_at,
                 )
-                photo.image.save(
-                    f"photo{candidate.extension}", ContentFile(candidate.read()), save=False
-                )
-                written.append(photo.image.name)
+                final = field.generate_filename(photo, f"photo{candidate.extension}")
+                staging = field.storage.save(final + STAGING_SUFFIX, ContentFile(candidate.read()))
+                staged.append(staging)
+                photo.image.name = staging.removesuffix(STAGING_SUFFIX)
                 photo.save()
                 photos.append(photo)
             ids = [photo.pk for photo in photos]
-            transaction.on_commit(lambda: [enqueue_analysis(pk) for pk in ids])
+            transaction.on_commit(lambda: _publish(staged, ids))
     except Exception:
-        storage = Photo._meta.get_field("image").storage
-        for name in written:
-            storage.delete(name)
+        for name in staged:
+            field.storage.delete(name)
         raise
     return photos
+
+
+def _publish(staged: list[str], ids: list[int]) -> None:
+    storage = Photo._meta.get_field("image").storage
+    for name in staged:
+        os.replace(storage.path(name), storage.path(name.removesuffix(STAGING_SUFFIX)))
+    for pk in ids:
+        enqueue_analysis(pk)
+
+
+def sweep_upload_leftovers(grace_seconds: float | None = None) -> int:
+    """Remove what a crashed upload left behind, once older than the grace period; how many.
+
+    Request bodies spooled to FILE_UPLOAD_TEMP_DIR, and photo files that no row names, are
+    deleted; a staging file whose row was committed is renamed into place instead. The grace
+    period spares the files of uploads still in progress in other processes.
+    """
+    if grace_seconds is None:
+        grace_seconds = settings.EDUMOOD_UPLOAD_LEFTOVER_SECONDS
+    cutoff = time.time() - grace_seconds
+    storage = Photo._meta.get_field("image").storage
+    root = Path(storage.location)
+    leftovers = [
+        path
+        for folder in (Path(settings.FILE_UPLOAD_TEMP_DIR), root / PHOTOS_FOLDER)
+        if folder.is_dir()
+        for path in folder.rglob("*")
+        if path.is_file() and path.stat().st_mtime < cutoff
+    ]
+    names = {path: path.relative_to(root).as_posix() for path in leftovers if root in path.parents}
+    finals = {path: name.removesuffix(STAGING_SUFFIX) for path, name in names.items()}
+    known = set()
+    wanted = list(finals.values())
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        known |= set(Photo.objects.filter(image__in=chunk).values_list("image", flat=True))
+    removed = 0
+    for path in leftovers:
+        final = finals.get(path)
+        try:
+            if final in known and names[path] != final:
+                os.replace(path, storage.path(final))  # committed, the rename not yet done
+            elif final not in known:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass  # its own process finished with it meanwhile
+    if removed:
+        logger.warning("Removed %d file(s) left behind by interrupted uploads", removed)
+    return removed

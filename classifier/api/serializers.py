@@ -180,10 +180,23 @@ class JobCreateSerializer(serializers.Serializer):
         return attrs
 
 
+class QualityFlagSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["one_class", "near_chance"])
+    label = serializers.CharField()
+    message = serializers.CharField()
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     promoted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     audits = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    warnings = QualityFlagSerializer(
+        source="quality_flags",
+        many=True,
+        read_only=True,
+        help_text="Why promoting this version is likely a mistake, from its validation "
+        "metrics: it predicts one class, or scores near chance. Empty when none.",
+    )
 
     class Meta:
         model = ModelVersion
@@ -191,8 +204,16 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "id", "name", "arch", "classes", "state_mapping", "input_size", "normalisation",
             "source", "params", "metrics", "history", "device", "dataset_version", "job",
             "checkpoint_sha256", "created_by", "created_at", "is_active", "promoted_at",
-            "promoted_by", "audits",
+            "promoted_by", "audits", "warnings",
         ]  # fmt: skip
+
+
+class PromoteSerializer(serializers.Serializer):
+    confirm = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Required (true) to promote a version that has `warnings`.",
+    )
 
 
 class AuditSerializer(serializers.ModelSerializer):

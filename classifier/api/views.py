@@ -7,11 +7,11 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
-from edumood_site.api import SettingsRateThrottle
+from edumood_site.api import Conflict, SettingsRateThrottle
 
 from ..datasets import DatasetImportError, start_import
 from ..models import AuditReport, Dataset, Job, ModelVersion
-from ..services import create_job, promote, retry_job
+from ..services import PromotionNeedsConfirmation, create_job, promote, retry_job
 from . import serializers as s
 
 # Descriptions only: the project's AutoSchema gives every error response the one error body.
@@ -111,9 +111,18 @@ class JobViewSet(
     list=extend_schema(responses={200: s.ModelVersionSerializer(many=True), 403: DENIED}),
     retrieve=extend_schema(responses={200: s.ModelVersionSerializer, 403: DENIED, 404: MISSING}),
     promote=extend_schema(
-        request=None,
-        responses={200: s.ModelVersionSerializer, 403: DENIED, 404: MISSING},
-        description="Make this version the active one; inference uses it from the next photo.",
+        request=s.PromoteSerializer,
+        responses={
+            200: s.ModelVersionSerializer,
+            403: DENIED,
+            404: MISSING,
+            409: OpenApiResponse(
+                description="The version has `warnings` (predicts one class, scores near "
+                'chance) and the request did not send `{"confirm": true}`.'
+            ),
+        },
+        description="Make this version the active one; inference uses it from the next photo. "
+        'A version with `warnings` is promoted only with `{"confirm": true}` in the body.',
     ),
 )
 class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AdminViewSet):
@@ -125,7 +134,13 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Admi
 
     @action(detail=True, methods=["post"])
     def promote(self, request, pk=None):
-        version = promote(self.get_object(), user=request.user)
+        version = self.get_object()
+        body = s.PromoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            promote(version, user=request.user, confirmed=body.validated_data["confirm"])
+        except PromotionNeedsConfirmation as exc:
+            raise Conflict(str(exc)) from exc
         return Response(s.ModelVersionSerializer(version).data)
 
 

@@ -157,13 +157,18 @@
   }
 
   // --- upload -----------------------------------------------------------------------------
+  // Files go in batches within the API's limits (files per request, bytes per request), one
+  // batch at a time; a 429 or 503 is waited out (Retry-After) and the batch sent again. A file
+  // is shown as stored only when the answer lists a photo stored from it.
+  const RETRIES = 8;
+
   function uploadRow(file) {
     const bar = el("span", { style: "width: 0%" });
     const message = el("div", { class: "message-text muted", text: "waiting" });
     const row = el("li", { "data-file": file.name }, el("span", { class: "name", text: file.name, title: file.name }),
       el("div", { class: "progress" }, bar), message);
     uploadsNode.append(row);
-    return { row, bar, message };
+    return { file, row, bar, message };
   }
 
   function showErrors(message, errors) {
@@ -173,50 +178,118 @@
     message.append(list);
   }
 
-  function upload(file) {
-    const { bar, message } = uploadRow(file);
-    if (file.size > cfg.maxBytes) {
-      message.className = "message-text error";
-      message.textContent = `Too large: at most ${Math.round(cfg.maxBytes / 1048576)} MB per file.`;
+  function fail(item, text, errors) {
+    item.row.dataset.outcome = "failed";
+    item.message.className = "message-text error";
+    item.message.textContent = text;
+    showErrors(item.message, errors);
+  }
+
+  function batches(items) {
+    const result = [];
+    let batch = [], bytes = 0;
+    for (const item of items) {
+      // Equal names in one request could not be told apart in the answer.
+      const clash = batch.some((other) => other.file.name === item.file.name);
+      if (batch.length && (clash || batch.length >= cfg.maxFiles || bytes + item.file.size > cfg.maxBatchBytes)) {
+        result.push(batch);
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(item);
+      bytes += item.file.size;
+    }
+    if (batch.length) result.push(batch);
+    return result;
+  }
+
+  function send(batch, onProgress) {
+    return new Promise((resolve) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", cfg.uploadUrl);
+      xhr.setRequestHeader("X-CSRFToken", cfg.csrfToken);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.upload.addEventListener("progress", (event) => {
+        if (event.lengthComputable) onProgress(event.loaded / event.total);
+      });
+      xhr.addEventListener("loadend", () => {
+        let body = {};
+        try { body = JSON.parse(xhr.responseText || "{}"); } catch (e) { body = {}; }
+        resolve({ status: xhr.status, body, retryAfter: Number(xhr.getResponseHeader("Retry-After")) });
+      });
+      const data = new FormData();
+      batch.forEach((item) => data.append("image", item.file));
+      xhr.send(data);
+    });
+  }
+
+  function sleep(seconds) {
+    return new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
+
+  function settle(item, body) {
+    const own = (name) => name === item.file.name || name.startsWith(item.file.name + "/");
+    const stored = (body.photos || []).filter((photo) => own(photo.file)).length;
+    const errors = (body.errors || []).filter((error) => own(error.file));
+    if (!stored) {
+      fail(item, errors.length ? "not stored:" : (body.detail || "not stored"), errors);
       return;
     }
-    pending += 1;
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", cfg.uploadUrl);
-    xhr.setRequestHeader("X-CSRFToken", cfg.csrfToken);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.addEventListener("progress", (event) => {
-      if (event.lengthComputable) {
-        bar.style.width = Math.round((100 * event.loaded) / event.total) + "%";
-        message.textContent = "uploading " + Math.round((100 * event.loaded) / event.total) + "%";
+    item.row.dataset.outcome = "stored";
+    item.bar.style.width = "100%";
+    item.message.className = "message-text";
+    item.message.textContent = `stored: ${stored} photo${stored === 1 ? "" : "s"} queued for analysis`;
+    showErrors(item.message, errors);
+  }
+
+  async function uploadBatch(batch) {
+    for (let attempt = 0; ; attempt += 1) {
+      batch.forEach((item) => { item.message.textContent = "uploading 0%"; });
+      const answer = await send(batch, (fraction) => batch.forEach((item) => {
+        item.bar.style.width = Math.round(100 * fraction) + "%";
+        item.message.textContent = "uploading " + Math.round(100 * fraction) + "%";
+      }));
+      if ((answer.status === 429 || answer.status === 503) && attempt < RETRIES) {
+        const wait = Math.max(1, answer.retryAfter || 2 ** attempt);
+        batch.forEach((item) => {
+          item.bar.style.width = "0%";
+          item.message.textContent = `server busy: trying again in ${wait} s`;
+        });
+        await sleep(wait);
+        continue;
       }
-    });
-    xhr.addEventListener("loadend", () => {
-      pending -= 1;
-      let body = {};
-      try { body = JSON.parse(xhr.responseText || "{}"); } catch (e) { body = {}; }
-      if (xhr.status === 202) {
-        bar.style.width = "100%";
-        const n = body.photos.length;
-        message.className = "message-text";
-        message.textContent = `uploaded: ${n} photo${n === 1 ? "" : "s"} queued for analysis`;
-        showErrors(message, body.errors);
+      if (answer.status === 202 || (answer.status === 400 && answer.body.errors && answer.body.errors.length)) {
+        batch.forEach((item) => settle(item, answer.body));
       } else {
-        message.className = "message-text error";
-        message.textContent = body.detail || (xhr.status ? `Upload failed (${xhr.status}).` : "Upload failed: no connection.");
-        showErrors(message, body.errors);
+        const text = answer.body.detail || (answer.status ? `Upload failed (${answer.status}).` : "Upload failed: no connection.");
+        batch.forEach((item) => fail(item, "not stored: " + text));
       }
-      poller.schedule(300);
-    });
-    const data = new FormData();
-    data.append("image", file);
-    xhr.send(data);
+      return;
+    }
+  }
+
+  let queue = Promise.resolve();
+
+  function uploadAll(files) {
+    const items = [];
+    for (const file of files) {
+      const item = uploadRow(file);
+      if (file.size > cfg.maxBytes) fail(item, `Too large: at most ${Math.round(cfg.maxBytes / 1048576)} MB per file.`);
+      else items.push(item);
+    }
+    pending += items.length;
+    for (const batch of batches(items)) {
+      queue = queue.then(() => uploadBatch(batch)).finally(() => {
+        pending -= batch.length;
+        poller.schedule(300);
+      });
+    }
   }
 
   const input = document.getElementById("file-input");
   const dropzone = document.getElementById("dropzone");
   if (input && dropzone) {
-    input.addEventListener("change", () => { Array.from(input.files).forEach(upload); input.value = ""; });
+    input.addEventListener("change", () => { uploadAll(Array.from(input.files)); input.value = ""; });
     ["dragenter", "dragover"].forEach((type) => dropzone.addEventListener(type, (event) => {
       event.preventDefault();
       dropzone.classList.add("over");
@@ -224,7 +297,7 @@
     ["dragleave", "drop"].forEach((type) => dropzone.addEventListener(type, () => dropzone.classList.remove("over")));
     dropzone.addEventListener("drop", (event) => {
       event.preventDefault();
-      Array.from(event.dataTransfer.files).forEach(upload);
+      uploadAll(Array.from(event.dataTransfer.files));
     });
   }
 

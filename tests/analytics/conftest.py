@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from analytics import services
 from analytics.models import Classroom, Consent, FaceResult, Photo, Session
 from ml.labels import STATES
 from ml.quantify import Calibration
@@ -50,6 +51,22 @@ def zip_bytes(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> by
 
 def make_user(username: str):
     return get_user_model().objects.create_user(username, password="pw-for-tests-1")
+
+
+@pytest.fixture
+def analyse(eager_celery, django_capture_on_commit_callbacks):
+    """Upload files to a session and run what follows the commit: the files are renamed into
+    place and their analysis tasks run (eagerly; without a model version the photos fail and
+    keep their files)."""
+
+    def run(session, *files):
+        with django_capture_on_commit_callbacks(execute=True):
+            outcome = services.upload_photos(session, list(files))
+        for photo in outcome.photos:
+            photo.refresh_from_db()
+        return outcome.photos
+
+    return run
 
 
 @pytest.fixture

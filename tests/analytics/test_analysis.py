@@ -30,20 +30,6 @@ def group_photos(data_dir: Path, count: int = 2) -> list[Path]:
 
 
 @pytest.fixture
-def analyse(eager_celery, django_capture_on_commit_callbacks):
-    """Upload files to a session and run their (eager) analysis tasks."""
-
-    def run(session, *files):
-        with django_capture_on_commit_callbacks(execute=True):
-            outcome = services.upload_photos(session, list(files))
-        for photo in outcome.photos:
-            photo.refresh_from_db()
-        return outcome.photos
-
-    return run
-
-
-@pytest.fixture
 def fresh_model_cache(monkeypatch):
     """An empty per-process classifier cache, and a count of real checkpoint loads."""
     from ml.predict import Classifier
@@ -70,10 +56,11 @@ def test_a_photo_without_faces_is_done_with_zero_faces_and_the_model_loads_once(
         assert (photo.status, photo.error, photo.faces.count()) == ("done", "", 0)
         assert photo.model_version == model_version and photo.analysed_at is not None
         assert photo.attempts == 1
-        # Default retention: the original is deleted once the results are stored.
-        assert photo.image_state == ImageState.DELETED and not photo.image
+        # Default retention: a blurred copy replaces the original once results are stored.
+        assert photo.image_state == ImageState.BLURRED and photo.image
     assert len(fresh_model_cache) == 1  # two photos, one checkpoint load in this process
-    assert stored_files(media_root) == []
+    files = stored_files(media_root)  # both re-encoded as JPEG copies, b.png included
+    assert len(files) == 2 and all(name.endswith(".jpg") for name in files)
     summary = services.session_summary(session)
     assert summary["faces"] == 0 and summary["engagement_index"] is None
     assert summary["photos"]["done"] == 2
@@ -168,12 +155,14 @@ def test_a_photo_another_worker_is_analysing_is_left_alone(session, model_versio
 
 
 def test_recovery_sweep_requeues_or_fails_photos_whose_worker_died(
-    session, model_version, eager_celery, settings
+    session, model_version, analyse, settings
 ):
+    session.classroom.retention = Retention.KEEP  # analysed at upload, then once more
+    session.classroom.save()
     stale = timezone.now() - timedelta(seconds=settings.EDUMOOD_JOB_STALE_SECONDS + 5)
-    first, second, fresh = services.upload_photos(
-        session, [upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(3)]
-    ).photos
+    first, second, fresh = analyse(
+        session, *[upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(3)]
+    )
     Photo.objects.filter(pk=first.pk).update(
         status=PhotoStatus.ANALYSING, heartbeat_at=stale, attempts=1
     )
@@ -235,13 +224,13 @@ def test_tightening_retention_applies_to_photos_already_analysed(
 
 @pytest.mark.parametrize("target", ["classroom", "session"])
 def test_deleting_a_classroom_or_session_deletes_its_files(
-    session, media_root, django_capture_on_commit_callbacks, target
+    session, media_root, analyse, django_capture_on_commit_callbacks, target
 ):
-    services.upload_photos(session, [upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(2)])
-    other = services.upload_photos(
+    analyse(session, *[upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(2)])
+    (other,) = analyse(
         type(session).objects.create(classroom=session.classroom, title="Other"),
-        [upload("x.jpg", image_bytes(seed=9))],
-    ).photos[0]
+        upload("x.jpg", image_bytes(seed=9)),
+    )
     assert len(stored_files(media_root)) == 3
     with django_capture_on_commit_callbacks(execute=True):
         (session.classroom if target == "classroom" else session).delete()

@@ -28,7 +28,7 @@ def test_classroom_create_read_update_delete_and_consent(api, teacher):
     created = api.post("/api/classrooms/", {"name": "8A", "subject": "Maths"}, format="json")
     assert created.status_code == 201, created.data
     body = created.data
-    assert (body["retention"], body["consent"]) == ("delete", None)
+    assert (body["retention"], body["consent"]) == ("blur", None)  # the default
     pk = body["id"]
     consent = api.post(
         f"/api/classrooms/{pk}/consent/",

@@ -85,8 +85,8 @@ def test_session_page_without_consent_explains_why_uploads_are_refused(web, teac
     assert b"No consent recorded" in page.content and b'id="dropzone"' not in page.content
 
 
-def test_photo_image_is_served_only_to_its_owner_and_never_cached(web, session, client):
-    (photo,) = services.upload_photos(session, [upload("a.png", image_bytes("PNG"))]).photos
+def test_photo_image_is_served_only_to_its_owner_and_never_cached(web, session, analyse):
+    (photo,) = analyse(session, upload("a.png", image_bytes("PNG")))
     response = web.get(reverse("analytics:photo-image", args=[photo.pk]))
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == photo.image.open("rb").read()
@@ -136,10 +136,12 @@ def test_report_lists_sessions_for_printing(web, session):
 
 def test_retention_reanalyse_and_delete_actions(web, session, model_version):
     classroom = session.classroom
-    response = web.post(reverse("analytics:retention", args=[classroom.pk]), {"retention": "blur"})
-    assert response.status_code == 302
+    response = web.post(
+        reverse("analytics:retention", args=[classroom.pk]), {"retention": "delete"}
+    )
+    assert response.status_code == 302  # no photo stored: nothing to confirm
     classroom.refresh_from_db()
-    assert classroom.retention == "blur"
+    assert classroom.retention == "delete"
     response = web.post(
         reverse("analytics:detection", args=[classroom.pk]), {"detection_mode": "x"}
     )
@@ -185,7 +187,7 @@ def test_another_teacher_gets_404_on_every_page_and_action(client, session, othe
         data = {"retention": "keep", "detection_mode": "thorough", "title": "x"}
         assert client.post(url, data).status_code == 404, url
     assert Session.objects.filter(pk=session.pk).exists()
-    assert Classroom.objects.get(pk=session.classroom_id).retention == "delete"
+    assert Classroom.objects.get(pk=session.classroom_id).retention == "blur"
     assert Classroom.objects.get(pk=session.classroom_id).detection_mode == "fast"
     assert b"7B" not in client.get(reverse("analytics:classrooms")).content
 
@@ -200,9 +202,9 @@ def test_anonymous_users_are_sent_to_login(client, session):
 
 
 def test_views_and_exports_are_logged_for_the_owner_and_survive_deletion(
-    web, session, other_teacher
+    web, session, other_teacher, analyse
 ):
-    (photo,) = services.upload_photos(session, [upload("a.png", image_bytes("PNG"))]).photos
+    (photo,) = analyse(session, upload("a.png", image_bytes("PNG")))
     classroom = session.classroom
     web.get(reverse("analytics:session", args=[session.pk]))
     web.get(reverse("analytics:photo-image", args=[photo.pk]))
@@ -242,3 +244,140 @@ def test_teacher_pages_allow_a_strict_content_security_policy(web, session, mode
         response = web.get(url)
         assert response.status_code == 200, url
         assert_strict_csp_possible(response.content.decode(), url)
+
+
+def test_new_classrooms_keep_a_blurred_copy_by_default_and_the_form_says_what_each_keeps(
+    web, teacher
+):
+    from django.utils.html import escape
+
+    from analytics.choices import RETENTION_KEEPS
+
+    page = web.get(reverse("analytics:classrooms")).content.decode()
+    checked = page.split('name="retention"')[1:]
+    assert [("checked" in part.split(">")[0]) for part in checked] == [True, False, False]
+    for text in RETENTION_KEEPS.values():
+        assert escape(text) in page
+    web.post(reverse("analytics:classrooms"), {"name": "9C", "retention": "blur"})
+    assert Classroom.objects.get(owner=teacher).retention == "blur"
+    assert Classroom.objects.create(owner=teacher, name="ORM").retention == "blur"
+
+
+def _stored_photo(session, seed=0, state="original") -> Photo:
+    """An analysed photo whose image file is still stored (kept or blurred)."""
+    (photo,) = services.upload_photos(
+        session, [upload(f"{seed}.jpg", image_bytes(seed=seed))]
+    ).photos
+    Photo.objects.filter(pk=photo.pk).update(status="done", image_state=state)
+    photo.refresh_from_db()
+    return photo
+
+
+def test_tightening_retention_asks_first_and_says_how_many_photos_change(web, session):
+    classroom = session.classroom
+    classroom.retention = "keep"
+    classroom.save()
+    photos = [_stored_photo(session, seed) for seed in (1, 2)]
+    url = reverse("analytics:retention", args=[classroom.pk])
+
+    asked = web.post(url, {"retention": "delete"})
+    text = asked.content.decode()
+    assert asked.status_code == 200 and "Delete 2 stored photos now?" in text
+    assert "cannot be undone" in text and 'name="confirmed" value="yes"' in text
+    classroom.refresh_from_db()
+    assert classroom.retention == "keep"
+    assert all(Photo.objects.get(pk=p.pk).image for p in photos)  # nothing touched yet
+
+    done = web.post(url, {"retention": "delete", "confirmed": "yes"}, follow=True)
+    assert b"Applied to 2 photo(s) already analysed" in done.content
+    assert set(Photo.objects.values_list("image_state", flat=True)) == {"deleted"}
+    # Loosening again changes no stored photo: no question.
+    assert web.post(url, {"retention": "keep"}).status_code == 302
+
+
+def test_tightening_from_blur_to_delete_removes_the_blurred_copies(session, media_root):
+    classroom = session.classroom
+    blurred = _stored_photo(session, 3, state="blurred")
+    name = blurred.image.name
+    assert services.set_retention(classroom, "delete") == 1
+    blurred.refresh_from_db()
+    assert blurred.image_state == "deleted" and not blurred.image
+    assert not (media_root / name).exists()
+
+
+def test_reanalyse_asks_first_and_is_offered_only_while_an_original_is_stored(
+    web, session, model_version
+):
+    from classifier.models import ModelVersion
+
+    add_results(session, ["Engaged"], version=model_version)  # its original was deleted
+    page = web.get(reverse("analytics:session", args=[session.pk])).content.decode()
+    assert 'id="reanalyse"' not in page
+    url = reverse("analytics:session-reanalyse", args=[session.pk])
+    nothing = web.get(url, follow=True)
+    assert b"No stored original to analyse again" in nothing.content
+
+    kept = _stored_photo(session, 4)
+    ModelVersion.objects.filter(pk=model_version.pk).update(name="old model")
+    page = web.get(reverse("analytics:session", args=[session.pk])).content.decode()
+    assert f'href="{url}"' in page and 'id="reanalyse"' in page
+    confirm = web.get(url).content.decode()
+    assert "Re-analyse 1 photo of “Fractions”?" in confirm
+    assert "old model" in confirm and "1 photo keeps its results" in confirm
+    kept.refresh_from_db()
+    assert kept.status == "done"  # asking changed nothing
+    web.post(url)
+    kept.refresh_from_db()
+    assert kept.status == "queued"
+
+
+def test_consent_recorded_from_a_session_returns_to_that_session(web, teacher):
+    classroom = make_classroom(teacher, consent=False)
+    session = Session.objects.create(classroom=classroom, title="Week 1")
+    page = web.get(reverse("analytics:session", args=[session.pk])).content.decode()
+    link = f"{reverse('analytics:classroom', args=[classroom.pk])}?session={session.pk}#consent"
+    assert link in page
+    form = web.get(link.split("#")[0]).content.decode()
+    assert f'name="session" value="{session.pk}"' in form and "“Week 1”" in form
+    body = {"obtained_from": "Parents", "method": "written", "obtained_on": "2024-09-01"}
+    url = reverse("analytics:consent", args=[classroom.pk])
+    invalid = web.post(url, {"session": session.pk})  # the form comes back with the return
+    assert f'name="session" value="{session.pk}"' in invalid.content.decode()
+    response = web.post(url, {**body, "session": session.pk})
+    assert response.url == reverse("analytics:session", args=[session.pk])
+    # A session of another classroom is not a place to return to.
+    elsewhere = Session.objects.create(classroom=make_classroom(teacher), title="x")
+    response = web.post(url, {**body, "session": elsewhere.pk})
+    assert response.url == reverse("analytics:classroom", args=[classroom.pk])
+
+
+def _note(page: bytes) -> str:
+    return page.decode().split('id="estimate-note"')[1].split("</p>")[0]
+
+
+def test_the_disclaimer_names_the_model_that_produced_the_results_not_the_active_one(
+    web, session, model_version
+):
+    from classifier.models import ModelVersion
+    from classifier.services import promote
+
+    add_results(session, ["Engaged", "Bored"], version=model_version)
+    newer = ModelVersion.objects.create(
+        name="newer model", arch="edu-vgg-s", classes=model_version.classes, state_mapping={},
+        normalisation="per-image", checkpoint="models/n.pt", checkpoint_sha256="n" * 64,
+        metrics={"accuracy": 0.61},
+    )  # fmt: skip
+    promote(newer)
+    pages = [
+        reverse("analytics:session", args=[session.pk]),
+        reverse("analytics:dashboard", args=[session.classroom_id]),
+        reverse("analytics:report", args=[session.classroom_id]),
+    ]
+    for url in pages:
+        note = _note(web.get(url).content)
+        assert "test model" in note and "25.0%" in note, url  # the results' own model
+        assert "newer model" not in note and "61.0%" not in note, url
+    fresh = Session.objects.create(classroom=session.classroom, title="Not analysed yet")
+    note = _note(web.get(reverse("analytics:session", args=[fresh.pk])).content)
+    assert "photos analysed now go to the model" in note and "newer model" in note
+    assert "61.0%" in note

@@ -187,3 +187,51 @@ def test_a_storage_failure_leaves_nothing_half_stored(session, media_root, monke
         _upload(session, upload("a.jpg", image_bytes(seed=1)), upload("b.jpg", image_bytes(seed=2)))
     assert not Photo.objects.exists()
     assert stored_files(media_root) == []
+
+
+def test_the_sweep_finishes_committed_uploads_and_removes_files_without_a_row(
+    session, media_root, settings, tmp_path
+):
+    settings.FILE_UPLOAD_TEMP_DIR = tmp_path / "spool"
+    settings.FILE_UPLOAD_TEMP_DIR.mkdir()
+    (spooled := settings.FILE_UPLOAD_TEMP_DIR / "tmpa1b2.upload.jpg").write_bytes(b"body")
+    # Committed rows whose files were never renamed (the process died right after the commit).
+    committed, other = _upload(
+        session, upload("a.jpg", image_bytes(seed=1)), upload("b.jpg", image_bytes(seed=2))
+    ).photos
+    orphan = (media_root / committed.image.name).parent / "0123abcd.jpg"
+    orphan.write_bytes(image_bytes())
+    assert len(stored_files(media_root)) == 3
+    assert services.sweep_upload_leftovers(grace_seconds=0) == 2  # the orphan and the spool
+    assert not orphan.exists() and not spooled.exists()
+    assert committed.image.open("rb").read() == image_bytes(seed=1)
+    assert sorted(stored_files(media_root)) == sorted(
+        p.image.name.removeprefix("photos/") for p in (committed, other)
+    )
+    orphan.write_bytes(image_bytes())  # as an upload in progress: spared by the grace period
+    assert services.sweep_upload_leftovers(grace_seconds=60) == 0 and orphan.exists()
+
+
+def test_a_photo_with_a_zip_appended_is_stored_as_the_photo(session, media_root):
+    photo = image_bytes(seed=3)
+    hidden = zip_bytes({"a.jpg": image_bytes(seed=4), "b.jpg": image_bytes(seed=5)})
+    outcome = _upload(session, upload("holiday.jpg", photo + hidden))
+    assert outcome.errors == []
+    (stored,) = outcome.photos
+    assert (stored.original_name, stored.width, stored.height) == ("holiday.jpg", 96, 72)
+
+
+def test_pixel_amplification_is_refused_per_file_and_per_batch(session, settings, media_root):
+    flat = io.BytesIO()
+    Image.new("RGB", (2000, 1500), (200, 200, 200)).save(flat, "PNG")  # 3 MP in ~10 KB
+    outcome = _upload(session, upload("flat.png", flat.getvalue()), upload("a.jpg", image_bytes()))
+    assert [p.original_name for p in outcome.photos] == ["a.jpg"]
+    assert "pixels per byte" in outcome.errors[0]["detail"]
+
+    settings.EDUMOOD_MAX_BATCH_PIXELS = 2 * 96 * 72  # two of the small photos
+    files = [upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(2)]
+    files.append(upload("photos.zip", zip_bytes({"2.jpg": image_bytes(seed=2)})))
+    outcome = _upload(session, *files)
+    assert [p.original_name for p in outcome.photos] == ["0.jpg", "1.jpg"]
+    assert outcome.errors[0]["file"] == "photos.zip/2.jpg"
+    assert "upload this one in another batch" in outcome.errors[0]["detail"]

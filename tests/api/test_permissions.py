@@ -114,6 +114,11 @@ MATRIX = [
     Row("POST", "/api/model-versions/{model_version}/promote/", staff(200)),
     Row("GET", "/api/audits/", staff(200)),
     Row("GET", "/api/audits/{audit}/", staff(200)),
+    # Admins: people's accounts
+    Row("GET", "/api/people/", staff(200)),
+    Row("POST", "/api/people/", staff(201), lambda _: {"username": "new.teacher"}),
+    Row("GET", "/api/people/{person}/", staff(200)),
+    Row("PATCH", "/api/people/{person}/", staff(200), lambda _: {"is_active": False}),
 ]
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")

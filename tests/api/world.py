@@ -125,6 +125,11 @@ class World:
         )
         return version.pk
 
+    def _make_person(self):
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().objects.create_user("carol", password=PASSWORD).pk
+
     def _make_audit(self):
         from classifier.models import AuditReport
 

@@ -46,7 +46,16 @@ def test_upload_train_follow_and_promote_through_the_api(admin_client, media):
     assert model["dataset_version"] == version["id"] and model["is_active"] is False
     assert "confusion_matrix" in model["metrics"]
 
-    promoted = admin_client.post(f"/api/model-versions/{model['id']}/promote/")
+    # One epoch on 48 images answers one class for all ten validation images: flagged, and
+    # promoted only when the request confirms it.
+    assert [flag["code"] for flag in model["warnings"]] == ["one_class", "near_chance"]
+    refused = admin_client.post(f"/api/model-versions/{model['id']}/promote/")
+    assert refused.status_code == 409 and "Predicts one class" in refused.json()["detail"]
+    promoted = admin_client.post(
+        f"/api/model-versions/{model['id']}/promote/",
+        {"confirm": True},
+        content_type="application/json",
+    )
     assert promoted.status_code == 200 and promoted.json()["is_active"] is True
     assert promoted.json()["promoted_by"] == "boss"
     listed = admin_client.get("/api/jobs/?kind=train&status=succeeded").json()
@@ -111,6 +120,7 @@ def objects(trained_version, imported_version):
 
 def _pages(objects):
     return [
+        reverse("accounts:people"),
         reverse("classifier:datasets"),
         reverse("classifier:dataset", args=[objects["dataset"]]),
         reverse("classifier:jobs"),

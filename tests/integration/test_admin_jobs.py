@@ -63,5 +63,8 @@ def test_import_train_evaluate_audit_and_promote_on_a_real_worker(
     report = client.get(f"/api/audits/{audited['result']['audit']}/").json()
     assert report["source"] == "annotator" and set(report["result"]["attributes"]) == {"gender"}
 
-    promoted = client.post(f"/api/model-versions/{model}/promote/").json()
+    # One epoch on 48 images answers one class: flagged, so promoting it takes a confirmation.
+    promote = f"/api/model-versions/{model}/promote/"
+    assert client.post(promote).status_code == 409
+    promoted = client.post(promote, {"confirm": True}, content_type="application/json").json()
     assert promoted["is_active"] is True and promoted["promoted_by"] == "boss"

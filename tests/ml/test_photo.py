@@ -243,6 +243,18 @@ def test_all_faces_of_a_photo_are_classified_in_one_call(classifier):
     json.dumps(analysis.to_dict())
 
 
+def test_a_huge_photo_is_reduced_once_and_its_faces_reported_in_its_own_pixels(classifier):
+    image, truth = scene()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side: the reduction happens before it is turned upright
+    data = encoded(image.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
+    opened = open_image(data, max_side=300)
+    assert opened.size == (225, 150) and opened.info["full_size"] == (900, 600)
+    analysis = analyze_photo(opened, classifier)
+    assert (analysis.width, analysis.height) == (900, 600)
+    assert_boxes_on([f.box for f in analysis.faces], truth, tolerance=0.3)
+
+
 def test_photo_without_faces_gives_an_empty_list_and_no_forward_pass(classifier):
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)

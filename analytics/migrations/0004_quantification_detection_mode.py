@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('analytics', '0002_access_records'),
+        ('analytics', '0003_retention_default_blur'),
     ]
 
     operations = [
