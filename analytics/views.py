@@ -122,11 +122,17 @@ def record_consent(request, pk):
     return redirect("analytics:classroom", classroom.pk)
 
 
+def _posted_setting(request, pk, form_class):
+    """The teacher's classroom and a setting form bound to the posted data (a fresh instance:
+    an invalid form must not change the classroom the page shows)."""
+    classroom = _classroom(request, pk)
+    return classroom, form_class(request.POST, instance=Classroom.objects.get(pk=classroom.pk))
+
+
 @login_required
 @require_POST
 def update_retention(request, pk):
-    classroom = _classroom(request, pk)
-    form = RetentionForm(request.POST, instance=Classroom.objects.get(pk=classroom.pk))
+    classroom, form = _posted_setting(request, pk, RetentionForm)
     if not form.is_valid():
         return _classroom_page(request, classroom, retention_form=form)
     retention = form.cleaned_data["retention"]
@@ -154,8 +160,7 @@ def update_retention(request, pk):
 @login_required
 @require_POST
 def update_detection_mode(request, pk):
-    classroom = _classroom(request, pk)
-    form = DetectionModeForm(request.POST, instance=Classroom.objects.get(pk=classroom.pk))
+    classroom, form = _posted_setting(request, pk, DetectionModeForm)
     if not form.is_valid():
         return _classroom_page(request, classroom, detection_form=form)
     form.save()
