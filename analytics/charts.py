@@ -82,7 +82,53 @@ def engagement_over_time(trends: list[dict]) -> dict | None:
     if not rows:
         return None
     x = [_session_label(row) for row in rows]
-    return _figure(_index_and_shares(x, rows, "%{x}<br>"), xaxis=SESSION_AXIS, yaxis=SHARE_AXIS)
+    traces = _index_and_shares(x, rows, "%{x}<br>") + _corrected_engagement(rows)
+    return _figure(traces, xaxis=SESSION_AXIS, yaxis=SHARE_AXIS)
+
+
+def _corrected_engagement(rows: list[dict]) -> list[dict]:
+    """The corrected engagement index with its 90 % band, and a triangle on each session where
+    it moved beyond doubt since the session before (services' `change`)."""
+    rows = [row for row in rows if row["corrected_shares"]]
+    if not rows:
+        return []
+    x = [_session_label(row) for row in rows]
+    low = [row["intervals"][ENGAGED][0] for row in rows]
+    high = [row["intervals"][ENGAGED][1] for row in rows]
+    traces = [
+        {
+            "type": "scatter", "x": x + x[::-1], "y": high + low[::-1], "fill": "toself",
+            "fillcolor": "rgba(21, 32, 67, 0.15)", "line": {"width": 0},
+            "name": "Corrected engagement, 90 % range", "hoverinfo": "skip",
+        },
+        {
+            "type": "scatter", "x": x, "y": [row["corrected_shares"][ENGAGED] for row in rows],
+            "name": "Corrected engagement", "mode": "lines+markers",
+            "line": {"color": "#152043", "width": 2, "dash": "dash"},
+            "customdata": [[lo, hi] for lo, hi in zip(low, high, strict=True)],
+            "text": [
+                "" if row["enough_faces"] else " · too few faces to conclude" for row in rows
+            ],
+            "hovertemplate": "%{x}%{text}<br>Corrected %{y:.0%} (90 % range "
+            "%{customdata[0]:.0%}–%{customdata[1]:.0%})<extra></extra>",
+        },
+    ]  # fmt: skip
+    moved = [row for row in rows if row["change"]]
+    if moved:
+        traces.append(
+            {
+                "type": "scatter", "x": [_session_label(row) for row in moved],
+                "y": [row["corrected_shares"][ENGAGED] for row in moved],
+                "name": "Change beyond doubt", "mode": "markers",
+                "marker": {
+                    "symbol": [f"triangle-{row['change']}" for row in moved],
+                    "size": 14, "color": "#152043",
+                },
+                "hovertemplate": "%{x}<br>Engagement %{y:.0%}: changed beyond doubt"
+                "<extra></extra>",
+            }
+        )  # fmt: skip
+    return traces
 
 
 def state_distribution(trends: list[dict]) -> dict | None:

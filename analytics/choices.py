@@ -9,6 +9,13 @@ class Retention(models.TextChoices):
     KEEP = "keep", "Keep originals"
 
 
+class DetectionMode(models.TextChoices):
+    """ml.detect.MODES (a test keeps the two in step)."""
+
+    FAST = "fast", "Fast"
+    THOROUGH = "thorough", "Thorough (more small and turned faces, slower)"
+
+
 # What each retention setting keeps, said where a teacher chooses one.
 RETENTION_KEEPS = {
     Retention.BLUR: "Keeps the photo with every detected face pixelated, so results are drawn "

@@ -63,6 +63,13 @@ class RetentionForm(RetentionChoiceMixin, forms.ModelForm):
         fields = ["retention"]
 
 
+class DetectionModeForm(forms.ModelForm):
+    class Meta:
+        model = Classroom
+        fields = ["detection_mode"]
+        widgets = {"detection_mode": forms.RadioSelect}
+
+
 class SessionForm(forms.ModelForm):
     class Meta:
         model = Session

@@ -14,6 +14,7 @@ from .choices import (
     TERMINAL_PHOTO_STATUSES,
     AccessAction,
     ConsentMethod,
+    DetectionMode,
     ImageState,
     PhotoStatus,
     Retention,
@@ -34,6 +35,14 @@ class Classroom(models.Model):
     # unable to tell which box was which part of the room, and a copy with every detected face
     # pixelated is far less sensitive than the original. Deleting stays one choice away.
     retention = models.CharField(max_length=10, choices=Retention.choices, default=Retention.BLUR)
+    detection_mode = models.CharField(
+        max_length=10,
+        choices=DetectionMode.choices,
+        default=DetectionMode.FAST,
+        help_text=(
+            "Thorough finds more small and turned faces; analysis takes several times as long."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -102,6 +111,10 @@ class Session(models.Model):
         max_length=10, choices=SessionKind.choices, default=SessionKind.IN_PERSON
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # ml.quantify.Quantification.to_json() of the session's faces, computed by the worker after
+    # each analysis with the calibration of the model version that produced the faces; null
+    # when there are no faces or that version has no calibration.
+    quantification = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

@@ -16,12 +16,20 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from classifier.models import ModelVersion
 from classifier.services import active_model_version
+from ml.quantify import MIN_FACES
 
 from . import charts, services
 from .api.serializers import PhotoSerializer
 from .api.views import API_READ_WINDOW
 from .choices import AccessAction, PhotoStatus, Retention, SessionKind
-from .forms import ClassroomForm, ConsentForm, DateRangeForm, RetentionForm, SessionForm
+from .forms import (
+    ClassroomForm,
+    ConsentForm,
+    DateRangeForm,
+    DetectionModeForm,
+    RetentionForm,
+    SessionForm,
+)
 from .models import AccessRecord, Classroom, Photo, Session
 from .services.aggregates import ENGAGED
 
@@ -87,6 +95,7 @@ def _classroom_page(request, classroom, **forms):
         "sessions": [(s, summaries[s.pk]) for s in sessions],
         "consent_form": forms.get("consent_form") or ConsentForm(),
         "retention_form": forms.get("retention_form") or RetentionForm(instance=classroom),
+        "detection_form": forms.get("detection_form") or DetectionModeForm(instance=classroom),
         "session_form": forms.get("session_form") or SessionForm(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "access_count": classroom.access_records.count(),
@@ -131,11 +140,17 @@ def record_consent(request, pk):
     return redirect("analytics:classroom", classroom.pk)
 
 
+def _posted_setting(request, pk, form_class):
+    """The teacher's classroom and a setting form bound to the posted data (a fresh instance:
+    an invalid form must not change the classroom the page shows)."""
+    classroom = _classroom(request, pk)
+    return classroom, form_class(request.POST, instance=Classroom.objects.get(pk=classroom.pk))
+
+
 @login_required
 @require_POST
 def update_retention(request, pk):
-    classroom = _classroom(request, pk)
-    form = RetentionForm(request.POST, instance=Classroom.objects.get(pk=classroom.pk))
+    classroom, form = _posted_setting(request, pk, RetentionForm)
     if not form.is_valid():
         return _classroom_page(request, classroom, retention_form=form)
     retention = form.cleaned_data["retention"]
@@ -162,6 +177,18 @@ def update_retention(request, pk):
 
 @login_required
 @require_POST
+def update_detection_mode(request, pk):
+    classroom, form = _posted_setting(request, pk, DetectionModeForm)
+    if not form.is_valid():
+        return _classroom_page(request, classroom, detection_form=form)
+    form.save()
+    mode = form.instance.get_detection_mode_display()
+    messages.success(request, f"Face detection set to: {mode}. It applies to the next analyses.")
+    return redirect("analytics:classroom", classroom.pk)
+
+
+@login_required
+@require_POST
 def delete_classroom(request, pk):
     classroom = _classroom(request, pk)
     name = str(classroom)
@@ -183,6 +210,17 @@ def create_session(request, pk):
     return render(request, "analytics/session_form.html", {"classroom": classroom, "form": form})
 
 
+def _uncorrected_reason(session, versions: list) -> str:
+    """Why a session's shares are not corrected ("" when they are)."""
+    if session.quantification:
+        return ""
+    if not versions:
+        return "no faces analysed yet"
+    if len(versions) > 1:
+        return "its faces come from several model versions; re-analyse the session"
+    return "the model version that analysed it has no measured error rates (calibration)"
+
+
 @login_required
 def session_detail(request, pk):
     session = _session(request, pk)
@@ -191,6 +229,7 @@ def session_detail(request, pk):
     )
     photos = session.photos.prefetch_related("faces").order_by("uploaded_at", "id")
     summary = services.session_summary(session)
+    corrected, intervals = summary["corrected_shares"] or {}, summary["intervals"] or {}
     note = _model_note([session.pk])
     context = {
         "session": session,
@@ -198,9 +237,14 @@ def session_detail(request, pk):
         "consent": session.classroom.consent,
         "summary": summary,
         "state_rows": [
-            (state, charts.colour(state), summary["counts"][state], summary["shares"][state])
+            (state, summary["counts"][state], summary["shares"][state])
+            + (corrected.get(state), intervals.get(state))
             for state in summary["counts"]
         ],
+        "quantification": session.quantification,
+        "uncorrected_reason": _uncorrected_reason(session, note["note_versions"]),
+        "min_faces": MIN_FACES,
+        "correction_note": services.CORRECTION_NOTE,
         "can_reanalyse": services.reanalysable_photos(session)[0].exists(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "config": {
@@ -211,6 +255,7 @@ def session_detail(request, pk):
             "colours": {**charts.STATE_COLOURS, "_other": charts.OTHER_COLOUR},
             "csrfToken": get_token(request),
             "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
+            "minFaces": MIN_FACES,
             "maxFiles": settings.EDUMOOD_MAX_FILES_PER_BATCH,
             # Within what the reverse proxy accepts (a dataset zip's size, README) and what
             # cannot exceed the batch's pixel limit at the allowed pixels per byte.
@@ -390,7 +435,11 @@ def report(request, pk):
         "rows": [
             {
                 **row,
-                "cells": [(row["counts"].get(s, 0), row["shares"].get(s)) for s in states],
+                "cells": [
+                    (row["counts"].get(s, 0), row["shares"].get(s))
+                    + ((row["corrected_shares"] or {}).get(s), (row["intervals"] or {}).get(s))
+                    for s in states
+                ],
                 "versions": ", ".join(v["name"] for v in versions[row["session"]]),
                 "kind_label": SessionKind(row["kind"]).label,
             }
@@ -400,6 +449,8 @@ def report(request, pk):
         "figures": figures,
         "generated_at": timezone.now(),
         "definition": services.ENGAGEMENT_DEFINITION,
+        "correction_note": services.CORRECTION_NOTE,
+        "min_faces": MIN_FACES,
         **_model_note(row["session"] for row in trends),
     }
     return render(request, "analytics/report.html", context)

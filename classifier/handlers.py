@@ -9,11 +9,19 @@ from django.conf import settings
 from django.db.models import F
 
 from edumood_site.work import PROGRESS_WRITE_INTERVAL, Throttle, WorkCancelled
+from ml.errors import DataError
 
 from .choices import JobKind
 from .datasets import load_version, media_path
 from .models import AuditReport, DatasetVersion, Job, ModelVersion
-from .services import JobParamsError, job_handler, load_classifier, register_model_version
+from .services import (
+    JobParamsError,
+    job_handler,
+    load_classifier,
+    measure_calibration,
+    register_model_version,
+    set_calibration,
+)
 
 
 def train_config(params: dict):
@@ -95,26 +103,33 @@ def _split(job: Job, version: DatasetVersion, params: dict):
     return stratified_split(data, fraction, seed)
 
 
-def score(checkpoint: dict, val_set) -> dict:
-    """The checkpoint's metrics plus ml.evaluate's metrics of its best weights on val_set."""
+def score(checkpoint: dict, val_set) -> tuple[dict, dict | None]:
+    """(metrics, calibration) of a checkpoint's best weights on val_set: its own metrics plus
+    ml.evaluate's, and the state-level errors that correct session shares (None without
+    validation data)."""
     from ml.evaluate import classification_metrics, predict_labels
     from ml.predict import Classifier
 
     if val_set is None:
-        return checkpoint["metrics"]
-    predictions = predict_labels(Classifier(checkpoint, device=settings.EDUMOOD_DEVICE), val_set)
+        return checkpoint["metrics"], None
+    classifier = Classifier(checkpoint, device=settings.EDUMOOD_DEVICE)
+    predictions = predict_labels(classifier, val_set)
     metrics = classification_metrics(val_set.labels, predictions, list(val_set.classes))
-    return {**checkpoint["metrics"], **metrics}
+    return {**checkpoint["metrics"], **metrics}, measure_calibration(classifier, val_set)
 
 
-def store_checkpoint(job: Job, checkpoint: dict, dataset_version, name: str) -> ModelVersion:
+def store_checkpoint(
+    job: Job, checkpoint: dict, dataset_version, name: str, calibration: dict | None
+) -> ModelVersion:
     """Write a checkpoint atomically under MEDIA_ROOT and register it as a model version."""
     from ml.checkpoint import save_checkpoint
 
     path = media_path(f"checkpoints/job-{job.pk}-final.pt")
     save_checkpoint(path, checkpoint)
     try:
-        version = register_model_version(path, name=name, job=job, user=job.requested_by)
+        version = register_model_version(
+            path, name=name, job=job, user=job.requested_by, calibration=calibration
+        )
     finally:
         path.unlink(missing_ok=True)
     if version.dataset_version_id is None:
@@ -155,8 +170,8 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
         raise WorkCancelled({**(job.result or {}), "history": checkpoint["history"]})
     if cancelled:
         name = f"{name} (cancelled after epoch {checkpoint['epoch']})"
-    checkpoint["metrics"] = score(checkpoint, val_set)
-    version = store_checkpoint(job, checkpoint, dataset_version, name)
+    checkpoint["metrics"], calibration = score(checkpoint, val_set)
+    version = store_checkpoint(job, checkpoint, dataset_version, name, calibration)
     if cancelled:
         raise WorkCancelled({**(job.result or {}), "model_version": version.pk})
     return version
@@ -210,8 +225,16 @@ def evaluate_job(job: Job) -> dict:
     version, dataset_version = _model_version(job), _dataset_version(job)
     data, subset = evaluation_data(version, dataset_version)
     job.set_progress(0.1, f"Predicting {len(data)} images", force=True)
+    classifier = load_classifier(version)
     y_true = true_labels_for(data, list(version.classes))
-    y_pred = predict_labels(load_classifier(version), data)
+    y_pred = predict_labels(classifier, data)
+    if not version.calibration:
+        # Faces the version was not trained on (see evaluation_data): its first calibration.
+        try:
+            set_calibration(version, measure_calibration(classifier, data))
+            job.add_log(f"Calibration of {version} measured on {subset}")
+        except DataError as exc:
+            job.add_log(f"No calibration measured: {exc}")
     return {
         "model_version": version.pk,
         "dataset_version": dataset_version.pk,
@@ -335,9 +358,9 @@ def mitigate_job(job: Job) -> dict:
     mitigated = result.pop("checkpoints")["mitigated"]
     if result["cancelled"]:
         raise WorkCancelled(result)
-    mitigated["metrics"] = score(mitigated, val_set)
+    mitigated["metrics"], calibration = score(mitigated, val_set)
     after = store_checkpoint(
-        job, mitigated, train_version, f"{before.name} · {strategy} {attribute}"
+        job, mitigated, train_version, f"{before.name} · {strategy} {attribute}", calibration
     )
     audit_before = store_audit(job, before, eval_version, result["before"], subset)
     audit_after = store_audit(job, after, eval_version, result["after"], subset)

@@ -163,6 +163,9 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     history = models.JSONField(default=list, blank=True)
     device = models.CharField(max_length=40, blank=True)
+    # ml.quantify.Calibration.to_json(): the version's state-level errors on labelled
+    # validation faces, which correct session shares. Null: not measured, shares stay raw.
+    calibration = models.JSONField(null=True, blank=True)
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
     )

@@ -115,9 +115,19 @@ _CLASSIFIERS: dict[tuple[int, str], object] = {}
 
 
 def register_model_version(
-    checkpoint_path, *, name: str, source: str = ModelVersion.Source.TRAINED, job=None, user=None
+    checkpoint_path,
+    *,
+    name: str,
+    source: str = ModelVersion.Source.TRAINED,
+    job=None,
+    user=None,
+    calibration: dict | None = None,
 ) -> ModelVersion:
-    """Store a checkpoint file as a new model version (or return the one with the same bytes)."""
+    """Store a checkpoint file as a new model version (or return the one with the same bytes).
+
+    `calibration` (see `measure_calibration`) is stored with it, or added to an existing
+    version that has none.
+    """
     from ml.checkpoint import load_checkpoint
     from ml.labels import default_state_mapping
 
@@ -125,6 +135,8 @@ def register_model_version(
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     existing = ModelVersion.objects.filter(checkpoint_sha256=digest).first()
     if existing:
+        if calibration and not existing.calibration:
+            set_calibration(existing, calibration)
         return existing
     checkpoint = load_checkpoint(path)
     version = ModelVersion(
@@ -141,6 +153,7 @@ def register_model_version(
         metrics=checkpoint.get("metrics") or {},
         history=checkpoint.get("history") or [],
         device=str(checkpoint.get("device", "")),
+        calibration=calibration,
         job=job,
         created_by=user,
     )
@@ -148,6 +161,34 @@ def register_model_version(
         version.checkpoint.save(f"{digest[:16]}.pt", File(handle), save=False)
     version.save()
     return version
+
+
+def measure_calibration(classifier, data) -> dict:
+    """The calibration (JSON) of an ml Classifier on labelled validation faces (an ImageSet).
+
+    Runs the model on every face: call it where torch lives (a worker or a command).
+    """
+    from ml.quantify import measure_calibration as measure
+
+    return measure(classifier, data).to_json()
+
+
+def set_calibration(version: ModelVersion, calibration: dict) -> None:
+    """Store a version's calibration. Sessions already analysed keep their numbers until they
+    are analysed again (their quantification is stored, not recomputed on reading)."""
+    version.calibration = calibration
+    ModelVersion.objects.filter(pk=version.pk).update(calibration=calibration)
+
+
+def calibrate_model_version(version: ModelVersion, data_dir) -> dict:
+    """Measure and store a version's calibration on a folder of labelled faces (class or state
+    folders, as for evaluation)."""
+    from ml.data import load_images
+
+    data = load_images(data_dir, size=version.input_size)
+    calibration = measure_calibration(load_classifier(version), data)
+    set_calibration(version, calibration)
+    return calibration
 
 
 class PromotionNeedsConfirmation(Exception):  # noqa: N818  (a refusal, answered with 409)

@@ -21,7 +21,8 @@ class ClassroomSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Classroom
-        fields = ["id", "name", "subject", "description", "retention", "consent", "created_at"]
+        fields = ["id", "name", "subject", "description", "retention", "detection_mode"]
+        fields += ["consent", "created_at"]
         read_only_fields = ["id", "consent", "created_at"]
 
 
@@ -35,6 +36,32 @@ class SummarySerializer(serializers.Serializer):
         allow_null=True, help_text="Share of detected faces whose state is Engaged (0 to 1)."
     )
     photos = serializers.DictField(child=serializers.IntegerField())
+    corrected_shares = serializers.DictField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text=(
+            "Share of each state corrected for the errors the model version that analysed the "
+            "faces is known to make (measured on labelled validation faces). Null when that "
+            "version has no calibration, the faces come from several versions, or there are "
+            "no faces; `shares` stays the raw count."
+        ),
+    )
+    intervals = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        allow_null=True,
+        help_text=(
+            "Per state, the [lower, upper] bound of a 90 % interval around the corrected share "
+            "(bootstrap over the faces and the uncertainty of the error rates)."
+        ),
+    )
+    method = serializers.CharField(
+        allow_null=True,
+        help_text=(
+            "The correction (ml.quantify.METHODS): 'pacc' probabilistic adjusted classify and "
+            "count, 'acc' adjusted classify and count, 'em' prior adjustment, 'cc' none; null "
+            "when uncorrected."
+        ),
+    )
 
 
 class ModelVersionRefSerializer(serializers.Serializer):
@@ -159,6 +186,17 @@ class TrendRowSerializer(SummarySerializer):
     title = serializers.CharField()
     started_at = serializers.DateTimeField()
     kind = serializers.CharField()
+    enough_faces = serializers.BooleanField(
+        help_text="Whether the corrected shares rest on enough faces to support a conclusion."
+    )
+    change = serializers.ChoiceField(
+        choices=["up", "down"],
+        allow_null=True,
+        help_text=(
+            "'up'/'down' when the corrected engagement moved beyond doubt since the session "
+            "before (their 90 % intervals do not overlap, both with enough faces), else null."
+        ),
+    )
 
 
 class ReanalyseResponseSerializer(serializers.Serializer):

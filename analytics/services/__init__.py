@@ -6,6 +6,7 @@ call them through this facade:
 - analysis: analysing a photo (through edumood_site.work), retry, re-analysis
 - aggregates: session summaries, trends, timelines, in-person vs online
 - exports: CSV exports
+- quantification: corrected shares with intervals, computed by the worker and stored
 """
 
 from .aggregates import (
@@ -34,6 +35,7 @@ from .consent import (
     set_retention,
 )
 from .exports import faces_csv, sessions_csv
+from .quantification import CORRECTION_NOTE, quantify_session
 from .uploads import (
     ALLOWED_FORMATS,
     UploadError,
@@ -42,10 +44,10 @@ from .uploads import (
 )
 
 __all__ = [
-    "ALLOWED_FORMATS", "ENGAGEMENT_DEFINITION", "ConsentRequired", "PhotoActionError",
-    "UploadError", "analyse_photo", "classroom_sessions", "classroom_trends", "compare_kinds",
-    "delete_photo_file", "faces_csv", "model_versions_used", "photos_retention_changes",
-    "reanalysable_photos", "reanalyse_session",
+    "ALLOWED_FORMATS", "CORRECTION_NOTE", "ConsentRequired", "ENGAGEMENT_DEFINITION",
+    "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions", "classroom_trends",
+    "compare_kinds", "delete_photo_file", "faces_csv", "model_versions_used",
+    "photos_retention_changes", "quantify_session", "reanalysable_photos", "reanalyse_session",
     "record_access", "record_consent", "retry_photo", "session_summaries", "session_summary",
     "session_timeline", "sessions_csv", "set_retention", "sweep_upload_leftovers", "upload_photos",
 ]  # fmt: skip

@@ -9,6 +9,7 @@ from ml.labels import STATES
 
 from ..choices import PhotoStatus, SessionKind
 from ..models import Classroom, FaceResult, Photo, Session
+from .quantification import corrected_fields, engagement_change
 
 ENGAGED = "Engaged"
 
@@ -57,7 +58,11 @@ def session_summaries(session_ids: Iterable[int]) -> dict[int, dict]:
     )
     for session_id, status, n in photo_rows:
         statuses[session_id][status] += n
-    return {pk: summarize(states[pk], statuses[pk]) for pk in ids}
+    stored = dict(Session.objects.filter(pk__in=ids).values_list("pk", "quantification"))
+    return {
+        pk: {**summarize(states[pk], statuses[pk]), **corrected_fields(stored.get(pk))}
+        for pk in ids
+    }
 
 
 def session_summary(session: Session) -> dict:
@@ -88,9 +93,14 @@ def classroom_sessions(classroom: Classroom, after=None, before=None):
 
 
 def classroom_trends(classroom: Classroom, after=None, before=None) -> list[dict]:
-    """One row per session (oldest first) with the summary fields, for charts and the API."""
+    """One row per session (oldest first) with the summary fields, for charts and the API.
+
+    `change` is "up"/"down" when the corrected engagement moved beyond doubt since the session
+    before (ml.quantify.change), else None.
+    """
     sessions = list(classroom_sessions(classroom, after, before))
     summaries = session_summaries(s.pk for s in sessions)
+    previous = [None, *(s.quantification for s in sessions)][: len(sessions)]
     return [
         {
             "session": s.pk,
@@ -98,8 +108,10 @@ def classroom_trends(classroom: Classroom, after=None, before=None) -> list[dict
             "started_at": s.started_at,
             "kind": s.kind,
             **summaries[s.pk],
+            "enough_faces": bool(s.quantification and s.quantification["enough_faces"]),
+            "change": engagement_change(earlier, s.quantification),
         }
-        for s in sessions
+        for s, earlier in zip(sessions, previous, strict=True)
     ]
 
 

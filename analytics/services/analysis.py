@@ -13,6 +13,7 @@ from edumood_site.work import enqueue, perform
 from ..choices import ImageState, PhotoStatus
 from ..models import FaceResult, Photo, Session
 from .consent import apply_retention
+from .quantification import quantify_session
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +31,23 @@ def enqueue_analysis(photo_id: int) -> None:
 
 
 def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> None:
-    """Claim a photo, detect and classify all its faces, store the results, apply retention.
+    """Claim a photo, detect and classify all its faces, store the results, apply retention;
+    then store the session's corrected shares (quantify_session).
 
     Idempotent: a finished photo, or one another worker is analysing, is left alone; failures
     mark the photo failed with the reason (edumood_site.work's lifecycle).
     """
     rows = Photo.objects.select_related("session__classroom")
     perform(rows, photo_id, _analyse_and_store, soft_time_limit=soft_time_limit)
+    session_id = rows.filter(pk=photo_id).values_list("session_id", flat=True).first()
+    if session_id is None:
+        return
+    try:
+        quantify_session(session_id)
+    except Exception:
+        # The photo's results are stored; the session's shares are corrected again by its next
+        # analysis.
+        logger.exception("Quantifying session %s failed", session_id)
 
 
 def _analyse_and_store(photo: Photo) -> None:
@@ -51,6 +62,7 @@ def _analyse_and_store(photo: Photo) -> None:
 
 
 def _analyse(photo: Photo):
+    from ml.detect import get_detector
     from ml.photo import DETECT_MAX_SIDE, analyze_photo, open_image
 
     version = active_model_version()
@@ -63,7 +75,8 @@ def _analyse(photo: Photo):
     # A huge photo is reduced once, while decoding; the boxes still come in its own pixels.
     image = open_image(data, settings.EDUMOOD_MAX_IMAGE_PIXELS, max_side=DETECT_MAX_SIDE)
     classifier = load_classifier(version)
-    return version, analyze_photo(image, classifier)
+    detector = get_detector(mode=photo.session.classroom.detection_mode)
+    return version, analyze_photo(image, classifier, detector)
 
 
 def _store_results(photo: Photo, version, analysis) -> None:

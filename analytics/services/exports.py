@@ -30,19 +30,32 @@ def _csv(header: list[str], rows: Iterable[list]) -> str:
     return buffer.getvalue()
 
 
+def _corrected(row: dict, state: str) -> list:
+    """The corrected share of a state and its interval bounds (blank where uncorrected)."""
+    if not row["corrected_shares"]:
+        return [None, None, None]
+    return [row["corrected_shares"].get(state), *row["intervals"].get(state, (None, None))]
+
+
 def sessions_csv(classroom: Classroom, after=None, before=None) -> str:
-    """Per-session aggregates of a classroom: counts, shares, engagement index, photos."""
+    """Per-session aggregates of a classroom: counts, raw shares, engagement index, photos,
+    and the corrected shares with their 90 % interval bounds (empty where uncorrected)."""
     trends = classroom_trends(classroom, after, before)
     states = list(STATES) + sorted({s for row in trends for s in row["counts"]} - set(STATES))
     versions = model_versions_used(row["session"] for row in trends)
     header = ["session_id", "title", "started_at", "kind", "faces", "engagement_index"]
     header += [f"count_{s}" for s in states] + [f"share_{s}" for s in states]
+    header += ["correction_method", "enough_faces"]
+    for s in states:
+        header += [f"corrected_{s}", f"corrected_{s}_low", f"corrected_{s}_high"]
     header += [f"photos_{status}" for status in PhotoStatus.values] + ["model_versions"]
     rows = (
         [row["session"], row["title"], row["started_at"], row["kind"], row["faces"]]
         + [row["engagement_index"]]
         + [row["counts"].get(s, 0) for s in states]
         + [row["shares"].get(s) for s in states]
+        + [row["method"], row["enough_faces"] if row["method"] else None]
+        + [value for s in states for value in _corrected(row, s)]
         + [row["photos"][status] for status in PhotoStatus.values]
         + ["; ".join(v["name"] for v in versions[row["session"]])]
         for row in trends

@@ -158,7 +158,17 @@
       if (count) count.textContent = n;
       const share = document.querySelector(`[data-share="${state}"]`);
       if (share) share.textContent = pct(summary.shares[state]);
+      const corrected = document.querySelector(`[data-corrected="${state}"]`);
+      if (corrected) corrected.textContent = pct(summary.corrected_shares?.[state] ?? null);
+      const range = summary.intervals?.[state];
+      const rangeNode = document.querySelector(`[data-range="${state}"]`);
+      if (rangeNode) rangeNode.textContent = range ? `${pct(range[0])}–${pct(range[1])}` : "—";
     }
+    // Greyed below the minimum evidence; the stored numbers count the same faces once analysed.
+    const few = summary.method !== null && summary.faces < cfg.minFaces;
+    document.querySelector("table.shares").classList.toggle("few-faces", few);
+    document.getElementById("few-faces").hidden = !few;
+    document.getElementById("uncorrected").hidden = summary.method !== null;
     for (const [status, n] of Object.entries(summary.photos)) {
       const node = document.querySelector(`[data-photos="${status}"]`);
       if (node) node.textContent = n;

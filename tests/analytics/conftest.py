@@ -12,6 +12,8 @@ from PIL import Image
 
 from analytics import services
 from analytics.models import Classroom, Consent, FaceResult, Photo, Session
+from ml.labels import STATES
+from ml.quantify import Calibration
 
 
 @pytest.fixture(autouse=True)
@@ -113,3 +115,32 @@ def add_results(session, states: list[str], *, status="done", version=None) -> P
         for i, state in enumerate(states)
     )  # fmt: skip
     return photo
+
+
+# A class read as each state by a face of the FER class that maps to it.
+FER_OF = {"Angry": "angry", "Neutral": "neutral", "Engaged": "happy", "Bored": "sad"}
+
+
+def calibration(bored_as_neutral: int = 0) -> dict:
+    """Crisp error rates: every state read right, except `bored_as_neutral` of 100 Bored faces."""
+    confusion = np.diag([100, 100, 100, 100 - bored_as_neutral])
+    confusion[STATES.index("Bored"), STATES.index("Neutral")] = bored_as_neutral
+    return Calibration(STATES, confusion, confusion.astype(float)).to_json()
+
+
+def add_faces(session, version, states: list[str]) -> Photo:
+    """A done photo whose faces were read by `version` as `states`, each with certainty."""
+    photo = Photo.objects.create(session=session, status="done", model_version=version)
+    FaceResult.objects.bulk_create(
+        FaceResult(
+            photo=photo, x=i, y=0, w=20, h=20, score=0.9, label=FER_OF[state], state=state,
+            probabilities={c: float(c == FER_OF[state]) for c in version.classes},
+            model_version=version,
+        )
+        for i, state in enumerate(states)
+    )  # fmt: skip
+    return photo
+
+
+# Read as 2 Angry, 4 Neutral, 2 Engaged, 2 Bored out of 10 faces.
+READ = ["Angry"] * 2 + ["Neutral"] * 4 + ["Engaged"] * 2 + ["Bored"] * 2

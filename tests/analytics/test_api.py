@@ -234,7 +234,14 @@ def test_schema_documents_the_teacher_endpoints_and_their_errors(api):
                  "/api/classrooms/{id}/trends/", "/api/classrooms/{id}/consent/"):  # fmt: skip
         assert path in paths
     summary = schema["components"]["schemas"]["Summary"]["properties"]
-    assert set(summary) == {"faces", "counts", "shares", "engagement_index", "photos"}
+    assert set(summary) == {"faces", "counts", "shares", "engagement_index", "photos"} | {
+        "corrected_shares", "intervals", "method"
+    }  # fmt: skip
+    for name in ("corrected_shares", "intervals", "method"):
+        assert summary[name]["nullable"] is True and summary[name]["description"]
+    assert summary["intervals"]["additionalProperties"]["maxItems"] == 2
+    trend = schema["components"]["schemas"]["TrendRow"]["properties"]
+    assert trend["change"]["nullable"] is True and "enough_faces" in trend
 
 
 @pytest.mark.parametrize(("url", "parameter"), [("/api/sessions/", "classroom"),

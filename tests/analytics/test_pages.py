@@ -157,6 +157,18 @@ def test_retention_reanalyse_and_delete_actions(web, session, model_version):
     assert response.status_code == 302  # no photo stored: nothing to confirm
     classroom.refresh_from_db()
     assert classroom.retention == "delete"
+    response = web.post(
+        reverse("analytics:detection", args=[classroom.pk]), {"detection_mode": "x"}
+    )
+    assert response.status_code == 400 and b"Select a valid choice" in response.content
+    response = web.post(
+        reverse("analytics:detection", args=[classroom.pk]), {"detection_mode": "thorough"}
+    )
+    assert response.status_code == 302
+    classroom.refresh_from_db()
+    assert classroom.detection_mode == "thorough"
+    page = web.get(reverse("analytics:session", args=[session.pk])).content.decode()
+    assert "Face detection: Thorough" in page
     add_results(session, ["Engaged"])
     response = web.post(reverse("analytics:session-reanalyse", args=[session.pk]), follow=True)
     assert b"1 photo(s) keep their current results" in response.content  # no original stored
@@ -175,7 +187,7 @@ def _pages(classroom, session, photo):
     ]  # fmt: skip
     posts = [
         reverse(f"analytics:{name}", args=[c])
-        for name in ("consent", "retention", "classroom-delete", "session-create")
+        for name in ("consent", "retention", "detection", "classroom-delete", "session-create")
     ] + [reverse(f"analytics:{name}", args=[s]) for name in ("session-reanalyse", "session-delete")]
     return gets, posts
 
@@ -187,9 +199,11 @@ def test_another_teacher_gets_404_on_every_page_and_action(client, session, othe
     for url in gets:
         assert client.get(url).status_code == 404, url
     for url in posts:
-        assert client.post(url, {"retention": "keep", "title": "x"}).status_code == 404, url
+        data = {"retention": "keep", "detection_mode": "thorough", "title": "x"}
+        assert client.post(url, data).status_code == 404, url
     assert Session.objects.filter(pk=session.pk).exists()
     assert Classroom.objects.get(pk=session.classroom_id).retention == "blur"
+    assert Classroom.objects.get(pk=session.classroom_id).detection_mode == "fast"
     assert b"7B" not in client.get(reverse("analytics:classrooms")).content
 
 

@@ -31,6 +31,11 @@ def test_a_trained_version_has_metrics_history_and_data_and_can_be_evaluated_and
     )
     assert job.result["model_version"] == version.pk and job.progress == 1.0
     assert not list((media / "checkpoints").glob("*.pt")), "the job's working checkpoint is gone"
+    # The calibration counts the same validation faces: happy is Engaged, sad is Bored.
+    calibration = version.calibration
+    assert calibration["states"] == ["Engaged", "Bored"]
+    assert calibration["confusion"] == metrics["confusion_matrix"]
+    ModelVersion.objects.filter(pk=version.pk).update(calibration=None)
 
     evaluation = run_queued(create_job(JobKind.EVALUATE, {
         "model_version": trained_version.pk, "dataset_version": imported_version.pk}))  # fmt: skip
@@ -39,6 +44,9 @@ def test_a_trained_version_has_metrics_history_and_data_and_can_be_evaluated_and
     assert evaluation.result["evaluated_on"].startswith("the validation split")
     assert evaluation.result["metrics"]["n"] == 10
     assert evaluation.result["metrics"]["accuracy"] == trained_version.metrics["accuracy"]
+    # An evaluation measures the calibration of a version that has none, on the same faces.
+    version.refresh_from_db()
+    assert version.calibration["confusion"] == calibration["confusion"]
 
     audit_job = run_queued(create_job(JobKind.AUDIT, {
         "model_version": trained_version.pk, "dataset_version": imported_version.pk,

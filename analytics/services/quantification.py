@@ -1,0 +1,71 @@
+"""Corrected state shares of a session (ml.quantify), computed in the worker and stored.
+
+Computing them imports QuaPy, which loads torch, so only the inference worker does it, after a
+photo's analysis; pages and the API read the stored JSON (numpy only).
+"""
+
+import numpy as np
+from django.db import transaction
+
+from ml.quantify import Calibration, Quantification, change, quantify, state_posteriors
+
+from ..models import FaceResult, Session
+
+CORRECTION_NOTE = (
+    "Corrected shares adjust the raw count of each state for the mistakes this model is known "
+    "to make (measured on labelled validation faces, e.g. Bored faces read as Neutral), and "
+    "each comes with a 90 % range that accounts for both the number of faces and the "
+    "uncertainty of those error rates."
+)
+
+
+def quantify_session(session_id: int) -> dict | None:
+    """Store (and return) the quantification of a session's faces, or None when there is none.
+
+    The faces are corrected with the calibration of the model version that produced them, so a
+    session keeps its numbers when the active model changes, until it is analysed again. No
+    faces, faces from several versions (a re-analysis under way, or photos analysed by
+    different models) or a version without a calibration leave the shares uncorrected (None).
+    """
+    with transaction.atomic():
+        # One worker at a time per session: the last photo to finish writes the final numbers.
+        session = Session.objects.select_for_update().get(pk=session_id)
+        faces = list(
+            FaceResult.objects.filter(photo__session=session)
+            .select_related("model_version")
+            .order_by("id")
+        )
+        versions = {face.model_version for face in faces}
+        version = versions.pop() if len(versions) == 1 else None
+        result = None
+        if version is not None and version.calibration:
+            calibration = Calibration.from_json(version.calibration)
+            classes = list(version.classes)
+            probabilities = np.array(
+                [[f.probabilities.get(c, 0.0) for c in classes] for f in faces]
+            )
+            posteriors = state_posteriors(
+                probabilities, classes, version.state_mapping, calibration.states
+            )
+            result = quantify(posteriors, [f.state for f in faces], calibration).to_json()
+        session.quantification = result
+        session.save(update_fields=["quantification"])
+    return result
+
+
+def corrected_fields(quantification: dict | None) -> dict:
+    """The summary's corrected fields from a stored quantification (None when uncorrected)."""
+    if not quantification:
+        return {"corrected_shares": None, "intervals": None, "method": None}
+    return {
+        "corrected_shares": quantification["shares"],
+        "intervals": quantification["intervals"],
+        "method": quantification["method"],
+    }
+
+
+def engagement_change(previous: dict | None, current: dict | None) -> str | None:
+    """ "up"/"down" when the corrected engagement moved beyond doubt between two sessions."""
+    if not (previous and current):
+        return None
+    return change(Quantification.from_json(previous), Quantification.from_json(current))

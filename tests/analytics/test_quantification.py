@@ -1,0 +1,200 @@
+"""Corrected shares of sessions: computed by the worker with the calibration of the model version
+that produced the faces, stored, and read back by the summary, the API, the CSV and the trends."""
+
+import csv
+import io
+
+import pytest
+from rest_framework.test import APIClient
+
+from analytics import services
+from analytics.models import Classroom, Session
+from classifier.services import promote, register_model_version, set_calibration
+from ml.quantify import MIN_FACES
+from tests.analytics.conftest import READ, add_faces, calibration
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_known_calibration_gives_the_hand_solved_shares(session, model_version):
+    # Half of Bored faces are read as Neutral: observed Bored 0.2 = 0.5 * true Bored, so true
+    # Bored is 0.4, and observed Neutral 0.4 = true Neutral + 0.5 * 0.4, so true Neutral is 0.2.
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    summary = services.session_summary(session)
+    assert summary["method"] == "pacc"
+    assert summary["corrected_shares"] == pytest.approx(
+        {"Angry": 0.2, "Neutral": 0.2, "Engaged": 0.2, "Bored": 0.4}, abs=1e-4
+    )
+    # The existing fields keep their meaning: the plain count.
+    assert summary["shares"] == {"Angry": 0.2, "Neutral": 0.4, "Engaged": 0.2, "Bored": 0.2}
+    assert summary["engagement_index"] == 0.2
+    for state, (low, high) in summary["intervals"].items():
+        assert 0 <= low <= summary["corrected_shares"][state] <= high <= 1
+    assert Session.objects.get(pk=session.pk).quantification["enough_faces"] is False
+
+
+def test_a_perfect_calibration_leaves_the_shares_raw(session, model_version):
+    set_calibration(model_version, calibration(bored_as_neutral=0))
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    summary = services.session_summary(session)
+    assert summary["corrected_shares"] == pytest.approx(summary["shares"], abs=1e-4)
+
+
+def test_no_calibration_leaves_the_shares_uncorrected(session, model_version):
+    assert model_version.calibration is None
+    add_faces(session, model_version, READ)
+    assert services.quantify_session(session.pk) is None
+    summary = services.session_summary(session)
+    assert (summary["corrected_shares"], summary["intervals"], summary["method"]) == (
+        None,
+        None,
+        None,
+    )
+    assert summary["shares"]["Neutral"] == 0.4
+
+
+def test_a_new_active_model_does_not_alter_an_analysed_session(session, model_version, tmp_path):
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    before = services.session_summary(session)
+
+    # Another model (other bytes, its own perfect calibration) becomes active.
+    import torch
+
+    checkpoint = torch.load(model_version.checkpoint.path, weights_only=False)
+    checkpoint["metrics"] = {"accuracy": 0.3}
+    torch.save(checkpoint, tmp_path / "newer.pt")
+    newer = promote(
+        register_model_version(tmp_path / "newer.pt", name="newer", calibration=calibration(0))
+    )
+    assert newer.is_active and newer.calibration == calibration(0)
+    # Recomputing (any later analysis does) still uses the faces' own version.
+    services.quantify_session(session.pk)
+    assert services.session_summary(session) == before
+    assert before["corrected_shares"]["Bored"] == pytest.approx(0.4, abs=1e-4)
+
+
+def test_faces_from_two_versions_are_not_corrected_with_either(session, model_version, tmp_path):
+    set_calibration(model_version, calibration(0))
+    add_faces(session, model_version, READ)
+    import torch
+
+    checkpoint = torch.load(model_version.checkpoint.path, weights_only=False)
+    checkpoint["metrics"] = {"accuracy": 0.3}
+    torch.save(checkpoint, tmp_path / "other.pt")
+    other = register_model_version(tmp_path / "other.pt", name="other", calibration=calibration(0))
+    add_faces(session, other, ["Engaged"])
+    assert services.quantify_session(session.pk) is None
+
+
+def test_api_csv_and_trends_carry_the_corrected_shares(session, model_version, teacher):
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ * (MIN_FACES // len(READ)))
+    services.quantify_session(session.pk)
+    client = APIClient()
+    client.force_authenticate(teacher)
+    summary = client.get(f"/api/sessions/{session.pk}/").json()["summary"]
+    assert summary["method"] == "pacc"
+    assert summary["corrected_shares"]["Bored"] == pytest.approx(0.4, abs=1e-4)
+    low, high = summary["intervals"]["Bored"]
+    assert low <= 0.4 <= high
+    assert summary["shares"]["Bored"] == 0.2
+
+    rows = list(csv.DictReader(io.StringIO(services.sessions_csv(session.classroom))))
+    assert float(rows[0]["corrected_Bored"]) == pytest.approx(0.4, abs=1e-4)
+    assert float(rows[0]["share_Bored"]) == 0.2
+    assert float(rows[0]["corrected_Bored_low"]) == low
+    assert float(rows[0]["corrected_Bored_high"]) == high
+    assert (rows[0]["correction_method"], rows[0]["enough_faces"]) == ("pacc", "True")
+
+    trend = client.get(f"/api/classrooms/{session.classroom.pk}/trends/").json()
+    assert trend[0]["enough_faces"] is True and trend[0]["change"] is None
+
+
+def test_the_detection_modes_are_the_detectors(classroom):
+    from analytics.choices import DetectionMode
+    from ml.detect import DEFAULT_MODE, MODES
+
+    assert set(DetectionMode.values) == set(MODES)
+    assert classroom.detection_mode == DEFAULT_MODE
+
+
+def test_analysis_uses_the_classrooms_detection_mode_and_stores_the_quantification(
+    session, model_version, data_dir, eager_celery, django_capture_on_commit_callbacks
+):
+    from tests.analytics.conftest import upload
+    from tests.analytics.test_analysis import group_photos
+
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    path = group_photos(data_dir, 1)[0]
+    # A mode the detector does not know (bypassing the form) fails the photo with its reason:
+    # the classroom's setting reaches the detector.
+    Classroom.objects.filter(pk=session.classroom_id).update(detection_mode="careless")
+    with django_capture_on_commit_callbacks(execute=True):
+        (photo,) = services.upload_photos(session, [upload(path.name, path.read_bytes())]).photos
+    photo.refresh_from_db()
+    assert photo.status == "failed" and "unknown detection mode 'careless'" in photo.error
+
+    Classroom.objects.filter(pk=session.classroom_id).update(detection_mode="thorough")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.retry_photo(photo)
+    photo.refresh_from_db()
+    assert photo.status == "done", photo.error
+    stored = Session.objects.get(pk=session.pk).quantification
+    assert stored["faces"] == photo.faces.count() >= 2
+    assert stored["method"] == "pacc" and sum(stored["shares"].values()) == pytest.approx(1, 1e-3)
+
+
+def test_the_trend_marks_only_a_change_beyond_doubt(classroom, model_version):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analytics import charts
+
+    set_calibration(model_version, calibration(0))
+    start = timezone.now()
+    mixes = [(8, 72), (10, 70), (72, 8)]  # (Engaged, Bored) faces: 10 %, 12.5 %, then 90 %
+    for day, (engaged, bored) in enumerate(mixes):
+        session = Session.objects.create(
+            classroom=classroom, title=f"Day {day}", started_at=start + timedelta(days=day)
+        )
+        add_faces(session, model_version, ["Engaged"] * engaged + ["Bored"] * bored)
+        services.quantify_session(session.pk)
+    trends = services.classroom_trends(classroom)
+    assert [row["change"] for row in trends] == [None, None, "up"]
+    figure = charts.engagement_over_time(trends)
+    names = [trace["name"] for trace in figure["data"]]
+    assert "Corrected engagement, 90 % range" in names
+    (marker,) = [trace for trace in figure["data"] if trace["name"] == "Change beyond doubt"]
+    assert marker["marker"]["symbol"] == ["triangle-up"]
+
+
+def test_the_session_page_says_why_shares_are_uncorrected(client, teacher, session, model_version):
+    from django.urls import reverse
+
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    client.force_login(teacher)
+    page = client.get(reverse("analytics:session", args=[session.pk])).content.decode()
+    assert "Shares are uncorrected (raw counts only): the model version that analysed it" in page
+    assert 'id="uncorrected"' in page and 'id="uncorrected" hidden' not in page
+    assert 'data-corrected="Bored">—' in page and 'data-share="Bored">20%' in page
+
+
+def test_the_report_shows_corrected_shares_greyed_below_the_minimum(
+    client, teacher, session, model_version
+):
+    from django.urls import reverse
+
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    client.force_login(teacher)
+    page = client.get(reverse("analytics:report", args=[session.classroom_id])).content.decode()
+    assert '2 (20%)<br><span class="corrected">corrected 40%' in page
+    assert '<tr class="few-faces">' in page and services.CORRECTION_NOTE in page
