@@ -33,12 +33,13 @@ class Classifier:
         checkpoint: Checkpoint,
         device: str = "auto",
         precision: str | None = None,
-        mirror_average: bool = True,
+        mirror_average: bool = False,
     ):
         self.checkpoint = checkpoint
-        # Averaging each face's probabilities with its mirror image's: faces are left-right
-        # symmetric in expression, and the average is steadier than either alone (gain measured
-        # in benchmarks/model_report.py and quoted in the model card).
+        # Averaging each face's probabilities with its mirror image's gains 0.5-1 point of val
+        # accuracy but more than halves the faces per second (540 -> 220 per core, bf16,
+        # measured 2026-12-02), below the 1,000 faces/s budget on 2 cores: off by default
+        # (benchmarks/model_report.py measures both).
         self.mirror_average = mirror_average
         self.classes: list[str] = list(checkpoint["classes"])
         self.input_size: int = int(checkpoint["input_size"])

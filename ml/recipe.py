@@ -48,6 +48,12 @@ class TrainConfig:
     augment: bool = _option(
         True, "augment training batches (shift, scale, rotation, flip, contrast, erasing)"
     )
+    small_faces: float = _option(
+        0.0,
+        "share of training faces shrunk to 12-40 px and enlarged back, as small faces in photos",
+        minimum=0.0,
+        maximum=1.0,
+    )
     class_weighting: bool = _option(False, "weight the loss by inverse class frequency")
     label_smoothing: float = _option(0.1, "label smoothing, in [0, 1)", minimum=0.0, maximum=0.99)
     seed: int = _option(0, "seed of splits, initialisation, order and augmentation", minimum=0)

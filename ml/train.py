@@ -63,6 +63,7 @@ def train_one_epoch(
     batch_size: int,
     normalisation: str,
     augment: bool,
+    small_faces: float = 0.0,
     class_weight: torch.Tensor | None,
     sample_weight: torch.Tensor | None,
     label_smoothing: float,
@@ -87,7 +88,7 @@ def train_one_epoch(
     for step in range(steps):
         index = order[step * batch_size : (step + 1) * batch_size]
         y = labels[index]
-        x = augment_batch(images[index], generator) if augment else images[index]
+        x = augment_batch(images[index], generator, small_faces) if augment else images[index]
         with autocast(device, amp_dtype):
             logits = model(model_input(x, normalisation))
         losses = F.cross_entropy(
@@ -386,6 +387,7 @@ def train(
             batch_size=config.batch_size,
             normalisation=config.normalisation,
             augment=config.augment,
+            small_faces=config.small_faces,
             class_weight=class_weight,
             sample_weight=sample_weight,
             label_smoothing=config.label_smoothing,

@@ -39,10 +39,10 @@ def test_predict_proba_is_one_forward_per_call(checkpoint_file):
     assert classifier.predict(faces[:2]) == [CLASSES[i] for i in p[:2].argmax(1)]
 
 
-def test_each_face_is_averaged_with_its_mirror_image(checkpoint_file):
+def test_mirror_averaging_averages_each_face_with_its_mirror_image(checkpoint_file):
     checkpoint = torch.load(checkpoint_file, weights_only=True)
-    mirrored = Classifier(checkpoint, device="cpu", precision="fp32")
-    plain = Classifier(checkpoint, device="cpu", precision="fp32", mirror_average=False)
+    mirrored = Classifier(checkpoint, device="cpu", precision="fp32", mirror_average=True)
+    plain = Classifier(checkpoint, device="cpu", precision="fp32")
     faces = np.random.default_rng(0).integers(0, 256, (6, 32, 32), dtype=np.uint8)
     expected = (plain.predict_proba(faces) + plain.predict_proba(faces[:, :, ::-1])) / 2
     assert np.allclose(mirrored.predict_proba(faces), expected, atol=1e-6)

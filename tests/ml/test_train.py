@@ -194,6 +194,23 @@ def test_augmentation_keeps_shape_range_and_varies():
     assert not torch.equal(a, b)
 
 
+def _sharpness(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared horizontal gradient per image."""
+    return (x[..., 1:] - x[..., :-1]).pow(2).mean(dim=(1, 2, 3))
+
+
+def test_small_faces_shrinks_that_share_of_the_faces_and_enlarges_them_back():
+    noise = np.random.default_rng(0).integers(0, 256, (400, 48, 48), dtype=np.uint8)
+    batch = torch.from_numpy(noise)
+    sharp = augment_batch(batch, torch.Generator().manual_seed(0))
+    mixed = augment_batch(batch, torch.Generator().manual_seed(0), small_faces=0.5)
+    assert mixed.shape == sharp.shape and mixed.min() >= 0 and mixed.max() <= 1
+    # Shrinking to at most 40 px and enlarging back smooths noise: a clearly blurrier image.
+    # (Contrast jitter alone changes it by a factor 0.44-2.3, so the bar is set below that.)
+    blurred = _sharpness(mixed) < 0.3 * _sharpness(sharp)
+    assert 0.4 < blurred.float().mean() < 0.6
+
+
 def _fer_subset(folder, classes, n_per_class):
     images, labels, files = [], [], []
     for k, name in enumerate(classes):
