@@ -1,6 +1,7 @@
 """Domain operations of the model lifecycle. Views, the API and tasks call these."""
 
 import hashlib
+import json
 import platform
 import time
 from collections.abc import Callable
@@ -290,13 +291,20 @@ def load_classifier(version: ModelVersion):
 
 
 def register_default_model() -> str:
-    """Register the shipped default model and make it active when no version is active."""
-    from ml.predict import DEFAULT_WEIGHTS
+    """Register the shipped default model, with its shipped calibration, and make it active
+    when no version is active."""
+    from ml.predict import DEFAULT_CALIBRATION, DEFAULT_WEIGHTS
 
     if not Path(DEFAULT_WEIGHTS).is_file():
         return f"No shipped model at {DEFAULT_WEIGHTS}; photo analysis waits for a trained one."
+    calibration = (
+        json.loads(DEFAULT_CALIBRATION.read_text()) if DEFAULT_CALIBRATION.is_file() else None
+    )
     version = register_model_version(
-        DEFAULT_WEIGHTS, name="EduMood default (FER2013)", source=ModelVersion.Source.SHIPPED
+        DEFAULT_WEIGHTS,
+        name="EduMood default (FER2013)",
+        source=ModelVersion.Source.SHIPPED,
+        calibration=calibration,
     )
     if active_model_version() is None:
         # The shipped model is chosen by its maintainers; its model card documents its scores.

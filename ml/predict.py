@@ -12,6 +12,9 @@ from ml.errors import CheckpointError, InvalidImage
 from ml.labels import to_state
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"
+# The default model's state-level errors on FER2013 val (ml.quantify's Calibration as JSON),
+# written by `python -m ml evaluate --weights default --calibration-out` with the weights.
+DEFAULT_CALIBRATION = DEFAULT_WEIGHTS.with_name("default.calibration.json")
 # Above this many faces a call is split into chunks, to bound memory; below it, one forward.
 MAX_BATCH = 1024
 

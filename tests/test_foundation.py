@@ -139,6 +139,21 @@ def test_bootstrap_creates_one_admin_with_a_generated_password(capsys, django_us
 
 
 @pytest.mark.django_db
+def test_bootstrap_activates_the_shipped_model_with_its_shipped_calibration():
+    import json
+
+    from classifier.services import active_model_version
+    from ml.predict import DEFAULT_CALIBRATION
+    from ml.quantify import Calibration
+
+    call_command("bootstrap")
+    version = active_model_version()
+    assert version.source == "shipped"
+    assert version.calibration == json.loads(DEFAULT_CALIBRATION.read_text())
+    assert Calibration.from_json(version.calibration).faces == 3589  # all of FER2013 val
+
+
+@pytest.mark.django_db
 def test_bootstrap_takes_the_password_from_the_environment(settings, capsys, django_user_model):
     settings.EDUMOOD_ADMIN_PASSWORD = "from-the-env-Pass-9"
     call_command("bootstrap")

@@ -1,9 +1,13 @@
 """`python -m ml evaluate`: score a checkpoint on a labelled folder."""
 
+import json
+from pathlib import Path
+
 from ml.cli import common
 from ml.data import load_images
 from ml.evaluate import evaluate_classifier
 from ml.predict import Classifier
+from ml.quantify import measure_calibration
 
 
 def add_parser(subparsers) -> None:
@@ -15,6 +19,10 @@ def add_parser(subparsers) -> None:
         "--map-states",
         action="store_true",
         help="also score the classroom states the classes map to",
+    )
+    parser.add_argument(
+        "--calibration-out",
+        help="also write the model's state-level calibration on this data (JSON, ml.quantify)",
     )
     parser.add_argument("--device", default="auto")
     common.add_json_flag(parser)
@@ -47,6 +55,9 @@ def run(args) -> int:
     metrics = evaluate_classifier(classifier, data, map_states=args.map_states)
     metrics["weights"] = str(args.weights)
     metrics["unreadable_files"] = [{"file": f, "reason": r} for f, r in data.errors]
+    if args.calibration_out:
+        calibration = measure_calibration(classifier, data).to_json()
+        Path(args.calibration_out).write_text(json.dumps(calibration, indent=1) + "\n")
     text = format_metrics(metrics)
     if "unmapped" in metrics:
         text = "classroom states:\n" + text + "\n\nclasses:\n" + format_metrics(metrics["unmapped"])

@@ -198,7 +198,7 @@ NON_DEFAULT_RECIPE = {
     "arch": "edu-vgg-s", "epochs": 1, "batch_size": 16, "lr": 0.05, "weight_decay": 0.05,
     "optimizer": "adamw", "scheduler": "cosine", "patience": 2, "augment": False,
     "class_weighting": True, "label_smoothing": 0.2, "seed": 3, "normalisation": "equalize",
-    "input_size": 48, "precision": "fp32", "input_blur": 0.5,
+    "input_size": 48, "precision": "fp32", "input_blur": 0.5, "small_faces": 0.3,
 }  # fmt: skip
 
 

@@ -1,13 +1,16 @@
 """The shipped default model scores what its model card says on FER2013 PublicTest."""
 
+import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ml.data import load_images
 from ml.evaluate import evaluate_classifier
-from ml.predict import DEFAULT_WEIGHTS, Classifier
+from ml.predict import DEFAULT_CALIBRATION, DEFAULT_WEIGHTS, Classifier
+from ml.quantify import Calibration, measure_calibration
 
 CARD = Path(DEFAULT_WEIGHTS).with_name("MODEL_CARD.md")
 
@@ -30,5 +33,11 @@ def test_shipped_weights_match_the_card(data_dir):
     val = load_images(data_dir / "fer2013" / "val")
     if len(val) < 3000:
         pytest.skip("FER2013 val split incomplete")
-    metrics = evaluate_classifier(Classifier.load("default", device="cpu"), val)
+    classifier = Classifier.load("default", device="cpu")
+    metrics = evaluate_classifier(classifier, val)
     assert metrics["accuracy"] >= card_val_accuracy() - 0.005
+    # The shipped calibration is this model's, measured on this val split.
+    shipped = Calibration.from_json(json.loads(DEFAULT_CALIBRATION.read_text()))
+    measured = measure_calibration(classifier, val)
+    assert shipped.states == measured.states
+    assert np.abs(np.asarray(shipped.confusion) - measured.confusion).sum() <= 10
