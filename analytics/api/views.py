@@ -3,7 +3,7 @@
 import json
 from datetime import timedelta
 
-from django.forms import DateTimeField
+from django.forms import DateTimeField, IntegerField
 from django.forms import ValidationError as FormValidationError
 from django.http import HttpResponse
 from django.urls import reverse
@@ -181,10 +181,19 @@ class ClassroomViewSet(viewsets.ModelViewSet):
         )
 
 
+class IdFilter(filters.NumberFilter):
+    """An object id: a whole number in the database's integer range, not a choice of existing
+    objects, so a missing id and another teacher's id both answer an empty list (else the
+    difference tells which ids exist)."""
+
+    field_class = IntegerField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=1, max_value=2**63 - 1, **kwargs)
+
+
 class SessionFilter(filters.FilterSet):
-    # A number, not a choice of existing classrooms: a missing id and another teacher's id must
-    # both answer an empty list, or the difference tells which ids exist.
-    classroom = filters.NumberFilter(field_name="classroom_id")
+    classroom = IdFilter(field_name="classroom_id")
     after = filters.DateTimeFilter(field_name="started_at", lookup_expr="gte")
     before = filters.DateTimeFilter(field_name="started_at", lookup_expr="lte")
 
@@ -194,7 +203,7 @@ class SessionFilter(filters.FilterSet):
 
 
 class PhotoFilter(filters.FilterSet):
-    session = filters.NumberFilter(field_name="session_id")  # as SessionFilter.classroom
+    session = IdFilter(field_name="session_id")
 
     class Meta:
         model = Photo
