@@ -168,8 +168,11 @@ class UploadedPhotoSerializer(serializers.Serializer):
 
 
 class FileErrorSerializer(serializers.Serializer):
-    file = serializers.CharField()
-    detail = serializers.CharField()
+    file = serializers.CharField(help_text="The refused file, or `zip name/entry`.")
+    detail = serializers.CharField(
+        help_text="One sentence for the person who chose the file: it names the file, says "
+        "what is wrong and what to do."
+    )
 
 
 class UploadResponseSerializer(serializers.Serializer):

@@ -227,18 +227,20 @@
     return { file, row, bar, message };
   }
 
-  function showErrors(message, errors) {
+  // One line per refused file (or zip entry), under the file's row: each detail is a sentence
+  // that names the file and says what to do.
+  function showErrors(item, errors) {
     if (!errors || !errors.length) return;
     const list = el("ul", { class: "errors-list error" });
-    errors.forEach((e) => list.append(el("li", { text: `${e.file}: ${e.detail}` })));
-    message.append(list);
+    errors.forEach((e) => list.append(el("li", { text: e.detail })));
+    item.row.append(list);
   }
 
   function fail(item, text, errors) {
     item.row.dataset.outcome = "failed";
     item.message.className = "message-text error";
     item.message.textContent = text;
-    showErrors(item.message, errors);
+    showErrors(item, errors);
   }
 
   function batches(items) {
@@ -288,14 +290,15 @@
     const stored = (body.photos || []).filter((photo) => own(photo.file)).length;
     const errors = (body.errors || []).filter((error) => own(error.file));
     if (!stored) {
-      fail(item, errors.length ? "not stored:" : (body.detail || "not stored"), errors);
+      fail(item, errors.length ? "not stored" : "not stored: " + (body.detail || "no answer"), errors);
       return;
     }
     item.row.dataset.outcome = "stored";
     item.bar.style.width = "100%";
     item.message.className = "message-text";
-    item.message.textContent = `stored: ${stored} photo${stored === 1 ? "" : "s"} queued for analysis`;
-    showErrors(item.message, errors);
+    item.message.textContent = `stored: ${stored} photo${stored === 1 ? "" : "s"} queued for analysis` +
+      (errors.length ? `; ${errors.length} not stored` : "");
+    showErrors(item, errors);
   }
 
   async function uploadBatch(batch) {
@@ -330,8 +333,12 @@
     const items = [];
     for (const file of files) {
       const item = uploadRow(file);
-      if (file.size > cfg.maxBytes) fail(item, `Too large: at most ${Math.round(cfg.maxBytes / 1048576)} MB per file.`);
-      else items.push(item);
+      if (file.size > cfg.maxBytes) {
+        const mb = (bytes) => Math.round(bytes / 1048576) + " MB";
+        fail(item, "not stored", [{ detail: `${file.name} is ${mb(file.size)}, over the limit of ${mb(cfg.maxBytes)} per file: make it smaller and upload it again.` }]);
+      } else {
+        items.push(item);
+      }
     }
     pending += items.length;
     for (const batch of batches(items)) {
