@@ -38,7 +38,7 @@
 
   function statusText(photo) {
     if (photo.status === "done") {
-      return `done, ${photo.faces.length} face${photo.faces.length === 1 ? "" : "s"}`;
+      return `done, ${photo.face_count} face${photo.face_count === 1 ? "" : "s"}`;
     }
     return photo.status;
   }
@@ -73,14 +73,16 @@
       rows);
   }
 
+  // Without per-face detail (`faces` null: the classroom hides it) a photo has no boxes or list.
   function renderPhoto(photo) {
+    const faces = photo.faces || [];
     const width = photo.width || 4;
     const height = photo.height || 3;
     const frame = el("div", { class: "frame", style: `aspect-ratio: ${width} / ${height}` });
     if (photo.image_url) {
       frame.append(el("img", { src: photo.image_url, alt: "Session photo " + photo.id, loading: "lazy" }));
     } else {
-      frame.append(el("div", { class: "neutral", text: "Original deleted after analysis; boxes shown on a blank canvas of the photo's size." }));
+      frame.append(el("div", { class: "neutral", text: "Original deleted after analysis" + (faces.length ? "; boxes shown on a blank canvas of the photo's size." : ".") }));
     }
     const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "group", "aria-label": "Face boxes" });
     const list = el("ol", { class: "face-list", "aria-label": "Faces in this photo" });
@@ -90,9 +92,9 @@
     function select(index) {
       boxes.forEach((box, i) => box.classList.toggle("selected", i === index));
       items.forEach((item, i) => item.setAttribute("aria-pressed", String(i === index)));
-      detail.replaceChildren(faceDetail(photo.faces[index], index));
+      detail.replaceChildren(faceDetail(faces[index], index));
     }
-    photo.faces.forEach((face, index) => {
+    faces.forEach((face, index) => {
       const summary = `${faceName(index)}: ${face.state} ${pct(confidence(face))}` +
         (uncertain(face) ? ", low confidence" : "");
       // A transparent fill makes the whole inside of the box clickable and tappable.
@@ -121,11 +123,11 @@
       items.push(item);
       list.append(el("li", {}, item));
     });
-    frame.append(svg);
+    if (faces.length) frame.append(svg);
     const caption = el("figcaption", {},
       el("span", { class: "status " + photo.status, text: statusText(photo), "data-status": photo.status }),
       " ", el("span", { class: "muted", text: photo.original_name || "" }));
-    if (photo.faces.length) caption.append(list, detail);
+    if (faces.length) caption.append(list, detail);
     if (photo.status === "failed") {
       caption.append(el("div", { class: "error", text: photo.error }));
       if (photo.image_url) {
@@ -363,10 +365,6 @@
       uploadAll(Array.from(event.dataTransfer.files));
     });
   }
-
-  document.getElementById("toggle-boxes").addEventListener("change", (event) => {
-    photosNode.classList.toggle("hide-boxes", !event.target.checked);
-  });
 
   showPhotos(cfg.photos);
   if (waiting(cfg.photos)) poller.schedule();

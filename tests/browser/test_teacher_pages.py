@@ -172,3 +172,40 @@ def test_every_teacher_page_fits_a_phone(live_server, out_dir):
             assert width <= 390, f"{name} is {width} px wide at 390 px"
         assert not errors, errors
         browser.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_hiding_per_face_detail_leaves_the_session_page_with_aggregates_only(
+    live_server, out_dir, width
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    classroom, sessions = _stored_results()
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        errors = _console_errors(page)
+        _login(page, live_server.url)
+        page.goto(f"{live_server.url}/sessions/{sessions[0].pk}/")
+        expect(page.locator(".face-box")).to_have_count(2)  # shown until the teacher hides them
+
+        page.goto(f"{live_server.url}/classrooms/{classroom.pk}/")
+        page.check("#face-detail input[name=hide_face_detail]")
+        page.click("#face-detail button[type=submit]")
+        expect(page.locator(".messages")).to_contain_text("Per-face detail is now hidden")
+        expect(page.locator("#face-detail input[name=hide_face_detail]")).to_be_checked()
+        page.locator("#face-detail").scroll_into_view_if_needed()
+        page.screenshot(path=out_dir / f"1-classroom-setting-{width}.png")
+        expect(page.locator("text=CSV: faces")).to_have_count(0)
+
+        page.goto(f"{live_server.url}/sessions/{sessions[0].pk}/")
+        expect(page.locator("[data-status=done]")).to_have_text("done, 2 faces")
+        expect(page.locator("#face-detail-hidden")).to_be_visible()
+        expect(page.locator("[data-faces]")).to_have_text("2")  # the aggregates count them
+        assert page.locator(".face-box, [data-face-item], [data-face-detail]").count() == 0
+        assert "0.82" not in page.content() and "82%" not in page.locator("#photos").inner_text()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        page.screenshot(path=out_dir / f"2-session-aggregates-only-{width}.png", full_page=True)
+        assert overflow <= 0, f"{overflow} px of horizontal scroll"
+        assert not errors, errors
+        browser.close()
