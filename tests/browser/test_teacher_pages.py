@@ -209,3 +209,36 @@ def test_hiding_per_face_detail_leaves_the_session_page_with_aggregates_only(
         assert overflow <= 0, f"{overflow} px of horizontal scroll"
         assert not errors, errors
         browser.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_status_chips_as_drawn_meet_wcag_contrast(live_server, out_dir, width):
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_chip_contrast import WCAG_AA_TEXT, contrast
+
+    classroom, sessions = _stored_results()
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        _login(page, live_server.url)
+        page.goto(f"{live_server.url}/sessions/{sessions[0].pk}/")
+        page.locator("[data-status=done]").wait_for()
+        # Each chip's text and background as the browser computed them (rgb(r, g, b)).
+        drawn = page.eval_on_selector_all(
+            ".status",
+            """chips => chips.map(chip => {
+                const style = getComputedStyle(chip);
+                return [chip.textContent.trim(), style.color, style.backgroundColor];
+            })""",
+        )
+        photos_card = page.locator("section.card", has=page.locator("[data-photos=done]"))
+        photos_card.screenshot(path=out_dir / f"status-chips-{width}.png")
+        browser.close()
+
+    def hex_colour(rgb: str) -> str:
+        return "#" + "".join(f"{int(v):02x}" for v in rgb[rgb.index("(") + 1 : -1].split(",")[:3])
+
+    ratios = {text: contrast(hex_colour(fg), hex_colour(bg)) for text, fg, bg in drawn}
+    assert {"Queued", "Analysing", "Done", "Failed", "done, 2 faces"} <= set(ratios)
+    assert all(r >= WCAG_AA_TEXT for r in ratios.values()), ratios
