@@ -209,7 +209,7 @@ def expand_zip(name: str, source, budget: PixelBudget) -> tuple[list[Candidate],
         except OverPixelBudget:
             raise InvalidUpload(
                 f"{name} holds more pixels than one upload may analyse "
-                f"({settings.EDUMOOD_MAX_BATCH_PIXELS:,} in all), so nothing from it was "
+                f"({budget.limit:,} in all), so nothing from it was "
                 "stored: split it into smaller zips."
             ) from None
         except InvalidUpload as exc:
@@ -240,6 +240,11 @@ def _file_candidates(name: str, upload, budget: PixelBudget) -> tuple[list[Candi
     if not starts_as_zip:
         try:
             return [inspect_image(name, _read_all(upload), partial(_read_all, upload), budget)], []
+        except OverPixelBudget:
+            raise InvalidUpload(
+                f"{name} was not stored: the photos of one upload may hold "
+                f"{budget.limit:,} pixels in all. Upload it again on its own."
+            ) from None
         except InvalidUpload as exc:
             problem = exc
     if starts_as_zip or zipfile.is_zipfile(upload):
@@ -261,16 +266,6 @@ def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
                     f"{name} was not stored: with the files before it, this upload would hold "
                     f"more than {limit} photos. Upload it again on its own."
                 )
-        except OverPixelBudget:
-            budget.left = pixels_left
-            errors.append(
-                {
-                    "file": name,
-                    "detail": f"{name} was not stored: the photos of one upload may hold "
-                    f"{budget.limit:,} pixels in all. Upload it again on its own.",
-                }
-            )
-            continue
         except InvalidUpload as exc:
             budget.left = pixels_left  # what a refused file took is free for the next ones
             errors.append({"file": name, "detail": str(exc)})
