@@ -80,6 +80,12 @@ def _console_errors(page) -> list[str]:
     return errors
 
 
+def _full_page(page, path) -> int:
+    """Save a full-page screenshot; return how far the page is wider than the window."""
+    page.screenshot(path=path, full_page=True)
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
 def test_face_detail_and_fast_dashboard(live_server, out_dir):
     from playwright.sync_api import expect, sync_playwright
 
@@ -167,9 +173,8 @@ def test_every_teacher_page_fits_a_phone(live_server, out_dir):
             page.goto(live_server.url + path)
             if page.locator("[data-figure]").count():
                 page.locator("[data-figure] .main-svg").first.wait_for(state="visible")
-            width = page.evaluate("document.documentElement.scrollWidth")
-            page.screenshot(path=out_dir / f"{name}.png", full_page=True)
-            assert width <= 390, f"{name} is {width} px wide at 390 px"
+            overflow = _full_page(page, out_dir / f"{name}.png")
+            assert overflow <= 0, f"{name} is {overflow} px wider than the 390 px window"
         assert not errors, errors
         browser.close()
 
@@ -204,11 +209,10 @@ def test_hiding_per_face_detail_leaves_the_session_page_with_aggregates_only(
         expect(page.locator("[data-faces]")).to_have_text("2")  # the aggregates count them
         assert page.locator(".face-box, [data-face-item], [data-face-detail]").count() == 0
         assert "0.82" not in page.content() and "82%" not in page.locator("#photos").inner_text()
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        page.screenshot(path=out_dir / f"2-session-aggregates-only-{width}.png", full_page=True)
-        assert overflow <= 0, f"{overflow} px of horizontal scroll"
-        assert not errors, errors
+        overflow = _full_page(page, out_dir / f"2-session-aggregates-only-{width}.png")
         browser.close()
+    assert overflow <= 0, f"{overflow} px of horizontal scroll"
+    assert not errors, errors
 
 
 @pytest.mark.parametrize("width", [1366, 390])
