@@ -23,7 +23,7 @@ class RetentionChoiceMixin:
 class ClassroomForm(RetentionChoiceMixin, forms.ModelForm):
     class Meta:
         model = Classroom
-        fields = ["name", "subject", "description", "retention"]
+        fields = ["name", "subject", "description", "retention", "hide_face_detail"]
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
 

@@ -50,6 +50,16 @@ def test_the_setting_is_saved_from_the_classroom_page(web, classroom):
     assert not classroom.hide_face_detail
 
 
+def test_a_new_classroom_can_hide_face_detail_from_the_start(web, teacher):
+    page = web.get(reverse("analytics:classrooms")).content.decode()
+    assert 'name="hide_face_detail"' in page
+    data = {"name": "7B", "subject": "Maths", "retention": "blur"}
+    web.post(reverse("analytics:classrooms"), data | {"hide_face_detail": "on"})
+    web.post(reverse("analytics:classrooms"), data | {"name": "7C"})
+    hidden = dict(teacher.classrooms.values_list("name", "hide_face_detail"))
+    assert hidden == {"7B": True, "7C": False}
+
+
 def test_another_teacher_cannot_change_the_setting(client, classroom, other_teacher):
     client.force_login(other_teacher)
     url = reverse("analytics:face-detail", args=[classroom.pk])
