@@ -266,3 +266,20 @@ def test_the_schema_documents_each_job_kinds_parameters(admin_client):
     assert {ref["$ref"].rsplit("/", 1)[1] for ref in params["oneOf"]} == {
         f"{kind}JobParamsRequest" for kind in ("Train", "Evaluate", "Kfold", "Audit", "Mitigate")
     }
+
+
+def test_a_job_without_lr_trains_at_its_optimizers_default(admin_client, imported_version):
+    params = {**FAST_TRAIN, "optimizer": "adamw"}
+    del params["lr"]
+    response = admin_client.post(
+        "/api/jobs/",
+        {"kind": "train", "dataset_version": imported_version.pk, "params": params},
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
+    job = run_queued(Job.objects.get(pk=response.json()["id"]))
+    assert job.status == "succeeded", job.error
+    assert ModelVersion.objects.get(pk=job.result["model_version"]).params["lr"] == 0.002
+    schema = admin_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    lr = schema.json()["components"]["schemas"]["TrainJobParamsRequest"]["properties"]["lr"]
+    assert "0.1 for sgd, 0.002 for adamw" in lr["description"]
