@@ -11,8 +11,8 @@ class ConsentInline(admin.TabularInline):
 
 @admin.register(Classroom)
 class ClassroomAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "subject", "owner", "retention", "created_at")
-    list_filter = ("retention",)
+    list_display = ("id", "name", "subject", "owner", "retention", "hide_face_detail", "created_at")
+    list_filter = ("retention", "hide_face_detail")
     search_fields = ("name", "subject", "owner__username")
     inlines = [ConsentInline]
 

@@ -63,6 +63,12 @@ class RetentionForm(RetentionChoiceMixin, forms.ModelForm):
         fields = ["retention"]
 
 
+class FaceDetailForm(forms.ModelForm):
+    class Meta:
+        model = Classroom
+        fields = ["hide_face_detail"]
+
+
 class DetectionModeForm(forms.ModelForm):
     class Meta:
         model = Classroom

@@ -43,6 +43,17 @@ class Classroom(models.Model):
             "Thorough finds more small and turned faces; analysis takes several times as long."
         ),
     )
+    # Class-level aggregates are what the platform is for; a face's own state invites judging
+    # one student. Where a school wants only aggregates, no page, export or API answer of this
+    # classroom shows a face's box, state or probabilities (the counts still include them).
+    hide_face_detail = models.BooleanField(
+        "Hide per-face detail",
+        default=False,
+        help_text=(
+            "Show class-level aggregates only: no face boxes, states or probabilities on the "
+            "session pages, in exports or through the API."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("classrooms/<int:pk>/consent/", views.record_consent, name="consent"),
     path("classrooms/<int:pk>/retention/", views.update_retention, name="retention"),
     path("classrooms/<int:pk>/detection/", views.update_detection_mode, name="detection"),
+    path("classrooms/<int:pk>/face-detail/", views.update_face_detail, name="face-detail"),
     path("classrooms/<int:pk>/delete/", views.delete_classroom, name="classroom-delete"),
     path("classrooms/<int:pk>/sessions/new/", views.create_session, name="session-create"),
     path("classrooms/<int:pk>/dashboard/", views.dashboard, name="dashboard"),

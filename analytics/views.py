@@ -27,6 +27,7 @@ from .forms import (
     ConsentForm,
     DateRangeForm,
     DetectionModeForm,
+    FaceDetailForm,
     RetentionForm,
     SessionForm,
 )
@@ -95,6 +96,7 @@ def _classroom_page(request, classroom, **forms):
         "consent_form": forms.get("consent_form") or ConsentForm(),
         "retention_form": forms.get("retention_form") or RetentionForm(instance=classroom),
         "detection_form": forms.get("detection_form") or DetectionModeForm(instance=classroom),
+        "face_detail_form": forms.get("face_detail_form") or FaceDetailForm(instance=classroom),
         "session_form": forms.get("session_form") or SessionForm(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "access_count": classroom.access_records.count(),
@@ -174,16 +176,47 @@ def update_retention(request, pk):
     return redirect("analytics:classroom", classroom.pk)
 
 
+def _save_setting(request, pk, form_class, form_name: str, message) -> object:
+    """Save one classroom setting from its form on the classroom page; `message(classroom)`
+    says what changed."""
+    classroom, form = _posted_setting(request, pk, form_class)
+    if not form.is_valid():
+        return _classroom_page(request, classroom, **{form_name: form})
+    form.save()
+    messages.success(request, message(form.instance))
+    return redirect("analytics:classroom", classroom.pk)
+
+
 @login_required
 @require_POST
 def update_detection_mode(request, pk):
-    classroom, form = _posted_setting(request, pk, DetectionModeForm)
-    if not form.is_valid():
-        return _classroom_page(request, classroom, detection_form=form)
-    form.save()
-    mode = form.instance.get_detection_mode_display()
-    messages.success(request, f"Face detection set to: {mode}. It applies to the next analyses.")
-    return redirect("analytics:classroom", classroom.pk)
+    return _save_setting(
+        request,
+        pk,
+        DetectionModeForm,
+        "detection_form",
+        lambda classroom: (
+            f"Face detection set to: {classroom.get_detection_mode_display()}. "
+            "It applies to the next analyses."
+        ),
+    )
+
+
+@login_required
+@require_POST
+def update_face_detail(request, pk):
+    return _save_setting(
+        request,
+        pk,
+        FaceDetailForm,
+        "face_detail_form",
+        lambda classroom: (
+            "Per-face detail is now hidden: pages, exports and the API show "
+            "class-level aggregates only."
+            if classroom.hide_face_detail
+            else "Per-face detail is shown again: face boxes, states and probabilities."
+        ),
+    )
 
 
 @login_required

@@ -1,5 +1,7 @@
 """Exceptions of the ml package: each message is one user-facing line."""
 
+from enum import StrEnum
+
 
 class MLError(Exception):
     """Base class; the CLI prints the message on one line and exits with status 2."""
@@ -13,8 +15,24 @@ class UnsafeArchive(DataError):
     """A zip (or one of its entries) refused by ml.safety: a bomb, an unsafe path, encryption."""
 
 
+class ImageProblem(StrEnum):
+    """What is wrong with an image, for callers that word it for their own readers."""
+
+    UNREADABLE = "unreadable"  # missing, a folder, no permission
+    NOT_AN_IMAGE = "not_an_image"
+    FORMAT = "format"  # an image, in a format the caller does not accept
+    TOO_MANY_PIXELS = "too_many_pixels"  # over the pixel limit, or a decompression bomb
+    PIXELS_PER_BYTE = "pixels_per_byte"  # far more pixels than its bytes can hold: built to cost
+    CORRUPT = "corrupt"  # damaged or truncated data
+    OTHER = "other"
+
+
 class InvalidImage(MLError):
     """A corrupt file, a non-image, a decompression bomb or an image that is too large."""
+
+    def __init__(self, message: str, problem: ImageProblem = ImageProblem.OTHER):
+        super().__init__(message)
+        self.problem = problem
 
 
 class CheckpointError(MLError):

@@ -15,7 +15,7 @@ from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
-from ml.errors import InvalidImage, UnsafeArchive
+from ml.errors import ImageProblem, InvalidImage, UnsafeArchive
 
 MIB = 1 << 20
 # 64 MP is above any phone or DSLR photo in its default mode and still fits a worker's memory
@@ -57,12 +57,14 @@ def opened_image(
             image = Image.open(fp)
         if formats is not None and image.format not in formats:
             raise InvalidImage(
-                f"{prefix}{image.format} images are not accepted; use {', '.join(formats)}"
+                f"{prefix}{image.format} images are not accepted; use {', '.join(formats)}",
+                ImageProblem.FORMAT,
             )
         if image.width * image.height > max_pixels:
             raise InvalidImage(
                 f"{prefix}{image.width}×{image.height} pixels is over the limit of "
-                f"{max_pixels:,} pixels (refused as a possible decompression bomb)"
+                f"{max_pixels:,} pixels (refused as a possible decompression bomb)",
+                ImageProblem.TOO_MANY_PIXELS,
             )
         pixels = image.width * image.height
         if (
@@ -74,20 +76,27 @@ def opened_image(
             raise InvalidImage(
                 f"{prefix}{pixels:,} pixels from a file of {len(source):,} bytes is over "
                 f"{max_pixels_per_byte:g} pixels per byte, which no photo needs (refused as "
-                "built to cost decoding time)"
+                "built to cost decoding time)",
+                ImageProblem.PIXELS_PER_BYTE,
             )
         # Not closed here: what the caller decodes may be returned (Pillow closes a file it
         # opened itself once the pixels are loaded).
         yield image
     except Image.DecompressionBombError as exc:
-        raise InvalidImage(f"{prefix}refused as a decompression bomb ({exc})") from exc
+        raise InvalidImage(
+            f"{prefix}refused as a decompression bomb ({exc})", ImageProblem.TOO_MANY_PIXELS
+        ) from exc
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        raise InvalidImage(f"{prefix}cannot read the file ({exc.strerror})") from exc
+        raise InvalidImage(
+            f"{prefix}cannot read the file ({exc.strerror})", ImageProblem.UNREADABLE
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise InvalidImage(f"{prefix}not an image file") from exc
+        raise InvalidImage(f"{prefix}not an image file", ImageProblem.NOT_AN_IMAGE) from exc
     # struct.error: some Pillow plugins raise it on malformed headers.
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
-        raise InvalidImage(f"{prefix}corrupt or truncated image ({exc})") from exc
+        raise InvalidImage(
+            f"{prefix}corrupt or truncated image ({exc})", ImageProblem.CORRUPT
+        ) from exc
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ class ClassroomSerializer(serializers.ModelSerializer):
     class Meta:
         model = Classroom
         fields = ["id", "name", "subject", "description", "retention", "detection_mode"]
-        fields += ["consent", "created_at"]
+        fields += ["hide_face_detail", "consent", "created_at"]
         read_only_fields = ["id", "consent", "created_at"]
 
 
@@ -129,7 +129,11 @@ class FaceSerializer(serializers.ModelSerializer):
 
 
 class PhotoSerializer(serializers.ModelSerializer):
-    faces = FaceSerializer(many=True, read_only=True)
+    faces = serializers.SerializerMethodField(
+        help_text="One entry per detected face; null when the classroom hides per-face detail "
+        "(`hide_face_detail`)."
+    )
+    face_count = serializers.SerializerMethodField(help_text="How many faces were detected.")
     image_url = serializers.SerializerMethodField(
         help_text="Where the stored image is served (permission-checked); null once deleted."
     )
@@ -137,9 +141,19 @@ class PhotoSerializer(serializers.ModelSerializer):
     class Meta:
         model = Photo
         fields = ["id", "session", "status", "error", "width", "height", "model_version"]
-        fields += ["faces", "original_name", "captured_at", "uploaded_at", "analysed_at"]
+        fields += ["faces", "face_count", "original_name", "captured_at", "uploaded_at"]
+        fields += ["analysed_at"]
         fields += ["image_state", "image_url"]
         read_only_fields = fields
+
+    @extend_schema_field(FaceSerializer(many=True, allow_null=True))
+    def get_faces(self, photo) -> list[dict] | None:
+        if photo.session.classroom.hide_face_detail:
+            return None
+        return FaceSerializer(photo.faces.all(), many=True).data
+
+    def get_face_count(self, photo) -> int:
+        return len(photo.faces.all())  # the prefetched faces: no query per photo
 
     def get_image_url(self, photo) -> str | None:
         if not photo.image:
@@ -168,8 +182,11 @@ class UploadedPhotoSerializer(serializers.Serializer):
 
 
 class FileErrorSerializer(serializers.Serializer):
-    file = serializers.CharField()
-    detail = serializers.CharField()
+    file = serializers.CharField(help_text="The refused file, or `zip name/entry`.")
+    detail = serializers.CharField(
+        help_text="One sentence for the person who chose the file: it names the file, says "
+        "what is wrong and what to do."
+    )
 
 
 class UploadResponseSerializer(serializers.Serializer):

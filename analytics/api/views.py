@@ -23,7 +23,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
-from edumood_site.api import SettingsRateThrottle
+from edumood_site.api import Conflict, SettingsRateThrottle
 
 from .. import services
 from ..choices import AccessAction
@@ -86,6 +86,20 @@ def record_api_read(request, action, classroom, *, session=None, detail: str) ->
     )
     if not recent.exists():
         services.record_access(request.user, action, classroom, session=session, detail=detail)
+
+
+HIDDEN = OpenApiResponse(
+    description="Per-face rows asked of a classroom that hides per-face detail "
+    "(`hide_face_detail`)."
+)
+
+
+def faces_csv(sessions) -> str:
+    """The per-face CSV; 409 where the classroom hides per-face detail."""
+    try:
+        return services.faces_csv(sessions)
+    except services.FaceDetailHidden as exc:
+        raise Conflict(str(exc)) from None
 
 
 def csv_response(text: str, filename: str) -> HttpResponse:
@@ -161,24 +175,22 @@ class ClassroomViewSet(viewsets.ModelViewSet):
                 OpenApiTypes.STR, description="Per-session aggregates (faces rows with ?rows=faces)"
             ),
             (404, "text/csv"): NOT_FOUND,
+            (409, "text/csv"): HIDDEN,
         },
     )
     def export_csv(self, request, pk=None):
         """Per-session aggregates of the classroom as CSV; `?rows=faces` for one row per face."""
         classroom = self.get_object()
         after, before = date_range(request.query_params)
+        rows = "faces" if request.query_params.get("rows") == "faces" else "sessions"
+        if rows == "faces":
+            text = faces_csv(services.classroom_sessions(classroom, after, before))
+        else:
+            text = services.sessions_csv(classroom, after, before)
         services.record_access(
-            request.user,
-            AccessAction.EXPORTED_CSV,
-            classroom,
-            detail=f"classroom CSV ({request.query_params.get('rows') or 'sessions'})",
+            request.user, AccessAction.EXPORTED_CSV, classroom, detail=f"classroom CSV ({rows})"
         )
-        if request.query_params.get("rows") == "faces":
-            sessions = services.classroom_sessions(classroom, after, before)
-            return csv_response(services.faces_csv(sessions), f"classroom-{pk}-faces.csv")
-        return csv_response(
-            services.sessions_csv(classroom, after, before), f"classroom-{pk}-sessions.csv"
-        )
+        return csv_response(text, f"classroom-{pk}-{rows}.csv")
 
 
 class IdFilter(filters.NumberFilter):
@@ -314,11 +326,13 @@ class SessionViewSet(viewsets.ModelViewSet):
         responses={
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="One row per face"),
             (404, "text/csv"): NOT_FOUND,
+            (409, "text/csv"): HIDDEN,
         }
     )
     def export_csv(self, request, pk=None):
         """One row per detected face of the session (box, state, probabilities); no images."""
         session = self.get_object()
+        text = faces_csv([session])
         services.record_access(
             request.user,
             AccessAction.EXPORTED_CSV,
@@ -326,7 +340,7 @@ class SessionViewSet(viewsets.ModelViewSet):
             session=session,
             detail="session CSV (faces)",
         )
-        return csv_response(services.faces_csv([session]), f"session-{pk}-faces.csv")
+        return csv_response(text, f"session-{pk}-faces.csv")
 
 
 @extend_schema_view(

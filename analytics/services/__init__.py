@@ -35,7 +35,7 @@ from .consent import (
     record_consent,
     set_retention,
 )
-from .exports import faces_csv, sessions_csv
+from .exports import FaceDetailHidden, faces_csv, sessions_csv
 from .quantification import CORRECTION_NOTE, quantify_session
 from .uploads import (
     ALLOWED_FORMATS,
@@ -46,9 +46,10 @@ from .uploads import (
 
 __all__ = [
     "ALLOWED_FORMATS", "CORRECTION_NOTE", "ConsentRequired", "ENGAGEMENT_DEFINITION",
-    "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions", "classroom_trends",
-    "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv", "model_versions_used",
-    "photos_retention_changes", "quantify_session", "reanalysable_photos", "reanalyse_session",
-    "record_access", "record_consent", "retry_photo", "session_summaries", "session_summary",
-    "session_timeline", "sessions_csv", "set_retention", "sweep_upload_leftovers", "upload_photos",
+    "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions",
+    "classroom_trends", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
+    "model_versions_used", "photos_retention_changes", "quantify_session", "reanalysable_photos",
+    "reanalyse_session", "record_access", "record_consent", "retry_photo", "session_summaries",
+    "session_summary", "session_timeline", "sessions_csv", "set_retention",
+    "sweep_upload_leftovers", "upload_photos",
 ]  # fmt: skip

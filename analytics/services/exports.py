@@ -1,4 +1,5 @@
-"""Exports: CSV of per-session aggregates and of per-face results (never an image)."""
+"""Exports: CSV of per-session aggregates and of per-face results (never an image); no
+per-face row of a classroom that hides per-face detail."""
 
 import csv
 import io
@@ -63,9 +64,22 @@ def sessions_csv(classroom: Classroom, after=None, before=None) -> str:
     return _csv(header, rows)
 
 
+class FaceDetailHidden(Exception):  # noqa: N818
+    """Per-face rows asked for sessions of a classroom that hides per-face detail."""
+
+
 def faces_csv(sessions) -> str:
     """One row per detected face: its photo (file name as uploaded, EXIF capture time, upload
-    time), box, state, label, probabilities. Never an image."""
+    time), box, state, label, probabilities. Never an image.
+
+    Raises FaceDetailHidden when a session's classroom hides per-face detail.
+    """
+    hidden = Classroom.objects.filter(sessions__in=sessions, hide_face_detail=True).first()
+    if hidden is not None:
+        raise FaceDetailHidden(
+            f"“{hidden}” hides per-face detail (a setting on its classroom page), so its exports "
+            "hold class-level aggregates only: export the sessions CSV instead."
+        )
     faces = list(
         FaceResult.objects.filter(photo__session__in=sessions)
         .select_related("photo__session", "model_version")

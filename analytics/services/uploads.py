@@ -1,5 +1,6 @@
 """Uploads: every file (and zip entry) checked by its content before anything is stored;
-a batch is stored whole or not at all, then queued for analysis."""
+a batch is stored whole or not at all, then queued for analysis. Each refused file gets one
+sentence a teacher understands: what is wrong with it and what to do."""
 
 import logging
 import os
@@ -17,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from ml.errors import InvalidImage, UnsafeArchive
+from ml.errors import ImageProblem, InvalidImage, UnsafeArchive
 from ml.safety import (
     ZIP_SIGNATURE,
     ZipLimits,
@@ -34,6 +35,7 @@ from .consent import ConsentRequired
 logger = logging.getLogger(__name__)
 
 ALLOWED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+ACCEPTED = "JPEG, PNG, WebP or BMP"
 
 
 # All entries of one zip together may expand to this many times the per-file upload limit.
@@ -48,7 +50,12 @@ class UploadError(Exception):
 
 
 class InvalidUpload(Exception):  # noqa: N818
-    """One uploaded file (or zip entry) rejected; the message is shown next to the file."""
+    """One uploaded file (or zip entry) rejected; the message, a sentence that names the file,
+    is shown next to it."""
+
+
+class OverPixelBudget(Exception):  # noqa: N818
+    """The batch's pixel budget cannot take this image; the caller says what is refused."""
 
 
 @dataclass
@@ -91,11 +98,35 @@ class PixelBudget:
 
     def take(self, pixels: int) -> None:
         if pixels > self.left:
-            raise InvalidUpload(
-                f"The batch's images together exceed {self.limit:,} pixels; upload this one in "
-                "another batch."
-            )
+            raise OverPixelBudget
         self.left -= pixels
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MB" if n >= 1 << 20 else f"{n / 1024:.0f} KB"
+
+
+def _plain(name: str, exc: InvalidImage) -> str:
+    """What is wrong with an image, in words for the teacher who chose the file."""
+    limit = settings.EDUMOOD_MAX_IMAGE_PIXELS
+    sentences = {
+        ImageProblem.NOT_AN_IMAGE: f"{name} is not a photo we can read: use {ACCEPTED}.",
+        ImageProblem.FORMAT: f"{name} is not a photo we can read: use {ACCEPTED}.",
+        ImageProblem.TOO_MANY_PIXELS: (
+            f"{name} has more pixels than we accept (at most {limit:,}): make it smaller and "
+            "upload it again."
+        ),
+        ImageProblem.PIXELS_PER_BYTE: (
+            f"{name} claims far more pixels than its file size allows, which no camera photo "
+            "does, so it was refused to protect the server: upload the photo as the camera "
+            "saved it."
+        ),
+        ImageProblem.CORRUPT: (
+            f"{name} is damaged or incomplete (perhaps it did not finish copying): check that "
+            "it opens on your computer, then upload it again."
+        ),
+    }
+    return sentences.get(exc.problem, f"{name} could not be read ({exc}).")
 
 
 def inspect_image(
@@ -104,7 +135,7 @@ def inspect_image(
     """Check one file by its content (never its extension); raise InvalidUpload if unusable.
 
     The checks are ml.safety's image policy, with the limits from the settings; the pixels are
-    taken from the batch's budget before they are decoded.
+    taken from the batch's budget before they are decoded (OverPixelBudget when they do not fit).
     """
     try:
         with opened_image(
@@ -120,7 +151,7 @@ def inspect_image(
                 width, height = height, width
             image.load()  # decodes every pixel: a truncated or corrupt file fails here
     except InvalidImage as exc:
-        raise InvalidUpload(str(exc)) from None
+        raise InvalidUpload(_plain(name, exc)) from None
     return Candidate(name, ALLOWED_FORMATS[image.format], width, height, captured_at, read)
 
 
@@ -140,17 +171,34 @@ def _read_entry(source, member: ZipMember, limits: ZipLimits) -> bytes:
 def expand_zip(name: str, source, budget: PixelBudget) -> tuple[list[Candidate], list[dict]]:
     """The images inside a zip (a binary file object), each checked like a single upload.
 
-    Problems are reported per entry (ml.safety's zip policy); the good entries are kept.
+    A problem with one entry (not an image, damaged, an unsafe path) refuses that entry and the
+    good ones are kept. A zip that breaks a limit of the whole upload (more files than one
+    upload takes, more bytes unpacked or more pixels than one upload may hold) is refused whole,
+    as InvalidUpload: half a class's photos would make a misleading session.
     """
     limits = zip_limits()
     try:
         source.seek(0)
         with zipfile.ZipFile(source) as archive:
             members = zip_members(archive, limits)
-    except UnsafeArchive as exc:
-        return [], [{"file": name, "detail": str(exc)}]
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        return [], [{"file": name, "detail": f"Not a readable zip archive ({exc})."}]
+    except UnsafeArchive:  # zip_members' one refusal: the entries together unpack too large
+        raise InvalidUpload(
+            f"{name} unpacks to more than {_size(limits.total_bytes)}, the limit for one zip, so "
+            "nothing from it was stored: split it into smaller zips."
+        ) from None
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise InvalidUpload(
+            f"{name} is not a zip we can open (it may be damaged): make the zip again and upload "
+            "it."
+        ) from None
+    if not members:
+        raise InvalidUpload(f"{name} holds no files.")
+    limit = settings.EDUMOOD_MAX_FILES_PER_BATCH
+    if len(members) > limit:
+        raise InvalidUpload(
+            f"{name} holds {len(members)} files, more than the {limit} photos one upload takes, "
+            f"so nothing from it was stored: split it into zips of at most {limit} photos."
+        )
     candidates, errors = [], []
     for member in members:
         label = f"{name}/{member.info.filename}"
@@ -158,42 +206,72 @@ def expand_zip(name: str, source, budget: PixelBudget) -> tuple[list[Candidate],
             content = _read_entry(source, member, limits)
             read = partial(_read_entry, source, member, limits)
             candidates.append(inspect_image(label, content, read, budget))
-        except (InvalidUpload, UnsafeArchive) as exc:
+        except OverPixelBudget:
+            raise InvalidUpload(
+                f"{name} holds more pixels than one upload may analyse "
+                f"({budget.limit:,} in all), so nothing from it was "
+                "stored: split it into smaller zips."
+            ) from None
+        except InvalidUpload as exc:
             errors.append({"file": label, "detail": str(exc)})
-        except (zipfile.BadZipFile, RuntimeError, OSError, EOFError) as exc:
-            errors.append({"file": label, "detail": f"Unreadable zip entry ({exc})."})
-    if not members:
-        errors.append({"file": name, "detail": "The zip holds no files."})
+        except UnsafeArchive as exc:
+            reason = str(exc)
+            detail = f"{label} was not stored: {reason[:1].lower()}{reason[1:]}"
+            errors.append({"file": label, "detail": detail})
+        except (zipfile.BadZipFile, RuntimeError, OSError, EOFError):
+            detail = f"{label} could not be unpacked (the zip may be damaged): make the zip again."
+            errors.append({"file": label, "detail": detail})
     return candidates, errors
 
 
-def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
+def _file_candidates(name: str, upload, budget: PixelBudget) -> tuple[list[Candidate], list[dict]]:
+    """The photo of one uploaded file, or the photos of a zip; InvalidUpload if none can be."""
     limit = settings.EDUMOOD_MAX_UPLOAD_BYTES
+    if upload.size > limit:
+        raise InvalidUpload(
+            f"{name} is {_size(upload.size)}, over the limit of {_size(limit)} per file: make it "
+            "smaller and upload it again."
+        )
+    # A photo is a photo if it decodes as one, even with a zip appended (a zip's directory
+    # sits at its end, so such a file also passes for a zip). A file that starts as a zip
+    # is never read whole: its entries are read one at a time.
+    problem = InvalidUpload(f"{name} is not a photo we can read: use {ACCEPTED}.")
+    starts_as_zip = _starts_as_zip(upload)
+    if not starts_as_zip:
+        try:
+            return [inspect_image(name, _read_all(upload), partial(_read_all, upload), budget)], []
+        except OverPixelBudget:
+            raise InvalidUpload(
+                f"{name} was not stored: the photos of one upload may hold "
+                f"{budget.limit:,} pixels in all. Upload it again on its own."
+            ) from None
+        except InvalidUpload as exc:
+            problem = exc
+    if starts_as_zip or zipfile.is_zipfile(upload):
+        return expand_zip(name, upload, budget)
+    raise problem
+
+
+def _candidates(files: Iterable) -> tuple[list[Candidate], list[dict]]:
+    """The photos of a batch and the refused files; a file is taken whole or refused whole."""
+    limit = settings.EDUMOOD_MAX_FILES_PER_BATCH
     candidates, errors, budget = [], [], PixelBudget()
     for upload in files:
         name = upload.name or "unnamed"
-        if upload.size > limit:
-            errors.append(
-                {"file": name, "detail": f"Larger than the limit of {limit // 1024 // 1024} MB."}
-            )
+        pixels_left = budget.left
+        try:
+            found, problems = _file_candidates(name, upload, budget)
+            if len(candidates) + len(found) > limit:
+                raise InvalidUpload(
+                    f"{name} was not stored: with the files before it, this upload would hold "
+                    f"more than {limit} photos. Upload it again on its own."
+                )
+        except InvalidUpload as exc:
+            budget.left = pixels_left  # what a refused file took is free for the next ones
+            errors.append({"file": name, "detail": str(exc)})
             continue
-        # A photo is a photo if it decodes as one, even with a zip appended (a zip's directory
-        # sits at its end, so such a file also passes for a zip). A file that starts as a zip
-        # is never read whole: its entries are read one at a time.
-        photo, problem = None, "not an image file"
-        if not _starts_as_zip(upload):
-            try:
-                photo = inspect_image(name, _read_all(upload), partial(_read_all, upload), budget)
-            except InvalidUpload as exc:
-                problem = str(exc)
-        if photo is not None:
-            candidates.append(photo)
-        elif zipfile.is_zipfile(upload):
-            found, problems = expand_zip(name, upload, budget)
-            candidates += found
-            errors += problems
-        else:
-            errors.append({"file": name, "detail": problem})
+        candidates += found
+        errors += problems
     return candidates, errors
 
 
@@ -222,14 +300,12 @@ def upload_photos(session: Session, files: Sequence) -> UploadOutcome:
     if not files:
         raise UploadError("No file received: send one or more files in `image` parts.")
     if len(files) > limit:
-        raise UploadError(f"{len(files)} files sent; at most {limit} per upload.")
-    candidates, errors = _candidates(files)
-    for extra in candidates[limit:]:
-        errors.append(
-            {"file": extra.name, "detail": f"Over the limit of {limit} photos per upload."}
+        raise UploadError(
+            f"{len(files)} files sent; one upload takes at most {limit}: send them in smaller "
+            "groups."
         )
-    outcome = UploadOutcome(photos=_store(session, candidates[:limit]), errors=errors)
-    return outcome
+    candidates, errors = _candidates(files)
+    return UploadOutcome(photos=_store(session, candidates), errors=errors)
 
 
 def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:

@@ -38,7 +38,7 @@
 
   function statusText(photo) {
     if (photo.status === "done") {
-      return `done, ${photo.faces.length} face${photo.faces.length === 1 ? "" : "s"}`;
+      return `done, ${photo.face_count} face${photo.face_count === 1 ? "" : "s"}`;
     }
     return photo.status;
   }
@@ -73,14 +73,16 @@
       rows);
   }
 
+  // Without per-face detail (`faces` null: the classroom hides it) a photo has no boxes or list.
   function renderPhoto(photo) {
+    const faces = photo.faces || [];
     const width = photo.width || 4;
     const height = photo.height || 3;
     const frame = el("div", { class: "frame", style: `aspect-ratio: ${width} / ${height}` });
     if (photo.image_url) {
       frame.append(el("img", { src: photo.image_url, alt: "Session photo " + photo.id, loading: "lazy" }));
     } else {
-      frame.append(el("div", { class: "neutral", text: "Original deleted after analysis; boxes shown on a blank canvas of the photo's size." }));
+      frame.append(el("div", { class: "neutral", text: "Original deleted after analysis" + (faces.length ? "; boxes shown on a blank canvas of the photo's size." : ".") }));
     }
     const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "group", "aria-label": "Face boxes" });
     const list = el("ol", { class: "face-list", "aria-label": "Faces in this photo" });
@@ -90,9 +92,9 @@
     function select(index) {
       boxes.forEach((box, i) => box.classList.toggle("selected", i === index));
       items.forEach((item, i) => item.setAttribute("aria-pressed", String(i === index)));
-      detail.replaceChildren(faceDetail(photo.faces[index], index));
+      detail.replaceChildren(faceDetail(faces[index], index));
     }
-    photo.faces.forEach((face, index) => {
+    faces.forEach((face, index) => {
       const summary = `${faceName(index)}: ${face.state} ${pct(confidence(face))}` +
         (uncertain(face) ? ", low confidence" : "");
       // A transparent fill makes the whole inside of the box clickable and tappable.
@@ -121,11 +123,11 @@
       items.push(item);
       list.append(el("li", {}, item));
     });
-    frame.append(svg);
+    if (faces.length) frame.append(svg);
     const caption = el("figcaption", {},
       el("span", { class: "status " + photo.status, text: statusText(photo), "data-status": photo.status }),
       " ", el("span", { class: "muted", text: photo.original_name || "" }));
-    if (photo.faces.length) caption.append(list, detail);
+    if (faces.length) caption.append(list, detail);
     if (photo.status === "failed") {
       caption.append(el("div", { class: "error", text: photo.error }));
       if (photo.image_url) {
@@ -227,18 +229,20 @@
     return { file, row, bar, message };
   }
 
-  function showErrors(message, errors) {
+  // One line per refused file (or zip entry), under the file's row: each detail is a sentence
+  // that names the file and says what to do.
+  function showErrors(item, errors) {
     if (!errors || !errors.length) return;
     const list = el("ul", { class: "errors-list error" });
-    errors.forEach((e) => list.append(el("li", { text: `${e.file}: ${e.detail}` })));
-    message.append(list);
+    errors.forEach((e) => list.append(el("li", { text: e.detail })));
+    item.row.append(list);
   }
 
   function fail(item, text, errors) {
     item.row.dataset.outcome = "failed";
     item.message.className = "message-text error";
     item.message.textContent = text;
-    showErrors(item.message, errors);
+    showErrors(item, errors);
   }
 
   function batches(items) {
@@ -288,14 +292,15 @@
     const stored = (body.photos || []).filter((photo) => own(photo.file)).length;
     const errors = (body.errors || []).filter((error) => own(error.file));
     if (!stored) {
-      fail(item, errors.length ? "not stored:" : (body.detail || "not stored"), errors);
+      fail(item, errors.length ? "not stored" : "not stored: " + (body.detail || "no answer"), errors);
       return;
     }
     item.row.dataset.outcome = "stored";
     item.bar.style.width = "100%";
     item.message.className = "message-text";
-    item.message.textContent = `stored: ${stored} photo${stored === 1 ? "" : "s"} queued for analysis`;
-    showErrors(item.message, errors);
+    item.message.textContent = `stored: ${stored} photo${stored === 1 ? "" : "s"} queued for analysis` +
+      (errors.length ? `; ${errors.length} not stored` : "");
+    showErrors(item, errors);
   }
 
   async function uploadBatch(batch) {
@@ -330,8 +335,12 @@
     const items = [];
     for (const file of files) {
       const item = uploadRow(file);
-      if (file.size > cfg.maxBytes) fail(item, `Too large: at most ${Math.round(cfg.maxBytes / 1048576)} MB per file.`);
-      else items.push(item);
+      if (file.size > cfg.maxBytes) {
+        const mb = (bytes) => Math.round(bytes / 1048576) + " MB";
+        fail(item, "not stored", [{ detail: `${file.name} is ${mb(file.size)}, over the limit of ${mb(cfg.maxBytes)} per file: make it smaller and upload it again.` }]);
+      } else {
+        items.push(item);
+      }
     }
     pending += items.length;
     for (const batch of batches(items)) {
@@ -356,10 +365,6 @@
       uploadAll(Array.from(event.dataTransfer.files));
     });
   }
-
-  document.getElementById("toggle-boxes").addEventListener("change", (event) => {
-    photosNode.classList.toggle("hide-boxes", !event.target.checked);
-  });
 
   showPhotos(cfg.photos);
   if (waiting(cfg.photos)) poller.schedule();

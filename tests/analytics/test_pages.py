@@ -185,9 +185,9 @@ def _pages(classroom, session, photo):
         reverse("analytics:report", args=[c]), reverse("analytics:session-create", args=[c]),
         reverse("analytics:session", args=[s]), reverse("analytics:photo-image", args=[p]),
     ]  # fmt: skip
+    classroom_actions = ("consent", "retention", "detection", "face-detail", "classroom-delete")
     posts = [
-        reverse(f"analytics:{name}", args=[c])
-        for name in ("consent", "retention", "detection", "classroom-delete", "session-create")
+        reverse(f"analytics:{name}", args=[c]) for name in (*classroom_actions, "session-create")
     ] + [reverse(f"analytics:{name}", args=[s]) for name in ("session-reanalyse", "session-delete")]
     return gets, posts
 
@@ -199,11 +199,13 @@ def test_another_teacher_gets_404_on_every_page_and_action(client, session, othe
     for url in gets:
         assert client.get(url).status_code == 404, url
     for url in posts:
-        data = {"retention": "keep", "detection_mode": "thorough", "title": "x"}
+        data = {"retention": "keep", "detection_mode": "thorough", "hide_face_detail": "on"}
+        data["title"] = "x"
         assert client.post(url, data).status_code == 404, url
     assert Session.objects.filter(pk=session.pk).exists()
     assert Classroom.objects.get(pk=session.classroom_id).retention == "blur"
     assert Classroom.objects.get(pk=session.classroom_id).detection_mode == "fast"
+    assert not Classroom.objects.get(pk=session.classroom_id).hide_face_detail
     assert b"7B" not in client.get(reverse("analytics:classrooms")).content
 
 

@@ -67,24 +67,36 @@ def _truncated_jpeg():
     return data[: len(data) // 2]
 
 
+NOT_A_PHOTO = "is not a photo we can read: use JPEG, PNG, WebP or BMP."
+TOO_MANY_PIXELS = "has more pixels than we accept (at most 50,000,000): make it smaller"
 BAD_FILES = {
-    "text renamed .jpg": ("notes.jpg", b"Dear parents, tomorrow we...\n" * 20, "not an image"),
-    "truncated JPEG": ("cut.jpg", _truncated_jpeg(), "corrupt or truncated"),
-    "decompression bomb": ("bomb.png", png_bomb(100_000, 100_000), "decompression bomb"),
-    "bomb under Pillow's limit": ("b.png", png_bomb(9000, 9000), "over the limit of 50,000,000"),
-    "GIF": ("anim.gif", image_bytes("GIF"), "GIF images are not accepted"),
-    "empty file": ("empty.jpg", b"", "not an image"),
+    "text renamed .jpg": ("notes.jpg", b"Dear parents, tomorrow we...\n" * 20, NOT_A_PHOTO),
+    "HEIC (Pillow cannot read it)": (
+        "holiday.heic",
+        b"\0\0\0\x18ftypheic" + b"\0" * 64,
+        NOT_A_PHOTO,
+    ),
+    "truncated JPEG": ("cut.jpg", _truncated_jpeg(), "is damaged or incomplete"),
+    "decompression bomb": ("bomb.png", png_bomb(100_000, 100_000), TOO_MANY_PIXELS),
+    "bomb under Pillow's limit": ("b.png", png_bomb(9000, 9000), TOO_MANY_PIXELS),
+    "GIF": ("anim.gif", image_bytes("GIF"), NOT_A_PHOTO),
+    "empty file": ("empty.jpg", b"", NOT_A_PHOTO),
+    "broken zip": ("photos.zip", b"PK\x03\x04" + b"\0" * 100, "is not a zip we can open"),
+    "empty zip": ("empty.zip", zip_bytes({"folder/": b""}), "holds no files."),
 }
 
 
 @pytest.mark.parametrize("case", BAD_FILES)
-def test_a_bad_file_gets_its_own_error_and_the_good_file_is_kept(session, media_root, case):
+def test_a_bad_file_gets_its_own_plain_error_and_the_good_file_is_kept(session, media_root, case):
     name, data, message = BAD_FILES[case]
     outcome = _upload(session, upload("good.jpg", image_bytes()), upload(name, data))
     assert [p.original_name for p in outcome.photos] == ["good.jpg"]
     assert len(outcome.errors) == 1
     assert outcome.errors[0]["file"] == name
-    assert message in outcome.errors[0]["detail"]
+    detail = outcome.errors[0]["detail"]
+    # One sentence that names the file and says what is wrong, without Python's words for it.
+    assert detail.startswith(f"{name} ") and message in detail, detail
+    assert not any(word in detail for word in ("Error", "BytesIO", "<", "(b'", "errno"))
     assert len(stored_files(media_root)) == 1
 
 
@@ -97,17 +109,19 @@ def test_pixel_and_size_limits_come_from_settings(session, settings, media_root)
         upload("ok.png", image_bytes("PNG", size=(50, 50))),
     )
     assert [p.original_name for p in outcome.photos] == ["ok.png"]
-    assert "Larger than the limit" in outcome.errors[0]["detail"]
+    assert outcome.errors[0]["detail"] == (
+        "big.png is 29 KB, over the limit of 29 KB per file: make it smaller and upload it again."
+    )
     settings.EDUMOOD_MAX_UPLOAD_BYTES = 10**6
     outcome = _upload(session, upload("big.png", image_bytes("PNG", size=(100, 100))))
     assert outcome.photos == []
-    assert "100×100 pixels is over the limit of 5,000" in outcome.errors[0]["detail"]
+    assert "big.png has more pixels than we accept (at most 5,000)" in outcome.errors[0]["detail"]
 
 
 def test_too_many_files_rejects_the_batch_and_stores_nothing(session, settings, media_root):
     settings.EDUMOOD_MAX_FILES_PER_BATCH = 2
     files = [upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(3)]
-    with pytest.raises(services.UploadError, match="3 files sent; at most 2"):
+    with pytest.raises(services.UploadError, match="3 files sent; one upload takes at most 2"):
         _upload(session, *files)
     assert not Photo.objects.exists()
     assert not (media_root / "photos").exists()
@@ -139,10 +153,12 @@ def test_zip_of_images_is_expanded_entry_by_entry(session, media_root):
         "photos.zip/lesson/two.png",
     ]
     errors = {e["file"]: e["detail"] for e in outcome.errors}
-    assert "not an image" in errors["photos.zip/lesson/readme.txt"]
-    assert "Unsafe path" in errors["photos.zip/../../etc/evil.jpg"]
-    assert "Unsafe path" in errors["photos.zip//abs/path.jpg"]
-    assert "Zips inside the zip" in errors["photos.zip/inner.zip"]
+    assert errors["photos.zip/lesson/readme.txt"] == f"photos.zip/lesson/readme.txt {NOT_A_PHOTO}"
+    assert "evil.jpg was not stored: unsafe path" in errors["photos.zip/../../etc/evil.jpg"]
+    assert "was not stored: unsafe path" in errors["photos.zip//abs/path.jpg"]
+    assert errors["photos.zip/inner.zip"] == (
+        "photos.zip/inner.zip was not stored: zips inside the zip are not accepted."
+    )
     assert len(errors) == 4  # the macOS shadow file is skipped silently
     assert len(stored_files(media_root)) == 2
     assert all(".." not in name for name in stored_files(media_root))
@@ -152,24 +168,52 @@ def test_zip_bombs_are_refused(session, settings, media_root):
     bomb = zip_bytes({"zeros.jpg": b"\0" * (5 << 20), "fine.jpg": image_bytes()})
     outcome = _upload(session, upload("bomb.zip", bomb))
     assert [p.original_name for p in outcome.photos] == ["bomb.zip/fine.jpg"]
-    assert "zip bomb" in outcome.errors[0]["detail"]
+    assert "bomb.zip/zeros.jpg was not stored: compressed" in outcome.errors[0]["detail"]
+    assert "(a zip bomb)" in outcome.errors[0]["detail"]
 
+
+def test_a_zip_that_unpacks_over_the_limit_is_refused_whole(session, settings, media_root):
     settings.EDUMOOD_MAX_UPLOAD_BYTES = 1 << 20  # the whole archive expands past 4 x 1 MB
     flat = io.BytesIO()
-    Image.new("RGB", (600, 600), "white").save(flat, "BMP")  # 1 MB each, compresses well
-    many = zip_bytes({f"{i}.bmp": flat.getvalue() for i in range(5)})
-    outcome = _upload(session, upload("many.zip", many))
-    assert outcome.photos == []
-    assert "expands to" in outcome.errors[0]["detail"]
+    Image.new("RGB", (500, 500), "white").save(flat, "BMP")  # 0.7 MB each, compresses well
+    many = zip_bytes({f"{i}.bmp": flat.getvalue() for i in range(6)})
+    outcome = _upload(session, upload("many.zip", many), upload("own.jpg", image_bytes()))
+    assert [p.original_name for p in outcome.photos] == ["own.jpg"]
+    assert outcome.errors == [
+        {
+            "file": "many.zip",
+            "detail": "many.zip unpacks to more than 4 MB, the limit for one zip, so nothing "
+            "from it was stored: split it into smaller zips.",
+        }
+    ]
     assert len(stored_files(media_root)) == 1
 
 
-def test_a_zip_counts_its_photos_against_the_batch_limit(session, settings):
+def test_a_zip_with_more_photos_than_an_upload_takes_is_refused_whole(
+    session, settings, media_root
+):
     settings.EDUMOOD_MAX_FILES_PER_BATCH = 2
     archive = zip_bytes({f"{i}.jpg": image_bytes(seed=i) for i in range(3)})
-    outcome = _upload(session, upload("three.zip", archive))
-    assert len(outcome.photos) == 2
-    assert "Over the limit of 2 photos" in outcome.errors[0]["detail"]
+    outcome = _upload(session, upload("three.zip", archive), upload("own.jpg", image_bytes()))
+    assert [p.original_name for p in outcome.photos] == ["own.jpg"]  # nothing from the zip
+    assert outcome.errors == [
+        {
+            "file": "three.zip",
+            "detail": "three.zip holds 3 files, more than the 2 photos one upload takes, so "
+            "nothing from it was stored: split it into zips of at most 2 photos.",
+        }
+    ]
+    assert len(stored_files(media_root)) == 1
+
+
+def test_a_zip_that_would_take_the_upload_over_its_photo_limit_is_refused_whole(session, settings):
+    settings.EDUMOOD_MAX_FILES_PER_BATCH = 3
+    first = zip_bytes({f"{i}.jpg": image_bytes(seed=i) for i in range(2)})
+    second = zip_bytes({f"{i}.jpg": image_bytes(seed=i) for i in range(2, 4)})
+    outcome = _upload(session, upload("a.zip", first), upload("b.zip", second))
+    assert [p.original_name for p in outcome.photos] == ["a.zip/0.jpg", "a.zip/1.jpg"]
+    assert [e["file"] for e in outcome.errors] == ["b.zip"]
+    assert "this upload would hold more than 3 photos" in outcome.errors[0]["detail"]
 
 
 def test_a_storage_failure_leaves_nothing_half_stored(session, media_root, monkeypatch):
@@ -226,12 +270,16 @@ def test_pixel_amplification_is_refused_per_file_and_per_batch(session, settings
     Image.new("RGB", (2000, 1500), (200, 200, 200)).save(flat, "PNG")  # 3 MP in ~10 KB
     outcome = _upload(session, upload("flat.png", flat.getvalue()), upload("a.jpg", image_bytes()))
     assert [p.original_name for p in outcome.photos] == ["a.jpg"]
-    assert "pixels per byte" in outcome.errors[0]["detail"]
+    assert (
+        "flat.png claims far more pixels than its file size allows" in outcome.errors[0]["detail"]
+    )
 
     settings.EDUMOOD_MAX_BATCH_PIXELS = 2 * 96 * 72  # two of the small photos
     files = [upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(2)]
     files.append(upload("photos.zip", zip_bytes({"2.jpg": image_bytes(seed=2)})))
+    files.append(upload("3.jpg", image_bytes(seed=3)))
     outcome = _upload(session, *files)
     assert [p.original_name for p in outcome.photos] == ["0.jpg", "1.jpg"]
-    assert outcome.errors[0]["file"] == "photos.zip/2.jpg"
-    assert "upload this one in another batch" in outcome.errors[0]["detail"]
+    assert [e["file"] for e in outcome.errors] == ["photos.zip", "3.jpg"]  # a zip: whole
+    assert "photos.zip holds more pixels than one upload may analyse" in outcome.errors[0]["detail"]
+    assert "3.jpg was not stored: the photos of one upload" in outcome.errors[1]["detail"]

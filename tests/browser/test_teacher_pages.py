@@ -86,6 +86,12 @@ def _console_errors(page) -> list[str]:
     return errors
 
 
+def _full_page(page, path) -> int:
+    """Save a full-page screenshot; return how far the page is wider than the window."""
+    page.screenshot(path=path, full_page=True)
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
 def test_face_detail_and_fast_dashboard(live_server, model_version, out_dir):
     from playwright.sync_api import expect, sync_playwright
 
@@ -175,8 +181,76 @@ def test_every_teacher_page_fits_a_phone(live_server, model_version, out_dir):
             page.goto(live_server.url + path)
             if page.locator("[data-figure]").count():
                 page.locator("[data-figure] .main-svg").first.wait_for(state="visible")
-            width = page.evaluate("document.documentElement.scrollWidth")
-            page.screenshot(path=out_dir / f"{name}.png", full_page=True)
-            assert width <= 390, f"{name} is {width} px wide at 390 px"
+            overflow = _full_page(page, out_dir / f"{name}.png")
+            assert overflow <= 0, f"{name} is {overflow} px wider than the 390 px window"
         assert not errors, errors
         browser.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_hiding_per_face_detail_leaves_the_session_page_with_aggregates_only(
+    live_server, model_version, out_dir, width
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    classroom, sessions = _stored_results(model_version)
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        errors = _console_errors(page)
+        _login(page, live_server.url)
+        page.goto(f"{live_server.url}/sessions/{sessions[0].pk}/")
+        expect(page.locator(".face-box")).to_have_count(2)  # shown until the teacher hides them
+
+        page.goto(f"{live_server.url}/classrooms/{classroom.pk}/")
+        page.check("#face-detail input[name=hide_face_detail]")
+        page.click("#face-detail button[type=submit]")
+        expect(page.locator(".messages")).to_contain_text("Per-face detail is now hidden")
+        expect(page.locator("#face-detail input[name=hide_face_detail]")).to_be_checked()
+        page.locator("#face-detail").scroll_into_view_if_needed()
+        page.screenshot(path=out_dir / f"1-classroom-setting-{width}.png")
+        expect(page.locator("text=CSV: faces")).to_have_count(0)
+
+        page.goto(f"{live_server.url}/sessions/{sessions[0].pk}/")
+        expect(page.locator("[data-status=done]")).to_have_text("done, 2 faces")
+        expect(page.locator("#face-detail-hidden")).to_be_visible()
+        expect(page.locator("[data-faces]")).to_have_text("2")  # the aggregates count them
+        assert page.locator(".face-box, [data-face-item], [data-face-detail]").count() == 0
+        assert "0.82" not in page.content() and "82%" not in page.locator("#photos").inner_text()
+        overflow = _full_page(page, out_dir / f"2-session-aggregates-only-{width}.png")
+        browser.close()
+    assert overflow <= 0, f"{overflow} px of horizontal scroll"
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_status_chips_as_drawn_meet_wcag_contrast(live_server, model_version, out_dir, width):
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_chip_contrast import WCAG_AA_TEXT, contrast
+
+    classroom, sessions = _stored_results(model_version)
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        _login(page, live_server.url)
+        page.goto(f"{live_server.url}/sessions/{sessions[0].pk}/")
+        page.locator("[data-status=done]").wait_for()
+        # Each chip's text and background as the browser computed them (rgb(r, g, b)).
+        drawn = page.eval_on_selector_all(
+            ".status",
+            """chips => chips.map(chip => {
+                const style = getComputedStyle(chip);
+                return [chip.textContent.trim(), style.color, style.backgroundColor];
+            })""",
+        )
+        photos_card = page.locator("section.card", has=page.locator("[data-photos=done]"))
+        photos_card.screenshot(path=out_dir / f"status-chips-{width}.png")
+        browser.close()
+
+    def hex_colour(rgb: str) -> str:
+        return "#" + "".join(f"{int(v):02x}" for v in rgb[rgb.index("(") + 1 : -1].split(",")[:3])
+
+    ratios = {text: contrast(hex_colour(fg), hex_colour(bg)) for text, fg, bg in drawn}
+    assert {"Queued", "Analysing", "Done", "Failed", "done, 2 faces"} <= set(ratios)
+    assert all(r >= WCAG_AA_TEXT for r in ratios.values()), ratios

@@ -1,0 +1,119 @@
+""" "Hide per-face detail" is a saved classroom setting: set on the classroom page or through the
+API, it keeps every face's box, state and probabilities out of the session page, the exports and
+the API's answers for that classroom, which then show class-level aggregates only."""
+
+import json
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from analytics.models import AccessRecord, Classroom
+from tests.analytics.conftest import add_results, make_classroom
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def web(client, teacher):
+    client.force_login(teacher)
+    return client
+
+
+@pytest.fixture
+def api(teacher):
+    client = APIClient()
+    client.force_authenticate(teacher)
+    return client
+
+
+@pytest.fixture
+def photo(session):
+    return add_results(session, ["Engaged", "Bored", "Engaged"])
+
+
+def _hide(classroom, hidden=True):
+    Classroom.objects.filter(pk=classroom.pk).update(hide_face_detail=hidden)
+
+
+def test_the_setting_is_saved_from_the_classroom_page(web, classroom):
+    page = web.get(reverse("analytics:classroom", args=[classroom.pk])).content.decode()
+    assert 'id="face-detail"' in page and 'name="hide_face_detail"' in page
+    url = reverse("analytics:face-detail", args=[classroom.pk])
+    response = web.post(url, {"hide_face_detail": "on"}, follow=True)
+    classroom.refresh_from_db()
+    assert classroom.hide_face_detail
+    assert "Per-face detail is now hidden" in response.content.decode()
+    assert 'id="id_hide_face_detail" checked' in response.content.decode()
+    web.post(url, {})  # an unticked box sends nothing
+    classroom.refresh_from_db()
+    assert not classroom.hide_face_detail
+
+
+def test_another_teacher_cannot_change_the_setting(client, classroom, other_teacher):
+    client.force_login(other_teacher)
+    url = reverse("analytics:face-detail", args=[classroom.pk])
+    assert client.post(url, {"hide_face_detail": "on"}).status_code == 404
+    classroom.refresh_from_db()
+    assert not classroom.hide_face_detail
+
+
+def test_the_setting_is_a_field_of_the_api_classroom(api, classroom):
+    url = f"/api/classrooms/{classroom.pk}/"
+    assert api.get(url).data["hide_face_detail"] is False
+    response = api.patch(url, {"hide_face_detail": True}, format="json")
+    assert response.status_code == 200 and response.data["hide_face_detail"] is True
+    classroom.refresh_from_db()
+    assert classroom.hide_face_detail
+    created = api.post("/api/classrooms/", {"name": "8A", "hide_face_detail": True}, format="json")
+    assert created.status_code == 201 and created.data["hide_face_detail"] is True
+
+
+def test_the_api_lists_faces_only_where_the_classroom_shows_them(api, teacher, session, photo):
+    shown = make_classroom(teacher, name="Shown")
+    other = add_results(shown.sessions.create(title="Open"), ["Neutral"])
+    _hide(session.classroom)
+    listed = {p["id"]: p for p in api.get("/api/photos/").data["results"]}
+    assert listed[photo.pk]["faces"] is None and listed[photo.pk]["face_count"] == 3
+    assert [f["state"] for f in listed[other.pk]["faces"]] == ["Neutral"]
+    assert listed[other.pk]["face_count"] == 1
+    one = api.get(f"/api/photos/{photo.pk}/").data
+    assert one["faces"] is None and one["face_count"] == 3
+    # The session's aggregates are what stays: they count every face.
+    summary = api.get(f"/api/sessions/{session.pk}/").data["summary"]
+    assert summary["faces"] == 3 and summary["counts"]["Engaged"] == 2
+
+
+def test_the_session_page_shows_aggregates_only(web, session, photo):
+    url = reverse("analytics:session", args=[session.pk])
+    shown = web.get(url).content.decode()
+    assert "CSV: faces of this session" in shown and '"probabilities"' in shown
+    _hide(session.classroom)
+    page = web.get(url).content.decode()
+    assert 'id="face-detail-hidden"' in page
+    assert "CSV: faces of this session" not in page and "Click or tap a box" not in page
+    config = json.loads(page.split('id="session-config" type="application/json">')[1].split("<")[0])
+    assert [(p["faces"], p["face_count"]) for p in config["photos"]] == [(None, 3)]
+    assert '"probabilities"' not in page and "engaged" not in page  # no label, no probability
+    classroom_page = web.get(reverse("analytics:classroom", args=[session.classroom_id]))
+    assert "?rows=faces" not in classroom_page.content.decode()
+
+
+def test_no_export_holds_a_face_of_a_hiding_classroom(api, web, session, photo):
+    classroom = session.classroom
+    assert api.get(f"/api/sessions/{session.pk}/export.csv").status_code == 200
+    _hide(classroom)
+    exported = AccessRecord.objects.filter(action="exported_csv").count()
+    for url in (
+        f"/api/sessions/{session.pk}/export.csv",
+        f"/api/classrooms/{classroom.pk}/export.csv?rows=faces",
+    ):
+        response = api.get(url)
+        assert response.status_code == 409, url
+        assert "hides per-face detail" in json.loads(response.content)["detail"]
+    # Refused exports are not logged as exports; the per-session aggregates still export.
+    assert AccessRecord.objects.filter(action="exported_csv").count() == exported
+    sessions = api.get(f"/api/classrooms/{classroom.pk}/export.csv")
+    assert sessions.status_code == 200 and sessions.content.decode().count("\n") == 2
+    report = web.get(reverse("analytics:report", args=[classroom.pk])).content.decode()
+    assert "Per-face detail: hidden" in report and "probabilities" not in report
