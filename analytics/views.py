@@ -32,7 +32,6 @@ from .forms import (
     SessionForm,
 )
 from .models import AccessRecord, Classroom, Photo, Session
-from .services.aggregates import ENGAGED
 
 # A face whose top class probability is below this is shown as a low-confidence estimate.
 LOW_CONFIDENCE = 0.5
@@ -390,23 +389,6 @@ def _range(request):
     return form, after, before
 
 
-def _headline(analysed: list[dict]) -> dict:
-    """The dashboard's numbers, shown before any chart: faces, engagement over the range, and
-    the change from the previous analysed session to the latest (percentage points)."""
-    faces = sum(row["faces"] for row in analysed)
-    engaged = sum(row["counts"].get(ENGAGED, 0) for row in analysed)
-    change = None
-    if len(analysed) >= 2:
-        change = 100 * (analysed[-1]["engagement_index"] - analysed[-2]["engagement_index"])
-    return {
-        "sessions": len(analysed),
-        "faces": faces,
-        "engagement_index": engaged / faces if faces else None,
-        "latest": analysed[-1] if analysed else None,
-        "change": change,
-    }
-
-
 @login_required
 def dashboard(request, pk):
     classroom = _classroom(request, pk)
@@ -437,7 +419,7 @@ def dashboard(request, pk):
         "timeline": timeline,
         "kinds": kinds,
         "figures": figures,
-        "headline": _headline(analysed),
+        "headline": services.dashboard_headline(analysed),
         "query": request.GET.urlencode(),
         "definition": services.ENGAGEMENT_DEFINITION,
         **_model_note(row["session"] for row in analysed),

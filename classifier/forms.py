@@ -82,7 +82,13 @@ def recipe_fields(*, overrides: bool = False) -> dict[str, forms.Field]:
                 min_value=option.minimum, max_value=option.maximum, required=not overrides,
                 **common,
             )  # fmt: skip
-        if not overrides:
+        if option.default is None:
+            # Decided by other fields (lr by the optimizer): empty means that default.
+            field.required = False
+            field.widget.attrs["placeholder"] = f"default: {option.default_text}"
+            version = "the version's, else " if overrides else ""
+            field.help_text = f"{option.help}; empty: {version}{option.default_text}"
+        elif not overrides:
             field.initial = option.default
         fields[option.name] = field
     return fields

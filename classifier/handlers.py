@@ -251,13 +251,14 @@ def kfold_job(job: Job) -> dict:
     dataset version the default data), so the result says how stable that recipe is.
     """
     from ml.cv import kfold
+    from ml.recipe import override
 
     params = dict(job.params)
     if params.get("model_version"):
         version = _model_version(job)
         # The version's own architecture: a checkpoint imported without its recipe has no
         # "arch" in its params, and the recipe's default must not silently replace it.
-        params = {**version.params, "arch": version.arch, **params}
+        params = {**override({**version.params, "arch": version.arch}, params), **params}
         params.setdefault("dataset_version", version.dataset_version_id)
         job.params = params
     data = load_version(_dataset_version(job))
@@ -330,7 +331,7 @@ def mitigate_job(job: Job) -> dict:
     when it is the training version), and both audits are stored for the before/after page.
     """
     from ml.fairness import mitigate
-    from ml.recipe import recipe_names
+    from ml.recipe import override
 
     before = _model_version(job)
     params = job.params
@@ -341,8 +342,7 @@ def mitigate_job(job: Job) -> dict:
     if train_version is None:
         raise JobParamsError(f"{before} names no training dataset version; choose one.")
     eval_version = _dataset_version(job)
-    recipe = {**(before.job.params if before.job else {}), **before.params}
-    recipe.update({k: params[k] for k in recipe_names() if params.get(k) is not None})
+    recipe = override({**(before.job.params if before.job else {}), **before.params}, params)
     train_set, val_set = _split(job, train_version, recipe)
     if eval_version == train_version:
         eval_set, subset = val_set, f"the validation split of {eval_version}"

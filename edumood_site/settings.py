@@ -139,13 +139,19 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # collectstatic writes a gzip copy beside each file, which whitenoise sends to clients that
+    # accept it (plotly's bundles shrink to about a third); in development without hashed names.
     "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if DEBUG
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+# Whether whitenoise serves the collected, compressed files of STATIC_ROOT (production, and the
+# web server of `make run`, whose runall collects them first) or the app folders as edited,
+# uncompressed (development servers and tests).
+EDUMOOD_STATIC_COLLECTED = env_bool("EDUMOOD_STATIC_COLLECTED", not DEBUG)
+WHITENOISE_USE_FINDERS = not EDUMOOD_STATIC_COLLECTED
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 

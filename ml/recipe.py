@@ -22,6 +22,10 @@ NORMALISATIONS = ("standardize", "equalize", "scale")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "none")
 PRECISIONS = ("auto", "fp32")
+# The peak learning rate when none is given, per optimizer: SGD with Nesterov momentum and the
+# one-cycle schedule trains at 0.1; AdamW diverges there and wants about 2e-3 (the shipped
+# default model is AdamW at 2e-3).
+DEFAULT_LR = {"sgd": 0.1, "adamw": 2e-3}
 
 
 def _option(default, help: str, *, choices=None, minimum=None, maximum=None, machine=False):
@@ -38,7 +42,8 @@ class TrainConfig:
     arch: str = _option(DEFAULT_ARCH, "model architecture", choices=ARCHITECTURE_NAMES)
     epochs: int = _option(30, "training epochs", minimum=1)
     batch_size: int = _option(128, "images per batch (per process under torchrun)", minimum=1)
-    lr: float = _option(0.1, "peak learning rate (positive)", minimum=1e-8)
+    # None: the optimizer's own default (DEFAULT_LR), resolved when the config is made.
+    lr: float = _option(None, "peak learning rate (positive)", minimum=1e-8)
     weight_decay: float = _option(5e-4, "weight decay (not on biases and norms)", minimum=0.0)
     optimizer: str = _option("sgd", "sgd (Nesterov momentum) or adamw", choices=OPTIMIZERS)
     scheduler: str = _option("onecycle", "learning-rate schedule", choices=SCHEDULERS)
@@ -73,14 +78,22 @@ class TrainConfig:
         minimum=0.0,
     )
 
+    def __post_init__(self):
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.optimizer)
+
     def validate(self) -> None:
         """Raise MLError for values that cannot work."""
-        for option in recipe_options(machine=True):
+        options = recipe_options(machine=True)
+        # Choices first: an unknown optimizer leaves lr without a default to check.
+        for option in options:
             value = getattr(self, option.name)
             if option.choices and value not in option.choices:
                 raise MLError(
                     f"unknown {option.name} {value!r}; choose one of {', '.join(option.choices)}"
                 )
+        for option in options:
+            value = getattr(self, option.name)
             if option.minimum is not None and value < option.minimum:
                 raise MLError(f"{option.name} must be at least {option.minimum}, got {value}")
             if option.maximum is not None and value > option.maximum:
@@ -101,6 +114,13 @@ class RecipeOption:
     minimum: float | None
     maximum: float | None
     machine: bool
+
+    @property
+    def default_text(self) -> str:
+        """The default as the CLI's and the forms' help show it."""
+        if self.name == "lr":
+            return ", ".join(f"{lr:g} for {optimizer}" for optimizer, lr in DEFAULT_LR.items())
+        return str(self.default)
 
 
 def recipe_options(machine: bool = False) -> list[RecipeOption]:
@@ -124,3 +144,17 @@ def recipe_options(machine: bool = False) -> list[RecipeOption]:
 def recipe_names() -> list[str]:
     """The names a job's parameters may set (every field but the machine ones)."""
     return [option.name for option in recipe_options()]
+
+
+def override(recipe: dict, changes: dict) -> dict:
+    """`recipe` (a run's parameters) with the recipe fields `changes` gives (None: unchanged).
+
+    A changed optimizer without an lr of its own takes that optimizer's default lr: the old lr
+    was tuned for the old optimizer (SGD's 0.1 makes AdamW diverge).
+    """
+    given = {k: changes[k] for k in recipe_names() if changes.get(k) is not None}
+    merged = {**recipe, **given}
+    old_optimizer = recipe.get("optimizer", TrainConfig.optimizer)
+    if given.get("optimizer", old_optimizer) != old_optimizer and "lr" not in given:
+        merged.pop("lr", None)
+    return merged

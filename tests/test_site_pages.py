@@ -94,3 +94,15 @@ def test_pages_added_for_issue_15_allow_a_strict_content_security_policy(
     )
     assert b'id="confirm"' in confirm.content
     assert_strict_csp_possible(confirm.content.decode(), "retention confirmation")
+
+
+def test_wide_content_scrolls_in_one_wrapper_rule():
+    """One rule lets a wide table or chart scroll sideways; every template uses its classes."""
+    from pathlib import Path
+
+    css = Path(finders.find("css/app.css")).read_text()
+    rules = [line for line in css.splitlines() if "overflow-x: auto" in line]
+    assert rules == [".table-wrap, .chart-scroll { overflow-x: auto; max-width: 100%; }"]
+    templates = Path(__file__).resolve().parents[1] / "templates"
+    for template in templates.rglob("*.html"):
+        assert 'class="scroll"' not in template.read_text(), template

@@ -14,6 +14,7 @@ from .aggregates import (
     classroom_sessions,
     classroom_trends,
     compare_kinds,
+    dashboard_headline,
     model_versions_used,
     session_summaries,
     session_summary,
@@ -46,8 +47,9 @@ from .uploads import (
 __all__ = [
     "ALLOWED_FORMATS", "CORRECTION_NOTE", "ConsentRequired", "ENGAGEMENT_DEFINITION",
     "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions",
-    "classroom_trends", "compare_kinds", "delete_photo_file", "faces_csv", "model_versions_used",
-    "photos_retention_changes", "quantify_session", "reanalysable_photos", "reanalyse_session",
-    "record_access", "record_consent", "retry_photo", "session_summaries", "session_summary",
-    "session_timeline", "sessions_csv", "set_retention", "sweep_upload_leftovers", "upload_photos",
+    "classroom_trends", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
+    "model_versions_used", "photos_retention_changes", "quantify_session", "reanalysable_photos",
+    "reanalyse_session", "record_access", "record_consent", "retry_photo", "session_summaries",
+    "session_summary", "session_timeline", "sessions_csv", "set_retention",
+    "sweep_upload_leftovers", "upload_photos",
 ]  # fmt: skip

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from django.db.models import Count
 
 from ml.labels import STATES
+from ml.quantify import MIN_FACES, enough_faces
 
 from ..choices import PhotoStatus, SessionKind
 from ..models import Classroom, FaceResult, Photo, Session
@@ -113,6 +114,55 @@ def classroom_trends(classroom: Classroom, after=None, before=None) -> list[dict
         }
         for s, earlier in zip(sessions, previous, strict=True)
     ]
+
+
+# What the dashboard's headline says of the latest session against the analysed one before.
+CHANGE_VERDICTS = {
+    "up": "Up beyond doubt",
+    "down": "Down beyond doubt",
+    "same": "No change beyond doubt",
+    "too_few": "Too few faces to conclude",
+    "uncorrected": "Cannot conclude: shares uncorrected",
+}
+
+
+def dashboard_headline(analysed: list[dict]) -> dict:
+    """The dashboard's numbers, shown before any chart: faces and engagement over the range, the
+    latest session, and how its engagement moved since the analysed session before it."""
+    faces = sum(row["faces"] for row in analysed)
+    engaged = sum(row["counts"].get(ENGAGED, 0) for row in analysed)
+    return {
+        "sessions": len(analysed),
+        "faces": faces,
+        "engagement_index": engaged / faces if faces else None,
+        "latest": analysed[-1] if analysed else None,
+        "change": engagement_verdict(*analysed[-2:]) if len(analysed) >= 2 else None,
+    }
+
+
+def engagement_verdict(before: dict, after: dict) -> dict:
+    """How the engagement index moved between two trend rows, by the rule the engagement chart
+    marks (ml.quantify.change on the corrected shares and their 90 % ranges): `verdict` is a
+    key of CHANGE_VERDICTS, `label` its words; the rows give the numbers."""
+    stored = dict(
+        Session.objects.filter(pk__in=[before["session"], after["session"]]).values_list(
+            "pk", "quantification"
+        )
+    )
+    previous, current = stored[before["session"]], stored[after["session"]]
+    if not (enough_faces(before["faces"]) and enough_faces(after["faces"])):
+        verdict = "too_few"
+    elif not (previous and current):
+        verdict = "uncorrected"
+    else:
+        verdict = engagement_change(previous, current) or "same"
+    return {
+        "verdict": verdict,
+        "label": CHANGE_VERDICTS[verdict],
+        "before": before,
+        "after": after,
+        "min_faces": MIN_FACES,
+    }
 
 
 def session_timeline(session: Session) -> dict:

@@ -53,7 +53,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
             type=option.type,
             default=option.default,
             choices=option.choices,
-            help=f"{option.help} (default: {option.default})",
+            help=f"{option.help} (default: {option.default_text})",
         )
 
 

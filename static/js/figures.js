@@ -3,9 +3,18 @@
 "use strict";
 window.EduMood = window.EduMood || {};
 
+// Plotly's toolbar (zoom, pan, download) takes the top right 200-250 px of a chart, where a
+// chart narrower than this (a phone, a side-by-side card) has its title: such charts get none.
+const TOOLBAR_MIN_WIDTH = 640;
+
 EduMood.drawFigure = function (target, figure) {
+  const config = {
+    responsive: true,
+    displaylogo: false,
+    displayModeBar: target.clientWidth >= TOOLBAR_MIN_WIDTH ? "hover" : false,
+  };
   // react() draws a first time and updates later calls in place (live charts).
-  Plotly.react(target, figure.data, figure.layout || {}, { responsive: true, displaylogo: false });
+  Plotly.react(target, figure.data, figure.layout || {}, config);
 };
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -174,6 +174,44 @@ def test_the_trend_marks_only_a_change_beyond_doubt(classroom, model_version):
     assert marker["marker"]["symbol"] == ["triangle-up"]
 
 
+def test_the_dashboard_headline_says_whether_engagement_changed_beyond_doubt(
+    client, teacher, classroom, model_version
+):
+    """The headline uses the chart's rule (ml.quantify.change): a raw move of a few points
+    between two large sessions is "no change beyond doubt", never a bare difference."""
+    from datetime import timedelta
+
+    from django.urls import reverse
+    from django.utils import timezone
+
+    set_calibration(model_version, calibration(0))
+    client.force_login(teacher)
+    url = reverse("analytics:dashboard", args=[classroom.pk])
+    start = timezone.now() - timedelta(days=10)
+
+    def lesson(day: int, engaged: int, bored: int) -> str:
+        session = Session.objects.create(
+            classroom=classroom, title=f"Day {day}", started_at=start + timedelta(days=day)
+        )
+        add_faces(session, model_version, ["Engaged"] * engaged + ["Bored"] * bored)
+        services.quantify_session(session.pk)
+        page = client.get(url).content.decode()
+        return " ".join(page.split('id="headline-change"')[1].split("</div>")[0].split())
+
+    lesson(0, 8, 72)  # 10 % engaged
+    same = lesson(1, 10, 70)  # 12.5 %: inside the first session's range
+    assert 'data-verdict="same"' in same and ">No change beyond doubt<" in same
+    assert "“Day 0” → “Day 1”: corrected 10% (90 % range" in same
+    assert "the ranges overlap" in same
+    up = lesson(2, 72, 8)
+    assert 'data-verdict="up"' in up and ">Up beyond doubt<" in up and "→ 90% (" in up
+    down = lesson(3, 8, 72)
+    assert 'data-verdict="down"' in down and ">Down beyond doubt<" in down
+    few = lesson(4, 9, 1)
+    assert 'data-verdict="too_few"' in few and ">Too few faces to conclude<" in few
+    assert f"raw 10% → 90% from 80 and 10 faces; a conclusion needs {MIN_FACES}" in few
+
+
 def test_the_session_page_says_why_shares_are_uncorrected(client, teacher, session, model_version):
     from django.urls import reverse
 

@@ -19,8 +19,9 @@ UNSURE = {"sad": 0.38, "neutral": 0.34, "happy": 0.28}
 DASHBOARD_GOAL_MS = 1500
 
 
-def _stored_results():
-    """A classroom with an in-person and an online session a week apart, analysed."""
+def _stored_results(version):
+    """A classroom with an in-person and an online session a week apart, analysed by `version`
+    (as the worker stores results: each photo and face names its model version)."""
     teacher = get_user_model().objects.create_user("teacher", password=PASSWORD)
     classroom = Classroom.objects.create(owner=teacher, name="7B Science with a long name")
     Consent.objects.create(
@@ -33,19 +34,24 @@ def _stored_results():
             classroom=classroom, title=f"Lesson {day}", kind=kind, started_at=start + timedelta(day)
         )
         photo = Photo.objects.create(
-            session=session, status="done", width=640, height=360, original_name="class.jpg"
+            session=session,
+            status="done",
+            width=640,
+            height=360,
+            original_name="class.jpg",
+            model_version=version,
         )
         for i, (state, label, probabilities) in enumerate(
             (("Engaged", "happy", CONFIDENT), ("Bored", "sad", UNSURE))
         ):
             FaceResult.objects.create(
                 photo=photo, x=60 + 300 * i, y=80, w=160, h=160, score=0.99, label=label,
-                state=state, probabilities=probabilities,
+                state=state, probabilities=probabilities, model_version=version,
             )  # fmt: skip
         if kind == "online":  # a third face: the online lesson is less engaged
             FaceResult.objects.create(
                 photo=photo, x=250, y=200, w=100, h=100, score=0.9, label="sad", state="Bored",
-                probabilities={"sad": 0.7, "neutral": 0.3},
+                probabilities={"sad": 0.7, "neutral": 0.3}, model_version=version,
             )  # fmt: skip
         sessions.append(session)
     return classroom, sessions
@@ -86,16 +92,17 @@ def _full_page(page, path) -> int:
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
 
 
-def test_face_detail_and_fast_dashboard(live_server, out_dir):
+def test_face_detail_and_fast_dashboard(live_server, model_version, out_dir):
     from playwright.sync_api import expect, sync_playwright
 
-    classroom, sessions = _stored_results()
+    classroom, sessions = _stored_results(model_version)
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1366, "height": 768})
         errors = _console_errors(page)
         _login(page, live_server.url)
         page.goto(f"{live_server.url}/sessions/{sessions[0].pk}/")
+        expect(page.locator("#model-versions")).to_have_text(f"Results from: {model_version.name}.")
 
         # A click in the middle of a box (not on its outline) shows that face's detail.
         box = page.locator(".face-box[data-face='0']").first
@@ -118,7 +125,8 @@ def test_face_detail_and_fast_dashboard(live_server, out_dir):
         # The dashboard: headline numbers in the HTML, the first chart drawn within the goal.
         page.goto(f"{live_server.url}/classrooms/{classroom.pk}/dashboard/")
         expect(page.locator("#headline-faces")).to_have_text("5")
-        expect(page.locator("#headline-trend")).to_have_text("-17 pts")  # 50 % -> 33 %
+        expect(page.locator("#headline-trend")).to_have_text("Too few faces to conclude")
+        expect(page.locator("#headline-change")).to_contain_text("raw 50% → 33% from 2 and 3 faces")
         painted_ms = page.evaluate(
             "performance.getEntriesByName('first-contentful-paint')[0].startTime"
         )
@@ -147,10 +155,10 @@ def test_face_detail_and_fast_dashboard(live_server, out_dir):
         browser.close()
 
 
-def test_every_teacher_page_fits_a_phone(live_server, out_dir):
+def test_every_teacher_page_fits_a_phone(live_server, model_version, out_dir):
     from playwright.sync_api import expect, sync_playwright
 
-    classroom, sessions = _stored_results()
+    classroom, sessions = _stored_results(model_version)
     pages = {
         "classrooms": "/classrooms/",
         "classroom": f"/classrooms/{classroom.pk}/",
@@ -181,11 +189,11 @@ def test_every_teacher_page_fits_a_phone(live_server, out_dir):
 
 @pytest.mark.parametrize("width", [1366, 390])
 def test_hiding_per_face_detail_leaves_the_session_page_with_aggregates_only(
-    live_server, out_dir, width
+    live_server, model_version, out_dir, width
 ):
     from playwright.sync_api import expect, sync_playwright
 
-    classroom, sessions = _stored_results()
+    classroom, sessions = _stored_results(model_version)
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": width, "height": 900})
@@ -216,12 +224,12 @@ def test_hiding_per_face_detail_leaves_the_session_page_with_aggregates_only(
 
 
 @pytest.mark.parametrize("width", [1366, 390])
-def test_status_chips_as_drawn_meet_wcag_contrast(live_server, out_dir, width):
+def test_status_chips_as_drawn_meet_wcag_contrast(live_server, model_version, out_dir, width):
     from playwright.sync_api import sync_playwright
 
     from tests.test_chip_contrast import WCAG_AA_TEXT, contrast
 
-    classroom, sessions = _stored_results()
+    classroom, sessions = _stored_results(model_version)
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": width, "height": 900})

@@ -128,3 +128,18 @@ def test_the_jobs_list_refreshes_while_a_job_runs(admin_client):
     page = admin_client.get(reverse("classifier:jobs")).content.decode()
     assert page.count("data-running") == 1 and "js/classifier.js" in page
     assert "js/poll.js" in page
+
+
+def test_the_job_forms_show_the_lr_default_of_each_optimizer(admin_client, imported_version):
+    from classifier.forms import TrainForm
+    from classifier.handlers import train_config
+
+    for kind in ("train", "kfold"):
+        page = admin_client.get(reverse("classifier:job_start", args=[kind])).content.decode()
+        assert 'placeholder="default: 0.1 for sgd, 0.002 for adamw"' in page
+    # The form as a page submits it untouched: every initial value, lr left empty.
+    data = {n: f.initial for n, f in TrainForm.base_fields.items() if f.initial is not None}
+    for optimizer, lr in (("sgd", 0.1), ("adamw", 0.002)):
+        form = TrainForm({**data, "dataset_version": imported_version.pk, "optimizer": optimizer})
+        assert form.is_valid(), form.errors
+        assert "lr" not in form.params() and train_config(form.params()).lr == lr

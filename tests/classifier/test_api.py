@@ -202,19 +202,24 @@ NON_DEFAULT_RECIPE = {
 }  # fmt: skip
 
 
-def test_every_recipe_field_sent_to_the_api_reaches_training(admin_client, imported_version):
-    from ml.recipe import TrainConfig, recipe_options
-
-    assert {o.name for o in recipe_options()} == set(NON_DEFAULT_RECIPE)
-    response = admin_client.post(
+def _trained_recipe(client, dataset_version, params: dict) -> dict:
+    """Train through the API with these params; the recipe stored with the new version."""
+    response = client.post(
         "/api/jobs/",
-        {"kind": "train", "dataset_version": imported_version.pk, "params": NON_DEFAULT_RECIPE},
+        {"kind": "train", "dataset_version": dataset_version.pk, "params": params},
         content_type="application/json",
     )
     assert response.status_code == 202, response.content
     job = run_queued(Job.objects.get(pk=response.json()["id"]))
     assert job.status == "succeeded", job.error
-    config = ModelVersion.objects.get(pk=job.result["model_version"]).params
+    return ModelVersion.objects.get(pk=job.result["model_version"]).params
+
+
+def test_every_recipe_field_sent_to_the_api_reaches_training(admin_client, imported_version):
+    from ml.recipe import TrainConfig, recipe_options
+
+    assert {o.name for o in recipe_options()} == set(NON_DEFAULT_RECIPE)
+    config = _trained_recipe(admin_client, imported_version, NON_DEFAULT_RECIPE)
     assert {k: config[k] for k in NON_DEFAULT_RECIPE} == NON_DEFAULT_RECIPE
     assert config["device"] == "cpu" and set(config) == {f for f in TrainConfig().__dict__}
 
@@ -266,3 +271,12 @@ def test_the_schema_documents_each_job_kinds_parameters(admin_client):
     assert {ref["$ref"].rsplit("/", 1)[1] for ref in params["oneOf"]} == {
         f"{kind}JobParamsRequest" for kind in ("Train", "Evaluate", "Kfold", "Audit", "Mitigate")
     }
+
+
+def test_a_job_without_lr_trains_at_its_optimizers_default(admin_client, imported_version):
+    params = {**FAST_TRAIN, "optimizer": "adamw"}
+    del params["lr"]
+    assert _trained_recipe(admin_client, imported_version, params)["lr"] == 0.002
+    schema = admin_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    lr = schema.json()["components"]["schemas"]["TrainJobParamsRequest"]["properties"]["lr"]
+    assert "0.1 for sgd, 0.002 for adamw" in lr["description"]

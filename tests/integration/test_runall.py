@@ -54,6 +54,15 @@ def test_a_dead_child_is_restarted_while_the_other_keeps_running(tmp_path):
     health = f"http://127.0.0.1:{port}/healthz"
     try:
         wait_until(lambda: _health(health) == 200, 180, 1, "web server and worker to answer")
+        # Static files as make run serves them: plotly's bundle compressed for a browser.
+        bundle = requests.get(
+            f"http://127.0.0.1:{port}/static/vendor/plotly-basic.min.js",
+            headers={"Accept-Encoding": "gzip"},
+            timeout=30,
+            stream=True,
+        )
+        assert bundle.status_code == 200 and bundle.headers["Content-Encoding"] == "gzip"
+        assert int(bundle.headers["Content-Length"]) < 500_000  # about 1.1 MB uncompressed
         first = _children(runall.pid)
 
         os.kill(first["worker"], signal.SIGKILL)  # as the OOM killer would

@@ -128,3 +128,19 @@ def test_module_entry_point_runs_without_traceback(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: ")
+
+
+def test_the_default_learning_rate_follows_the_optimizer(capsys):
+    from ml.__main__ import build_parser
+    from ml.cli.common import config_from_args
+
+    def lr(*options):
+        args = build_parser().parse_args(["train", "--data", "d", "--out", "o.pt", *options])
+        return config_from_args(args).lr
+
+    assert lr() == 0.1 and lr("--optimizer", "sgd") == 0.1
+    assert lr("--optimizer", "adamw") == 0.002
+    assert lr("--optimizer", "adamw", "--lr", "0.01") == 0.01
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    assert "(default: 0.1 for sgd, 0.002 for adamw)" in " ".join(capsys.readouterr().out.split())

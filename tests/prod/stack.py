@@ -18,25 +18,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT, free_port, wait_until
+
 PYTHON = sys.executable
 ADMIN_PASSWORD = "Prod-stack-admin-" + secrets.token_urlsafe(8)
 # Short enough for a test to see a killed worker's job come back within a minute.
 STALE_SECONDS = 10
 VISIBILITY_TIMEOUT = 20
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def postgres_bin(tool: str) -> Path:
@@ -50,16 +42,6 @@ def postgres_bin(tool: str) -> Path:
             f"PostgreSQL's {tool} not found: apt-get install postgresql (make test-prod does)"
         )
     return versions[-1]
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Service:
@@ -173,7 +155,10 @@ class ProdStack:
         import redis
 
         wait_until(
-            lambda: _answers(lambda: redis.Redis(port=port).ping()), 20, "redis-server to answer"
+            lambda: _answers(lambda: redis.Redis(port=port).ping()),
+            20,
+            message="redis-server to answer",
+            interval=0.5,
         )
         return f"redis://127.0.0.1:{port}"
 
@@ -204,7 +189,8 @@ class ProdStack:
         wait_until(
             lambda: b"ready." in log.read_bytes()[start:] or not service.alive(),
             180,
-            f"the {queue} worker to start",
+            message=f"the {queue} worker to start",
+            interval=0.5,
         )
         if not service.alive():
             raise RuntimeError(f"the {queue} worker exited:\n{service.tail()}")
@@ -262,7 +248,8 @@ class ProdStack:
         wait_until(
             lambda: _answers(lambda: requests.get(f"{self.url}/healthz", timeout=5).ok),
             120,
-            "gunicorn to answer /healthz with everything up",
+            message="gunicorn to answer /healthz with everything up",
+            interval=0.5,
         )
 
     def create_users(self, specs: list[tuple[str, str | None, bool]]) -> dict[str, str]:
