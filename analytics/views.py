@@ -397,7 +397,7 @@ def dashboard(request, pk):
     trends = services.classroom_trends(classroom, after, before)
     analysed = [row for row in trends if row["faces"]]
     chosen = None
-    if analysed:
+    if analysed and not classroom.hide_face_detail:  # a photo of a few faces shows their states
         wanted = request.GET.get("session")
         chosen = next((r for r in analysed if str(r["session"]) == wanted), analysed[-1])
     timeline = (

@@ -127,3 +127,14 @@ def test_no_export_holds_a_face_of_a_hiding_classroom(api, web, session, photo):
     assert sessions.status_code == 200 and sessions.content.decode().count("\n") == 2
     report = web.get(reverse("analytics:report", args=[classroom.pk])).content.decode()
     assert "Per-face detail: hidden" in report and "probabilities" not in report
+
+
+def test_the_dashboard_leaves_out_shares_photo_by_photo(web, classroom, session, photo):
+    add_results(session, ["Bored"])  # one face alone in a photo: its share is that face's state
+    url = reverse("analytics:dashboard", args=[classroom.pk])
+    page = web.get(url).content.decode()
+    assert 'data-figure="timeline"' in page and 'id="timeline-hidden"' not in page
+    _hide(classroom)
+    page = web.get(url).content.decode()
+    assert 'data-figure="timeline"' not in page and 'id="timeline-session"' not in page
+    assert 'id="timeline-hidden"' in page
