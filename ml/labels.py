@@ -6,10 +6,10 @@ STATES = ("Angry", "Neutral", "Engaged", "Bored")
 ENGAGED = "Engaged"
 # Box and chart colours per classroom state (annotated photos and the web app's charts).
 STATE_COLOURS = {
-    "Angry": "#d62728",
-    "Neutral": "#7f7f7f",
-    "Engaged": "#2ca02c",
-    "Bored": "#1f77b4",
+    "Angry": "#c62828",
+    "Neutral": "#616161",
+    "Engaged": "#2e7d32",
+    "Bored": "#1565c0",
 }
 # For labels of a model whose classes map to no known state.
 OTHER_COLOUR = "#ff7f0e"

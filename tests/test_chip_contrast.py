@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.labels import STATE_COLOURS, STATES
+
 CSS = Path(__file__).resolve().parents[1] / "static" / "css" / "app.css"
 # Rules whose selectors start with these are the chips: small text on a tinted background.
 CHIP_CLASSES = (".status", ".flag", ".badge")
@@ -82,5 +84,30 @@ def test_the_parser_reads_the_chips_and_their_colours():
 @pytest.mark.parametrize("selector", sorted(chip_colours()))
 def test_chip_text_meets_wcag_contrast(selector):
     text, background = chip_colours()[selector]
+    ratio = contrast(text, background)
+    assert ratio >= WCAG_AA_TEXT, f"{selector}: {text} on {background} is {ratio:.2f}:1"
+
+
+# Text set in a colour of its own, and the lightest background it sits on: a card, or the
+# selected face in a photo's face list (`.face-item[aria-pressed=true]`).
+SELECTED_FACE = "#eef3ff"
+COLOURED_TEXT = [f".state-{state}" for state in STATES] + [".uncertain-tag"]
+
+
+def _text_colours() -> dict[str, str]:
+    rules = _rules(CSS.read_text())
+    variables = {k: v for selector, d in rules if selector == ":root" for k, v in d.items()}
+    return {s: _resolve(d["color"], variables) for s, d in rules if s in COLOURED_TEXT}
+
+
+def test_the_state_colours_of_pages_and_charts_are_one_palette():
+    rules = dict(_rules(CSS.read_text()))
+    assert {state: rules[":root"][f"--{state.lower()}"] for state in STATES} == STATE_COLOURS
+
+
+@pytest.mark.parametrize("selector", COLOURED_TEXT)
+@pytest.mark.parametrize("background", ["#ffffff", SELECTED_FACE])
+def test_coloured_text_meets_wcag_contrast(selector, background):
+    text = _text_colours()[selector]
     ratio = contrast(text, background)
     assert ratio >= WCAG_AA_TEXT, f"{selector}: {text} on {background} is {ratio:.2f}:1"
