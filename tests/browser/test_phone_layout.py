@@ -1,4 +1,5 @@
-"""Pages at a phone's 390 px width in Chromium: chart toolbars never cover chart titles, the
+"""Pages at a phone's 390 px width in Chromium: admin chart pages fit the screen and their
+toolbars never cover chart titles, the
 session's shares table shows every column without sideways scrolling, and the dashboard's
 headline says whether engagement changed beyond doubt."""
 
@@ -113,6 +114,8 @@ def test_chart_toolbars_never_cover_titles_on_a_phone(live_server, model_version
                 assert not _overlap(title, box), f"the toolbar covers the title of {label}"
                 checked += 1
             page.screenshot(path=out_dir / f"{name}.png", full_page=True)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"the {name} page is {width} px wide on a 390 px phone"
         # Curves, two confusion matrices, a k-fold chart and the fairness chart.
         assert checked >= 5
         browser.close()
