@@ -96,24 +96,27 @@ def classroom_sessions(classroom: Classroom, after=None, before=None):
 def classroom_trends(classroom: Classroom, after=None, before=None) -> list[dict]:
     """One row per session (oldest first) with the summary fields, for charts and the API.
 
-    `change` is "up"/"down" when the corrected engagement moved beyond doubt since the session
-    before (ml.quantify.change), else None.
+    `change` is "up"/"down" when the corrected engagement moved beyond doubt since the last
+    session before it with corrected shares (ml.quantify.change), else None: a session without
+    analysed faces in between does not hide a change.
     """
     sessions = list(classroom_sessions(classroom, after, before))
     summaries = session_summaries(s.pk for s in sessions)
-    previous = [None, *(s.quantification for s in sessions)][: len(sessions)]
-    return [
-        {
-            "session": s.pk,
-            "title": s.title,
-            "started_at": s.started_at,
-            "kind": s.kind,
-            **summaries[s.pk],
-            "enough_faces": bool(s.quantification and s.quantification["enough_faces"]),
-            "change": engagement_change(earlier, s.quantification),
-        }
-        for s, earlier in zip(sessions, previous, strict=True)
-    ]
+    rows, earlier = [], None
+    for s in sessions:
+        rows.append(
+            {
+                "session": s.pk,
+                "title": s.title,
+                "started_at": s.started_at,
+                "kind": s.kind,
+                **summaries[s.pk],
+                "enough_faces": bool(s.quantification and s.quantification["enough_faces"]),
+                "change": engagement_change(earlier, s.quantification),
+            }
+        )
+        earlier = s.quantification or earlier
+    return rows
 
 
 # What the dashboard's headline says of the latest session against the analysed one before.

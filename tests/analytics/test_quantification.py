@@ -158,7 +158,8 @@ def test_the_trend_marks_only_a_change_beyond_doubt(classroom, model_version):
 
     set_calibration(model_version, calibration(0))
     start = timezone.now()
-    mixes = [(8, 72), (10, 70), (72, 8)]  # (Engaged, Bored) faces: 10 %, 12.5 %, then 90 %
+    # (Engaged, Bored) faces: 10 %, 12.5 %, a session without faces, then 90 %
+    mixes = [(8, 72), (10, 70), (0, 0), (72, 8)]
     for day, (engaged, bored) in enumerate(mixes):
         session = Session.objects.create(
             classroom=classroom, title=f"Day {day}", started_at=start + timedelta(days=day)
@@ -166,7 +167,8 @@ def test_the_trend_marks_only_a_change_beyond_doubt(classroom, model_version):
         add_faces(session, model_version, ["Engaged"] * engaged + ["Bored"] * bored)
         services.quantify_session(session.pk)
     trends = services.classroom_trends(classroom)
-    assert [row["change"] for row in trends] == [None, None, "up"]
+    # The last session is compared with the last one that has corrected shares.
+    assert [row["change"] for row in trends] == [None, None, None, "up"]
     figure = charts.engagement_over_time(trends)
     names = [trace["name"] for trace in figure["data"]]
     assert "Corrected engagement, 90 % range" in names
