@@ -242,19 +242,6 @@ def create_session(request, pk):
     return render(request, "analytics/session_form.html", {"classroom": classroom, "form": form})
 
 
-def _uncorrected_reason(session, faces: int, versions: list) -> str:
-    """Why a session's shares are not corrected ("" when they are)."""
-    if session.quantification:
-        return ""
-    if not faces:
-        return "no faces analysed yet"
-    if not versions:
-        return "its faces were stored without the model version that produced them"
-    if len(versions) > 1:
-        return "its faces come from several model versions; re-analyse the session"
-    return "the model version that analysed it has no measured error rates (calibration)"
-
-
 @login_required
 def session_detail(request, pk):
     session = _session(request, pk)
@@ -276,7 +263,9 @@ def session_detail(request, pk):
             for state in summary["counts"]
         ],
         "quantification": session.quantification,
-        "uncorrected_reason": _uncorrected_reason(session, summary["faces"], note["note_versions"]),
+        "uncorrected_reason": services.uncorrected_reason(
+            session.quantification, summary["faces"], note["note_versions"]
+        ),
         "min_faces": MIN_FACES,
         "correction_note": services.CORRECTION_NOTE,
         "can_reanalyse": services.reanalysable_photos(session)[0].exists(),

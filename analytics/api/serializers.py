@@ -3,7 +3,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Classroom, Consent, FaceResult, Photo, Session, validate_consent_date
-from ..services import model_versions_used, session_summary
+from ..services import model_versions_used, session_summary, uncorrected_reason
 
 
 class ConsentSerializer(serializers.ModelSerializer):
@@ -75,12 +75,15 @@ class SessionSerializer(serializers.ModelSerializer):
     model_versions = serializers.SerializerMethodField(
         help_text="The model versions the session's current results come from."
     )
+    uncorrected_reason = serializers.SerializerMethodField(
+        help_text="Why the summary's shares are not corrected, in words; empty when they are."
+    )
 
     class Meta:
         model = Session
         fields = ["id", "classroom", "title", "started_at", "kind", "summary", "model_versions"]
-        fields += ["created_at"]
-        read_only_fields = ["id", "summary", "model_versions", "created_at"]
+        fields += ["uncorrected_reason", "created_at"]
+        read_only_fields = ["id", "summary", "model_versions", "uncorrected_reason", "created_at"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -107,6 +110,10 @@ class SessionSerializer(serializers.ModelSerializer):
         if used is None:
             used = model_versions_used([session.pk])
         return used.get(session.pk, [])
+
+    def get_uncorrected_reason(self, session) -> str:
+        faces = self.get_summary(session)["faces"]
+        return uncorrected_reason(session.quantification, faces, self.get_model_versions(session))
 
 
 class BoxSerializer(serializers.Serializer):

@@ -36,7 +36,7 @@ from .consent import (
     set_retention,
 )
 from .exports import FaceDetailHidden, faces_csv, sessions_csv
-from .quantification import CORRECTION_NOTE, quantify_session
+from .quantification import CORRECTION_NOTE, quantify_session, uncorrected_reason
 from .uploads import (
     ALLOWED_FORMATS,
     UploadError,
@@ -51,5 +51,5 @@ __all__ = [
     "model_versions_used", "photos_retention_changes", "quantify_session", "reanalysable_photos",
     "reanalyse_session", "record_access", "record_consent", "retry_photo", "session_summaries",
     "session_summary", "session_timeline", "sessions_csv", "set_retention",
-    "sweep_upload_leftovers", "upload_photos",
+    "sweep_upload_leftovers", "uncorrected_reason", "upload_photos",
 ]  # fmt: skip

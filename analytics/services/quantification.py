@@ -53,6 +53,20 @@ def quantify_session(session_id: int) -> dict | None:
     return result
 
 
+def uncorrected_reason(quantification: dict | None, faces: int, versions: list) -> str:
+    """Why a session's shares are not corrected, in words for its page ("" when they are);
+    `versions` are the model versions its faces come from."""
+    if quantification:
+        return ""
+    if not faces:
+        return "no faces analysed yet"
+    if not versions:
+        return "its faces were stored without the model version that produced them"
+    if len(versions) > 1:
+        return "its faces come from several model versions; re-analyse the session"
+    return "the model version that analysed it has no measured error rates (calibration)"
+
+
 def corrected_fields(quantification: dict | None) -> dict:
     """The summary's corrected fields from a stored quantification (None when uncorrected)."""
     if not quantification:

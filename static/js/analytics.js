@@ -170,7 +170,6 @@
     const few = summary.method !== null && summary.faces < cfg.minFaces;
     document.querySelector("table.shares").classList.toggle("few-faces", few);
     document.getElementById("few-faces").hidden = !few;
-    document.getElementById("uncorrected").hidden = summary.method !== null;
     for (const [status, n] of Object.entries(summary.photos)) {
       const node = document.querySelector(`[data-photos="${status}"]`);
       if (node) node.textContent = n;
@@ -198,6 +197,9 @@
     showPhotos(photos);
     const session = await getJSON(cfg.sessionUrl);
     showSummary(session.summary);
+    const uncorrected = document.getElementById("uncorrected");
+    uncorrected.hidden = !session.uncorrected_reason;
+    uncorrected.textContent = `Shares are uncorrected (raw counts only): ${session.uncorrected_reason}.`;
     if (session.model_versions.length) {
       document.getElementById("model-versions").textContent =
         "Results from: " + session.model_versions.map((v) => v.name).join(", ") + ".";

@@ -238,3 +238,20 @@ def test_the_report_shows_corrected_shares_greyed_below_the_minimum(
     page = client.get(reverse("analytics:report", args=[session.classroom_id])).content.decode()
     assert '2 (20%)<br><span class="corrected">corrected 40%' in page
     assert '<tr class="few-faces">' in page and services.CORRECTION_NOTE in page
+
+
+def test_the_api_says_why_shares_are_uncorrected(teacher, session, model_version):
+    """The session page's live updates read the reason from the API, so it follows the faces."""
+    from django.urls import reverse
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(teacher)
+    url = reverse("analytics-api:session-detail", args=[session.pk])
+    assert api.get(url).json()["uncorrected_reason"] == "no faces analysed yet"
+    add_faces(session, model_version, READ)
+    services.quantify_session(session.pk)
+    assert "no measured error rates" in api.get(url).json()["uncorrected_reason"]
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    services.quantify_session(session.pk)
+    assert api.get(url).json()["uncorrected_reason"] == ""

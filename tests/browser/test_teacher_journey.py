@@ -75,6 +75,8 @@ def test_teacher_uploads_photos_and_sees_results_and_dashboard(
         boxes = page.locator(".face-box").count()
         assert boxes == faces if faces is not None else boxes >= 2
         expect(page.locator("[data-faces]")).to_have_text(str(boxes))
+        # The test model has no calibration: the page says so once its faces are in, live.
+        expect(page.locator("#uncorrected")).to_contain_text("no measured error rates")
         expect(page.locator("#estimate-note")).to_contain_text("25.0%")
         expect(page.locator("#definition")).to_contain_text("share of detected faces")
         page.screenshot(path=out_dir / "3-session-results.png", full_page=True)
