@@ -39,9 +39,9 @@ class Classifier:
         mirror_average: bool = False,
     ):
         self.checkpoint = checkpoint
-        # Averaging each face's probabilities with its mirror image's gains 0.5-1 point of val
-        # accuracy but more than halves the faces per second (540 -> 220 per core, bf16,
-        # measured 2026-12-02), below the 1,000 faces/s budget on 2 cores: off by default
+        # Averaging each face's probabilities with its mirror image's gains about 1 point of
+        # val accuracy but halves the faces per second, already under the 1,000 faces/s
+        # budget on 2 cores without AMX (MODEL_CARD.md, "Speed"): off by default
         # (benchmarks/model_report.py measures both).
         self.mirror_average = mirror_average
         self.classes: list[str] = list(checkpoint["classes"])

@@ -9,7 +9,7 @@ DATA="${EDUMOOD_DATA_DIR:-../shared/data}/fer2013"
 OUT="${1:-ml/weights/default.pt}"
 exec nice -n "${NICE:-5}" .venv/bin/python -m ml --threads "${THREADS:-2}" train \
   --data "$DATA/train" --val "$DATA/val" \
-  --arch edu-vgg-s --epochs "${EPOCHS:-8}" --batch-size 128 \
+  --arch edu-vgg-s --epochs "${EPOCHS:-36}" --batch-size 128 \
   --optimizer adamw --lr 2e-3 --weight-decay 0.05 --scheduler onecycle \
   --label-smoothing 0.1 --small-faces 0.5 --normalisation standardize --seed 0 \
   --out "$OUT"
