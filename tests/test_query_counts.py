@@ -10,8 +10,9 @@ from classifier.models import Dataset, DatasetVersion
 
 pytestmark = pytest.mark.django_db
 
-# Measured with 1 row; the same budget must hold for 50 (an N+1 query would blow it).
-BUDGETS = {"/api/classrooms/": 6, "classrooms": 8, "/api/datasets/": 6}
+# Lists: measured with 1 row; the same budget must hold for 50 (an N+1 query would blow it).
+# The session detail: measured once its summary is read once (14 when read per field).
+BUDGETS = {"/api/classrooms/": 6, "classrooms": 8, "/api/datasets/": 6, "/api/sessions/<id>/": 10}
 
 
 def _classrooms(owner, n: int) -> None:
@@ -62,3 +63,24 @@ def test_the_dataset_list_does_not_query_per_row(
         body = client.get("/api/datasets/").json()
     assert body["count"] == rows
     assert all(d["class_counts"] == {"happy": 2} for d in body["results"])
+
+
+def test_the_polled_session_detail_reads_its_summary_once(
+    client, django_user_model, django_assert_max_num_queries
+):
+    """The session page polls this every few seconds while photos are analysed: its summary
+    and model versions serve `summary`, `model_versions` and `uncorrected_reason` from one
+    read each."""
+    from django.utils import timezone
+
+    from analytics.models import Session
+
+    teacher = django_user_model.objects.create_user("teacher", password="pw-for-tests-1")
+    _classrooms(teacher, 1)
+    session = Session.objects.create(
+        classroom=teacher.classrooms.get(), title="Lesson", started_at=timezone.now()
+    )
+    client.force_login(teacher)
+    with django_assert_max_num_queries(BUDGETS["/api/sessions/<id>/"]):
+        body = client.get(f"/api/sessions/{session.pk}/").json()
+    assert body["uncorrected_reason"] == "no faces analysed yet"

@@ -247,20 +247,26 @@ class SessionViewSet(viewsets.ModelViewSet):
             "-started_at", "-id"
         )
 
+    def _with_summaries(self, sessions: list, **kwargs) -> SessionSerializer:
+        """A serializer whose sessions' summaries and model versions are read once, up front,
+        not once per field that needs them (`summary`, `model_versions`, `uncorrected_reason`)."""
+        context = self.get_serializer_context()
+        context["summaries"] = services.session_summaries(s.pk for s in sessions)
+        context["model_versions"] = services.model_versions_used(s.pk for s in sessions)
+        instance = sessions if kwargs.get("many") else sessions[0]
+        return self.get_serializer_class()(instance, context=context, **kwargs)
+
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        context = self.get_serializer_context()
-        context["summaries"] = services.session_summaries(s.pk for s in page)
-        context["model_versions"] = services.model_versions_used(s.pk for s in page)
-        serializer = self.get_serializer_class()(page, many=True, context=context)
-        return self.get_paginated_response(serializer.data)
+        return self.get_paginated_response(self._with_summaries(page, many=True).data)
 
     def retrieve(self, request, *args, **kwargs):
         session = self.get_object()
         record_api_read(
             request, AccessAction.VIEWED_SESSION, session.classroom, session=session, detail="API"
         )
-        return Response(self.get_serializer(session).data)
+        # The session page polls this while photos are analysed.
+        return Response(self._with_summaries([session]).data)
 
     @extend_schema(
         request={"multipart/form-data": UploadRequestSerializer},
