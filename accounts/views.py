@@ -10,6 +10,8 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from .forms import LoginForm, PersonForm, TokenForm
+from .login_limits import clear_failures, locked_accounts
+from .models import AuditEntry
 from .permissions import staff_required
 from .services import (
     PeopleError,
@@ -18,6 +20,8 @@ from .services import (
     reset_password,
     revoke_token,
     set_active,
+    set_role,
+    unlock,
 )
 
 # A new secret (token or password) travels through the session across the redirect and is
@@ -58,8 +62,10 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("home")
 
     def form_valid(self, form):
+        response = super().form_valid(form)
+        clear_failures(self.request.user)
         messages.success(self.request, "Your password is changed.")
-        return super().form_valid(form)
+        return response
 
 
 @login_required
@@ -92,6 +98,9 @@ def revoke(request, pk):
 
 # --- people (admins only) -------------------------------------------------------------------
 
+# The People page shows the latest audit entries; the Django admin lists them all.
+AUDIT_LOG_SHOWN = 50
+
 
 def _show_password_once(request, user, password: str) -> None:
     request.session[NEW_PASSWORD_SESSION_KEY] = {"username": user.username, "password": password}
@@ -117,11 +126,16 @@ def people(request):
             role = "admin" if user.is_staff else "teacher"
             messages.success(request, f"Account “{user.username}” created ({role}).")
             return redirect("accounts:people")
+    people = list(get_user_model().objects.order_by("-is_active", "username"))
+    locked = locked_accounts()
+    for person in people:
+        person.locked_out = person.get_username().casefold() in locked
     context = {
         "form": form,
-        "people": get_user_model().objects.order_by("-is_active", "username"),
+        "people": people,
         "new_password": request.session.pop(NEW_PASSWORD_SESSION_KEY, None),
         "login_url": request.build_absolute_uri("/login/"),
+        "audit_log": AuditEntry.objects.all()[:AUDIT_LOG_SHOWN],
     }
     return render(request, "accounts/people.html", context, status=400 if form.errors else 200)
 
@@ -153,6 +167,36 @@ def person_active(request, pk):
 def person_password(request, pk):
     """A new generated password for an account, shown once."""
     person = get_object_or_404(get_user_model(), pk=pk)
-    _show_password_once(request, person, reset_password(person))
-    messages.success(request, f"New password set for “{person.username}”.")
+    try:
+        password = reset_password(person, by=request.user)
+    except PeopleError as exc:
+        messages.error(request, str(exc))
+    else:
+        _show_password_once(request, person, password)
+        messages.success(request, f"New password set for “{person.username}”.")
+    return redirect("accounts:people")
+
+
+@staff_required
+@require_POST
+def person_role(request, pk):
+    """Make an account an admin (role=admin) or a teacher (role=teacher)."""
+    person = get_object_or_404(get_user_model(), pk=pk)
+    try:
+        set_role(person, request.POST.get("role") == "admin", by=request.user)
+    except PeopleError as exc:
+        messages.error(request, str(exc))
+    else:
+        role = "an admin" if person.is_staff else "a teacher"
+        messages.success(request, f"“{person.username}” is now {role}.")
+    return redirect("accounts:people")
+
+
+@staff_required
+@require_POST
+def person_unlock(request, pk):
+    """Let an account locked by failed log-ins try again now, from every address."""
+    person = get_object_or_404(get_user_model(), pk=pk)
+    unlock(person, by=request.user)
+    messages.success(request, f"“{person.username}” can log in again now.")
     return redirect("accounts:people")
