@@ -99,9 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Throttle and failed-log-in counters must be shared by every web process (gunicorn -w N), so
-# the cache is the database (table created by the accounts migrations) or, in production,
-# Redis; never a per-process memory cache.
+# API throttle counters must be shared by every web process (gunicorn -w N), so the cache is
+# the database (table created by the accounts migrations) or, in production, Redis; never a
+# per-process memory cache. (The log-in limits are rows of their own: accounts.LoginBudget.)
 CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} must be a redis:// URL (or empty).")
