@@ -176,10 +176,6 @@ def locked_accounts() -> set[str]:
     )
 
 
-def is_locked(user) -> bool:
-    return user.get_username().casefold() in locked_accounts()
-
-
 def clear_failures(user) -> None:
     """Give every address its full budget for this account (a new password, or an admin's
     unlock); the pairs it logged in from stay known."""

@@ -1,5 +1,7 @@
 """Log-in and log-out, the API tokens settings page, and the admins' People page."""
 
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
@@ -140,63 +142,53 @@ def people(request):
     return render(request, "accounts/people.html", context, status=400 if form.errors else 200)
 
 
-@staff_required
-@require_POST
-def person_active(request, pk):
+def _person_action(view):
+    """A People button: an admin's POST about the account in the URL. `view(request, person)`
+    makes the change and returns what to say; a refusal (PeopleError) is said as an error."""
+
+    @staff_required
+    @require_POST
+    @wraps(view)
+    def wrapped(request, pk):
+        person = get_object_or_404(get_user_model(), pk=pk)
+        try:
+            messages.success(request, view(request, person))
+        except PeopleError as exc:
+            messages.error(request, str(exc))
+        return redirect("accounts:people")
+
+    return wrapped
+
+
+@_person_action
+def person_active(request, person) -> str:
     """Deactivate (active=0) or reactivate (active=1) an account."""
-    person = get_object_or_404(get_user_model(), pk=pk)
     active = request.POST.get("active") == "1"
-    try:
-        set_active(person, active, by=request.user)
-    except PeopleError as exc:
-        messages.error(request, str(exc))
-    else:
-        if active:
-            messages.success(request, f"“{person.username}” can log in again.")
-        else:
-            messages.success(
-                request,
-                f"“{person.username}” is deactivated: they can no longer log in or use the API. "
-                "Their classrooms and results are kept.",
-            )
-    return redirect("accounts:people")
+    set_active(person, active, by=request.user)
+    if active:
+        return f"“{person.username}” can log in again."
+    return (
+        f"“{person.username}” is deactivated: they can no longer log in or use the API. "
+        "Their classrooms and results are kept."
+    )
 
 
-@staff_required
-@require_POST
-def person_password(request, pk):
+@_person_action
+def person_password(request, person) -> str:
     """A new generated password for an account, shown once."""
-    person = get_object_or_404(get_user_model(), pk=pk)
-    try:
-        password = reset_password(person, by=request.user)
-    except PeopleError as exc:
-        messages.error(request, str(exc))
-    else:
-        _show_password_once(request, person, password)
-        messages.success(request, f"New password set for “{person.username}”.")
-    return redirect("accounts:people")
+    _show_password_once(request, person, reset_password(person, by=request.user))
+    return f"New password set for “{person.username}”."
 
 
-@staff_required
-@require_POST
-def person_role(request, pk):
+@_person_action
+def person_role(request, person) -> str:
     """Make an account an admin (role=admin) or a teacher (role=teacher)."""
-    person = get_object_or_404(get_user_model(), pk=pk)
-    try:
-        set_role(person, request.POST.get("role") == "admin", by=request.user)
-    except PeopleError as exc:
-        messages.error(request, str(exc))
-    else:
-        role = "an admin" if person.is_staff else "a teacher"
-        messages.success(request, f"“{person.username}” is now {role}.")
-    return redirect("accounts:people")
+    set_role(person, request.POST.get("role") == "admin", by=request.user)
+    return f"“{person.username}” is now {'an admin' if person.is_staff else 'a teacher'}."
 
 
-@staff_required
-@require_POST
-def person_unlock(request, pk):
+@_person_action
+def person_unlock(request, person) -> str:
     """Let an account locked by failed log-ins try again now, from every address."""
-    person = get_object_or_404(get_user_model(), pk=pk)
     unlock(person, by=request.user)
-    messages.success(request, f"“{person.username}” can log in again now.")
-    return redirect("accounts:people")
+    return f"“{person.username}” can log in again now."

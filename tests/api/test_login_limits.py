@@ -81,12 +81,12 @@ def test_a_guessed_pair_waits_one_interval_not_until_the_hour_ends(make_user, li
 
 
 def test_the_backoff_slides_one_attempt_per_interval(make_user, settings):
-    settings.EDUMOOD_LOGIN_PAIR_RATE = "3/s"
+    settings.EDUMOOD_LOGIN_PAIR_RATE = "2/s"
     request = RequestFactory().post(TOKEN_URL, REMOTE_ADDR="10.0.0.7")
-    taken = [take_attempt(request, "teacher") for _ in range(4)]
-    assert [isinstance(t, Attempt) for t in taken] == [True, True, True, False]
-    assert taken[3] == 1  # whole seconds to wait, rounded up from a third of one
-    time.sleep(0.4)  # one interval later: exactly one more attempt, not a new burst
+    taken = [take_attempt(request, "teacher") for _ in range(3)]
+    assert [isinstance(t, Attempt) for t in taken] == [True, True, False]
+    assert taken[2] == 1  # whole seconds to wait, rounded up from half of one
+    time.sleep(0.55)  # one interval later: exactly one more attempt, not a new burst
     assert isinstance(take_attempt(request, "teacher"), Attempt)
     assert not isinstance(take_attempt(request, "teacher"), Attempt)
 
