@@ -4,6 +4,7 @@ from django.db import models
 class AuditAction(models.TextChoices):
     """What an audit log entry records (accounts.models.AuditEntry)."""
 
+    CREATED = "created", "Account created"
     PASSWORD_RESET = "password_reset", "New password set"
     ACTIVE = "active", "Access changed"
     ROLE = "role", "Role changed"

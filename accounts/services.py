@@ -99,8 +99,11 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def create_person(username: str, *, email: str = "", is_staff: bool = False, password: str = ""):
-    """A new account (a teacher, or an admin when `is_staff`); returns (user, password).
+def create_person(
+    username: str, *, by, email: str = "", is_staff: bool = False, password: str = ""
+):
+    """A new account (a teacher, or an admin when `is_staff`), created by the admin `by`;
+    returns (user, password).
 
     Without a chosen password one is generated. Either way it is returned once for the admin to
     pass on, and only its hash is stored. A chosen one must pass the site's password rules.
@@ -112,6 +115,7 @@ def create_person(username: str, *, email: str = "", is_staff: bool = False, pas
         password = generate_password()
     user.set_password(password)
     user.save()
+    audit(by, AuditAction.CREATED, user, new=role_of(user))
     return user, password
 
 

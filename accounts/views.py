@@ -117,6 +117,7 @@ def people(request):
         try:
             user, password = create_person(
                 data["username"],
+                by=request.user,
                 email=data["email"],
                 is_staff=data["is_staff"],
                 password=data["password"],

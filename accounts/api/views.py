@@ -106,7 +106,7 @@ class PersonViewSet(
         data = PersonCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            user, password = create_person(**data.validated_data)
+            user, password = create_person(**data.validated_data, by=request.user)
         except ValidationError as exc:
             raise serializers.ValidationError({"password": exc.messages}) from exc
         user.new_password = password  # in this answer only; the row holds its hash

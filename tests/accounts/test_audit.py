@@ -74,6 +74,8 @@ def test_a_superuser_may_and_every_account_change_is_audited(boss, root):
     web.post(f"/people/{ada.pk}/role/", {"role": "admin"})
     api_as(boss).patch(f"/api/people/{ada.pk}/", {"is_staff": False}, format="json")
     api_as(boss).post(f"/api/people/{ada.pk}/unlock/")
+    api_as(boss).post("/api/people/", {"username": "eve", "is_staff": True}, format="json")
+    web.post("/people/", {"username": "fay"})
     assert trail() == [
         ("root", "password_reset", "boss", "", ""),
         ("root", "active", "ada", "active", "deactivated"),
@@ -81,6 +83,8 @@ def test_a_superuser_may_and_every_account_change_is_audited(boss, root):
         ("root", "role", "ada", "teacher", "admin"),
         ("boss", "role", "ada", "admin", "teacher"),
         ("boss", "unlock", "ada", "", ""),
+        ("boss", "created", "eve", "", "admin"),
+        ("root", "created", "fay", "", "teacher"),
     ]
     boss.refresh_from_db()  # its new password ended the sessions of the old one
     page = web_as(boss).get("/people/").content.decode()
