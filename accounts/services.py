@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -88,6 +89,7 @@ def audit(by, action: AuditAction, target, *, old: str = "", new: str = "") -> A
 
 
 # --- people ---------------------------------------------------------------------------------
+# Each change below is one transaction with its audit entry: no change without its trace.
 
 
 class PeopleError(Exception):
@@ -99,6 +101,7 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
+@transaction.atomic
 def create_person(
     username: str, *, by, email: str = "", is_staff: bool = False, password: str = ""
 ):
@@ -115,10 +118,11 @@ def create_person(
         password = generate_password()
     user.set_password(password)
     user.save()
-    audit(by, AuditAction.CREATED, user, new=role_of(user))
+    audit(by, AuditAction.CREATED, user, new=_role(is_staff))
     return user, password
 
 
+@transaction.atomic
 def set_active(user, active: bool, *, by) -> None:
     """Deactivate or reactivate an account.
 
@@ -140,16 +144,17 @@ def _access(active: bool) -> str:
     return "active" if active else "deactivated"
 
 
+def _role(is_staff: bool) -> str:
+    return "admin" if is_staff else "teacher"
+
+
 def _superuser_only(user, by, what: str) -> None:
     """A staff admin must not take over a superuser's account (and with it the Django admin)."""
     if user.is_superuser and not by.is_superuser:
         raise PeopleError(f"Only a superuser can {what} a superuser.")
 
 
-def role_of(user) -> str:
-    return "superuser" if user.is_superuser else "admin" if user.is_staff else "teacher"
-
-
+@transaction.atomic
 def set_role(user, is_staff: bool, *, by) -> None:
     """Make an account an admin (`is_staff`) or a teacher. An admin cannot change their own role
     (nobody might be left to undo it); only a superuser changes a superuser's."""
@@ -158,12 +163,12 @@ def set_role(user, is_staff: bool, *, by) -> None:
     if user.pk == by.pk:
         raise PeopleError("You cannot change your own role.")
     _superuser_only(user, by, "change the role of")
-    old = role_of(user)
     user.is_staff = is_staff
     user.save(update_fields=["is_staff"])
-    audit(by, AuditAction.ROLE, user, old=old, new=role_of(user))
+    audit(by, AuditAction.ROLE, user, old=_role(not is_staff), new=_role(is_staff))
 
 
+@transaction.atomic
 def reset_password(user, *, by) -> str:
     """Give an account a new generated password, returned once (a teacher who forgot theirs).
 
@@ -180,6 +185,7 @@ def reset_password(user, *, by) -> str:
     return password
 
 
+@transaction.atomic
 def unlock(user, *, by) -> None:
     """Forget an account's failed log-ins from every address, so it may log in again now."""
     clear_failures(user)
