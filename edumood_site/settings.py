@@ -122,6 +122,11 @@ AUTHENTICATION_BACKENDS = ["accounts.login_limits.LimitedModelBackend"]
 # Failed log-ins allowed per (account, client address) pair, and per address for all accounts:
 # a burst of N, then one per period/N (accounts/login_limits.py). The address's budget is shared
 # by everyone behind one NAT address (a school): large, and skipped by known pairs.
+if env_str("EDUMOOD_LOGIN_ACCOUNT_RATE", ""):  # a limit an operator set must not vanish quietly
+    raise ImproperlyConfigured(
+        "EDUMOOD_LOGIN_ACCOUNT_RATE is now EDUMOOD_LOGIN_PAIR_RATE: failed log-ins per account "
+        "and client address (see the README's log-in limits)."
+    )
 EDUMOOD_LOGIN_PAIR_RATE = env_rate("EDUMOOD_LOGIN_PAIR_RATE", "10/hour")
 EDUMOOD_LOGIN_ADDRESS_RATE = env_rate("EDUMOOD_LOGIN_ADDRESS_RATE", "300/hour")
 # How many reverse proxies in front of the web server append to X-Forwarded-For. 0: the client
