@@ -150,6 +150,8 @@ class LimitedModelBackend(ModelBackend):
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if request is None or username is None or password is None:
             return super().authenticate(request, username, password, **kwargs)
+        if not str(username):
+            return None  # no one logs in with an empty name, and "" names an address's budget
         attempt = take_attempt(request, str(username))
         if isinstance(attempt, int):
             setattr(request, RETRY_AFTER_ATTRIBUTE, attempt)
