@@ -13,18 +13,22 @@ class TokenForm(forms.Form):
 
 
 class LoginLimitMixin:
-    """Refuses an attempt before its password is tried while the account or address is over
-    its failed log-in limit; `retry_after` then holds the seconds to wait."""
+    """Says "too many failed log-ins" instead of "wrong password" when the log-in limits
+    (accounts/login_limits.py) refused the attempt; `retry_after` then holds the seconds to
+    wait."""
 
     retry_after = 0
 
     def clean(self):
-        username = self.cleaned_data.get("username")
-        if username:
-            self.retry_after = retry_after(self.request, username)
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            self.retry_after = retry_after(self.request)
             if self.retry_after:
-                raise forms.ValidationError(wait_message(self.retry_after), code="throttled")
-        return super().clean()
+                raise forms.ValidationError(
+                    wait_message(self.retry_after), code="throttled"
+                ) from None
+            raise
 
 
 class LoginForm(LoginLimitMixin, AuthenticationForm):

@@ -1,4 +1,5 @@
-"""Token operations (issue, look up by hash, mark used, revoke) and people's accounts."""
+"""Token operations (issue, look up by hash, mark used, revoke), people's accounts and the audit
+log of changes to them."""
 
 import hashlib
 import secrets
@@ -6,10 +7,13 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import ApiToken
+from .choices import AuditAction
+from .login_limits import clear_failures
+from .models import ApiToken, AuditEntry
 
 KEY_PREFIX = "edm_"
 PREFIX_LENGTH = 10  # "edm_" + 6 random characters: enough to tell a user's tokens apart
@@ -66,7 +70,26 @@ def revoke_token(token: ApiToken) -> None:
         token.save(update_fields=["revoked_at"])
 
 
+# --- audit log -----------------------------------------------------------------------------
+
+
+def audit(by, action: AuditAction, target, *, old: str = "", new: str = "") -> AuditEntry:
+    """Write one entry to the append-only audit log: `by` did `action` to `target` (a user or a
+    classroom), changing it from `old` to `new`."""
+    return AuditEntry.objects.create(
+        actor_id=by.pk,
+        actor=by.get_username(),
+        action=action,
+        target_kind=target._meta.model_name,
+        target_id=target.pk,
+        target=str(target)[:200],
+        old_value=str(old)[:200],
+        new_value=str(new)[:200],
+    )
+
+
 # --- people ---------------------------------------------------------------------------------
+# Each change below is one transaction with its audit entry: no change without its trace.
 
 
 class PeopleError(Exception):
@@ -78,8 +101,12 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def create_person(username: str, *, email: str = "", is_staff: bool = False, password: str = ""):
-    """A new account (a teacher, or an admin when `is_staff`); returns (user, password).
+@transaction.atomic
+def create_person(
+    username: str, *, by, email: str = "", is_staff: bool = False, password: str = ""
+):
+    """A new account (a teacher, or an admin when `is_staff`), created by the admin `by`;
+    returns (user, password).
 
     Without a chosen password one is generated. Either way it is returned once for the admin to
     pass on, and only its hash is stored. A chosen one must pass the site's password rules.
@@ -91,9 +118,11 @@ def create_person(username: str, *, email: str = "", is_staff: bool = False, pas
         password = generate_password()
     user.set_password(password)
     user.save()
+    audit(by, AuditAction.CREATED, user, new=_role(is_staff))
     return user, password
 
 
+@transaction.atomic
 def set_active(user, active: bool, *, by) -> None:
     """Deactivate or reactivate an account.
 
@@ -104,20 +133,60 @@ def set_active(user, active: bool, *, by) -> None:
     """
     if not active and user.pk == by.pk:
         raise PeopleError("You cannot deactivate your own account.")
-    if not active and user.is_superuser and not by.is_superuser:
-        raise PeopleError("Only a superuser can deactivate a superuser.")
+    _superuser_only(user, by, "deactivate or reactivate")
     if user.is_active != active:
         user.is_active = active
         user.save(update_fields=["is_active"])
+        audit(by, AuditAction.ACTIVE, user, old=_access(not active), new=_access(active))
 
 
-def reset_password(user) -> str:
+def _access(active: bool) -> str:
+    return "active" if active else "deactivated"
+
+
+def _role(is_staff: bool) -> str:
+    return "admin" if is_staff else "teacher"
+
+
+def _superuser_only(user, by, what: str) -> None:
+    """A staff admin must not take over a superuser's account (and with it the Django admin)."""
+    if user.is_superuser and not by.is_superuser:
+        raise PeopleError(f"Only a superuser can {what} a superuser.")
+
+
+@transaction.atomic
+def set_role(user, is_staff: bool, *, by) -> None:
+    """Make an account an admin (`is_staff`) or a teacher. An admin cannot change their own role
+    (nobody might be left to undo it); only a superuser changes a superuser's."""
+    if user.is_staff == is_staff:
+        return
+    if user.pk == by.pk:
+        raise PeopleError("You cannot change your own role.")
+    _superuser_only(user, by, "change the role of")
+    user.is_staff = is_staff
+    user.save(update_fields=["is_staff"])
+    audit(by, AuditAction.ROLE, user, old=_role(not is_staff), new=_role(is_staff))
+
+
+@transaction.atomic
+def reset_password(user, *, by) -> str:
     """Give an account a new generated password, returned once (a teacher who forgot theirs).
 
     Browser sessions logged in with the old password end (Django checks a hash of it); API
-    tokens are separate credentials and stay valid until revoked.
+    tokens are separate credentials and stay valid until revoked. The account's failed log-ins
+    are forgotten. Only a superuser sets a superuser's password.
     """
+    _superuser_only(user, by, "set a new password for")
     password = generate_password()
     user.set_password(password)
     user.save(update_fields=["password"])
+    clear_failures(user)
+    audit(by, AuditAction.PASSWORD_RESET, user)
     return password
+
+
+@transaction.atomic
+def unlock(user, *, by) -> None:
+    """Forget an account's failed log-ins from every address, so it may log in again now."""
+    clear_failures(user)
+    audit(by, AuditAction.UNLOCK, user)

@@ -10,4 +10,6 @@ urlpatterns = [
     path("people/", views.people, name="people"),
     path("people/<int:pk>/active/", views.person_active, name="person-active"),
     path("people/<int:pk>/password/", views.person_password, name="person-password"),
+    path("people/<int:pk>/role/", views.person_role, name="person-role"),
+    path("people/<int:pk>/unlock/", views.person_unlock, name="person-unlock"),
 ]

@@ -1,5 +1,7 @@
 """Log-in and log-out, the API tokens settings page, and the admins' People page."""
 
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
@@ -10,6 +12,8 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from .forms import LoginForm, PersonForm, TokenForm
+from .login_limits import clear_failures, locked_accounts
+from .models import AuditEntry
 from .permissions import staff_required
 from .services import (
     PeopleError,
@@ -18,6 +22,8 @@ from .services import (
     reset_password,
     revoke_token,
     set_active,
+    set_role,
+    unlock,
 )
 
 # A new secret (token or password) travels through the session across the redirect and is
@@ -58,8 +64,10 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("home")
 
     def form_valid(self, form):
+        response = super().form_valid(form)
+        clear_failures(self.request.user)
         messages.success(self.request, "Your password is changed.")
-        return super().form_valid(form)
+        return response
 
 
 @login_required
@@ -92,6 +100,9 @@ def revoke(request, pk):
 
 # --- people (admins only) -------------------------------------------------------------------
 
+# The People page shows the latest audit entries; the Django admin lists them all.
+AUDIT_LOG_SHOWN = 50
+
 
 def _show_password_once(request, user, password: str) -> None:
     request.session[NEW_PASSWORD_SESSION_KEY] = {"username": user.username, "password": password}
@@ -106,6 +117,7 @@ def people(request):
         try:
             user, password = create_person(
                 data["username"],
+                by=request.user,
                 email=data["email"],
                 is_staff=data["is_staff"],
                 password=data["password"],
@@ -117,42 +129,67 @@ def people(request):
             role = "admin" if user.is_staff else "teacher"
             messages.success(request, f"Account “{user.username}” created ({role}).")
             return redirect("accounts:people")
+    people = list(get_user_model().objects.order_by("-is_active", "username"))
+    locked = locked_accounts()
+    for person in people:
+        person.locked_out = person.get_username().casefold() in locked
     context = {
         "form": form,
-        "people": get_user_model().objects.order_by("-is_active", "username"),
+        "people": people,
         "new_password": request.session.pop(NEW_PASSWORD_SESSION_KEY, None),
         "login_url": request.build_absolute_uri("/login/"),
+        "audit_log": AuditEntry.objects.all()[:AUDIT_LOG_SHOWN],
     }
     return render(request, "accounts/people.html", context, status=400 if form.errors else 200)
 
 
-@staff_required
-@require_POST
-def person_active(request, pk):
+def _person_action(view):
+    """A People button: an admin's POST about the account in the URL. `view(request, person)`
+    makes the change and returns what to say; a refusal (PeopleError) is said as an error."""
+
+    @staff_required
+    @require_POST
+    @wraps(view)
+    def wrapped(request, pk):
+        person = get_object_or_404(get_user_model(), pk=pk)
+        try:
+            messages.success(request, view(request, person))
+        except PeopleError as exc:
+            messages.error(request, str(exc))
+        return redirect("accounts:people")
+
+    return wrapped
+
+
+@_person_action
+def person_active(request, person) -> str:
     """Deactivate (active=0) or reactivate (active=1) an account."""
-    person = get_object_or_404(get_user_model(), pk=pk)
     active = request.POST.get("active") == "1"
-    try:
-        set_active(person, active, by=request.user)
-    except PeopleError as exc:
-        messages.error(request, str(exc))
-    else:
-        if active:
-            messages.success(request, f"“{person.username}” can log in again.")
-        else:
-            messages.success(
-                request,
-                f"“{person.username}” is deactivated: they can no longer log in or use the API. "
-                "Their classrooms and results are kept.",
-            )
-    return redirect("accounts:people")
+    set_active(person, active, by=request.user)
+    if active:
+        return f"“{person.username}” can log in again."
+    return (
+        f"“{person.username}” is deactivated: they can no longer log in or use the API. "
+        "Their classrooms and results are kept."
+    )
 
 
-@staff_required
-@require_POST
-def person_password(request, pk):
+@_person_action
+def person_password(request, person) -> str:
     """A new generated password for an account, shown once."""
-    person = get_object_or_404(get_user_model(), pk=pk)
-    _show_password_once(request, person, reset_password(person))
-    messages.success(request, f"New password set for “{person.username}”.")
-    return redirect("accounts:people")
+    _show_password_once(request, person, reset_password(person, by=request.user))
+    return f"New password set for “{person.username}”."
+
+
+@_person_action
+def person_role(request, person) -> str:
+    """Make an account an admin (role=admin) or a teacher (role=teacher)."""
+    set_role(person, request.POST.get("role") == "admin", by=request.user)
+    return f"“{person.username}” is now {'an admin' if person.is_staff else 'a teacher'}."
+
+
+@_person_action
+def person_unlock(request, person) -> str:
+    """Let an account locked by failed log-ins try again now, from every address."""
+    unlock(person, by=request.user)
+    return f"“{person.username}” can log in again now."

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from accounts.admin import ReadOnlyLogAdmin
+
 from .models import AccessRecord, Classroom, Consent, FaceResult, Photo, Session
 
 
@@ -39,15 +41,9 @@ class FaceResultAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccessRecord)
-class AccessRecordAdmin(admin.ModelAdmin):
-    """Read-only: an access log that can be edited is no log."""
+class AccessRecordAdmin(ReadOnlyLogAdmin):
+    """An access log that can be edited or deleted is no log."""
 
     list_display = ("at", "username", "action", "classroom_name", "session", "detail")
     list_filter = ("action",)
     search_fields = ("username", "classroom_name", "detail")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

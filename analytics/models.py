@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from accounts.models import AppendOnlyModel
 from edumood_site.work import BackgroundWork
 
 from .choices import (
@@ -236,11 +237,12 @@ class FaceResult(models.Model):
         return f"{self.state} face in photo #{self.photo_id}"
 
 
-class AccessRecord(models.Model):
+class AccessRecord(AppendOnlyModel):
     """Who saw or exported which classroom data, and when (architecture: "Responsible use").
 
     Records outlive the classroom and the user (their links are nulled, the names stay), so the
-    log still answers "who exported this class's results" after a deletion.
+    log still answers "who exported this class's results" after a deletion. Append-only: no
+    code path changes or deletes one, and nothing purges them.
     """
 
     user = models.ForeignKey(

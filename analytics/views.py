@@ -168,7 +168,9 @@ def update_retention(request, pk):
                 "affected": affected,
             },
         )
+    before = services.audited_settings(classroom)
     changed = services.set_retention(classroom, retention)
+    services.audit_setting_changes(request.user, classroom, before)
     message = f"Retention set to: {classroom.get_retention_display().lower()}."
     if changed:
         message += f" Applied to {changed} photo(s) already analysed."
@@ -182,7 +184,9 @@ def _save_setting(request, pk, form_class, form_name: str, message) -> object:
     classroom, form = _posted_setting(request, pk, form_class)
     if not form.is_valid():
         return _classroom_page(request, classroom, **{form_name: form})
+    before = services.audited_settings(classroom)
     form.save()
+    services.audit_setting_changes(request.user, form.instance, before)
     messages.success(request, message(form.instance))
     return redirect("analytics:classroom", classroom.pk)
 

@@ -99,9 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Throttle and failed-log-in counters must be shared by every web process (gunicorn -w N), so
-# the cache is the database (table created by the accounts migrations) or, in production,
-# Redis; never a per-process memory cache.
+# API throttle counters must be shared by every web process (gunicorn -w N), so the cache is
+# the database (table created by the accounts migrations) or, in production, Redis; never a
+# per-process memory cache. (The log-in limits are rows of their own: accounts.LoginBudget.)
 CACHE_URL = env_str("CACHE_URL", "")
 if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} must be a redis:// URL (or empty).")
@@ -117,10 +117,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Failed log-ins allowed per account and per client address (API token, /login/, admin login)
-# before further attempts wait for the window to end; see accounts/login_limits.py.
-EDUMOOD_LOGIN_ACCOUNT_RATE = env_rate("EDUMOOD_LOGIN_ACCOUNT_RATE", "10/hour")
-EDUMOOD_LOGIN_ADDRESS_RATE = env_rate("EDUMOOD_LOGIN_ADDRESS_RATE", "50/hour")
+# Every password check (API token, /login/, admin login) goes through the log-in limits.
+AUTHENTICATION_BACKENDS = ["accounts.login_limits.LimitedModelBackend"]
+# Failed log-ins allowed per (account, client address) pair, and per address for all accounts:
+# a burst of N, then one per period/N (accounts/login_limits.py). The address's budget is shared
+# by everyone behind one NAT address (a school): large, and skipped by known pairs.
+if env_str("EDUMOOD_LOGIN_ACCOUNT_RATE", ""):  # a limit an operator set must not vanish quietly
+    raise ImproperlyConfigured(
+        "EDUMOOD_LOGIN_ACCOUNT_RATE is now EDUMOOD_LOGIN_PAIR_RATE: failed log-ins per account "
+        "and client address (see the README's log-in limits)."
+    )
+EDUMOOD_LOGIN_PAIR_RATE = env_rate("EDUMOOD_LOGIN_PAIR_RATE", "10/hour")
+EDUMOOD_LOGIN_ADDRESS_RATE = env_rate("EDUMOOD_LOGIN_ADDRESS_RATE", "300/hour")
 # How many reverse proxies in front of the web server append to X-Forwarded-For. 0: the client
 # is the peer address, and the header (which any client can write) is ignored.
 EDUMOOD_TRUSTED_PROXIES = env_int("EDUMOOD_TRUSTED_PROXIES", 0)

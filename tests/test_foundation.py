@@ -72,6 +72,11 @@ def test_production_settings_require_secret_key_and_pass_deploy_check():
     assert deploy.returncode == 0, deploy.stderr
 
 
+def test_the_renamed_log_in_limit_stops_the_start_rather_than_vanish():
+    old = _django("check", DEBUG="true", EDUMOOD_LOGIN_ACCOUNT_RATE="5/hour")
+    assert old.returncode != 0 and "is now EDUMOOD_LOGIN_PAIR_RATE" in old.stderr
+
+
 def test_ml_package_never_imports_django_or_the_apps_and_the_library_never_its_cli():
     offenders = []
     for path in (ROOT / "ml").rglob("*.py"):

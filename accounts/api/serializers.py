@@ -16,14 +16,14 @@ class TokenObtainSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         request = self.context.get("request")
-        wait = retry_after(request, attrs["username"])
-        if wait:
-            raise exceptions.Throttled(wait, detail=wait_message(wait))
         user = authenticate(
             request=request,
             username=attrs["username"],
             password=attrs["password"],
         )
+        wait = retry_after(request)
+        if wait:
+            raise exceptions.Throttled(wait, detail=wait_message(wait))
         if user is None:
             # One message for a wrong password, an unknown user and an inactive one.
             raise serializers.ValidationError(
@@ -53,18 +53,28 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 class PersonSerializer(serializers.ModelSerializer):
     """An account as admins see it on the People page (never its password)."""
 
+    locked_out = serializers.SerializerMethodField(
+        help_text="Failed log-ins hold this account back from at least one address; "
+        "`POST /api/people/{id}/unlock/` clears them."
+    )
+
     class Meta:
         model = get_user_model()
         fields = [
-            "id", "username", "email", "is_staff", "is_superuser", "is_active", "last_login",
-            "date_joined",
+            "id", "username", "email", "is_staff", "is_superuser", "is_active", "locked_out",
+            "last_login", "date_joined",
         ]  # fmt: skip
-        read_only_fields = [f for f in fields if f != "is_active"]
+        read_only_fields = [f for f in fields if f not in ("is_active", "is_staff")]
         extra_kwargs = {
             "is_active": {
                 "help_text": "false deactivates the account (no log-in, no API); true restores it."
-            }
+            },
+            "is_staff": {"help_text": "true makes the account an admin; false a teacher."},
         }
+
+    def get_locked_out(self, person) -> bool:
+        # The view puts the locked usernames in the context: one query for a whole list.
+        return person.get_username().casefold() in self.context.get("locked_accounts", ())
 
 
 class PersonCreateSerializer(serializers.Serializer):

@@ -1,15 +1,26 @@
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 
 from edumood_site.api import SettingsRateThrottle
 
+from ..login_limits import locked_accounts
 from ..models import ApiToken
-from ..services import PeopleError, create_person, issue_token, revoke_token, set_active
+from ..services import (
+    PeopleError,
+    create_person,
+    issue_token,
+    revoke_token,
+    set_active,
+    set_role,
+)
+from ..services import unlock as unlock_account
 from .serializers import (
     ApiTokenSerializer,
     PersonCreatedSerializer,
@@ -71,8 +82,10 @@ class ApiTokenViewSet(
         "password, generated unless one was given, once.",
     ),
     partial_update=extend_schema(
-        description='Deactivate (`{"is_active": false}`) or reactivate an account. Admins '
-        "cannot deactivate themselves; only a superuser can deactivate a superuser."
+        description='Deactivate (`{"is_active": false}`) or reactivate an account; make it an '
+        'admin (`{"is_staff": true}`) or a teacher. Admins cannot deactivate themselves or '
+        "change their own role; only a superuser can do either to a superuser. Each change is "
+        "written to the audit log."
     ),
 )
 class PersonViewSet(
@@ -93,16 +106,29 @@ class PersonViewSet(
         data = PersonCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            user, password = create_person(**data.validated_data)
+            user, password = create_person(**data.validated_data, by=request.user)
         except ValidationError as exc:
             raise serializers.ValidationError({"password": exc.messages}) from exc
         user.new_password = password  # in this answer only; the row holds its hash
         return Response(PersonCreatedSerializer(user).data, status=status.HTTP_201_CREATED)
 
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "locked_accounts": locked_accounts()}
+
     def perform_update(self, serializer):
-        person = serializer.instance
-        if "is_active" in serializer.validated_data:
-            try:
-                set_active(person, serializer.validated_data["is_active"], by=self.request.user)
-            except PeopleError as exc:
-                raise serializers.ValidationError({"is_active": [str(exc)]}) from exc
+        person, data = serializer.instance, serializer.validated_data
+        with transaction.atomic():  # both changes or neither
+            for field, change in [("is_active", set_active), ("is_staff", set_role)]:
+                if field in data:
+                    try:
+                        change(person, data[field], by=self.request.user)
+                    except PeopleError as exc:
+                        raise serializers.ValidationError({field: [str(exc)]}) from exc
+
+    @extend_schema(request=None, responses={200: PersonSerializer})
+    @action(detail=True, methods=["post"])
+    def unlock(self, request, pk=None):
+        """Forget the account's failed log-ins from every address: it may log in again now."""
+        person = self.get_object()
+        unlock_account(person, by=request.user)
+        return Response(self.get_serializer(person).data)

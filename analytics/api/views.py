@@ -137,10 +137,12 @@ class ClassroomViewSet(viewsets.ModelViewSet):
         serializer.save(owner=self.request.user)
 
     def perform_update(self, serializer):
+        before = services.audited_settings(serializer.instance)
         retention = serializer.validated_data.pop("retention", None)
         classroom = serializer.save()
         if retention is not None and retention != classroom.retention:
             services.set_retention(classroom, retention)
+        services.audit_setting_changes(self.request.user, classroom, before)
 
     @extend_schema(
         request=ConsentRequestSerializer,

@@ -1,7 +1,8 @@
 """Domain operations of the classroom side, one module per concern. Pages, the API and tasks
 call them through this facade:
 
-- consent: consent records, access records, retention of originals (blur / delete)
+- consent: consent records, access records, retention of originals (blur / delete), the audit
+  of classroom setting changes
 - uploads: checking and storing uploaded photos and zips
 - analysis: analysing a photo (through edumood_site.work), retry, re-analysis
 - aggregates: session summaries, trends, timelines, in-person vs online
@@ -29,6 +30,8 @@ from .analysis import (
 )
 from .consent import (
     ConsentRequired,
+    audit_setting_changes,
+    audited_settings,
     delete_photo_file,
     photos_retention_changes,
     record_access,
@@ -46,7 +49,8 @@ from .uploads import (
 
 __all__ = [
     "ALLOWED_FORMATS", "CORRECTION_NOTE", "ConsentRequired", "ENGAGEMENT_DEFINITION",
-    "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions",
+    "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo",
+    "audit_setting_changes", "audited_settings", "classroom_sessions",
     "classroom_trends", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
     "model_versions_used", "photos_retention_changes", "quantify_session", "reanalysable_photos",
     "reanalyse_session", "record_access", "record_consent", "retry_photo", "session_summaries",

@@ -7,6 +7,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from PIL import Image, ImageFilter
 
+from accounts.choices import AuditAction
+from accounts.services import audit
+
 from ..choices import AccessAction, ImageState, PhotoStatus, Retention
 from ..models import AccessRecord, Classroom, Consent, Photo
 
@@ -28,6 +31,33 @@ def record_access(
         session=session,
         detail=detail[:200],
     )
+
+
+# The classroom settings whose every change goes to the audit log (accounts), and as what.
+AUDITED_SETTINGS = {
+    "retention": AuditAction.RETENTION,
+    "hide_face_detail": AuditAction.FACE_DETAIL,
+    "detection_mode": AuditAction.DETECTION,
+}
+
+
+def audited_settings(classroom: Classroom) -> dict:
+    """The classroom's audited settings as the audit log words them, to compare after a change."""
+    return {field: _setting_shown(field, getattr(classroom, field)) for field in AUDITED_SETTINGS}
+
+
+def _setting_shown(field: str, value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(dict(Classroom._meta.get_field(field).flatchoices).get(value, value))
+
+
+def audit_setting_changes(by, classroom: Classroom, before: dict) -> None:
+    """Write each audited setting of `classroom` that differs from `before` to the audit log."""
+    after = audited_settings(classroom)
+    for field, action in AUDITED_SETTINGS.items():
+        if before[field] != after[field]:
+            audit(by, action, classroom, old=before[field], new=after[field])
 
 
 def record_consent(classroom: Classroom, *, user, **fields) -> Consent:

@@ -130,9 +130,9 @@ def test_the_people_api_creates_with_a_password_once_and_deactivates(boss):
     off = api.patch(f"/api/people/{body['id']}/", {"is_active": False}, format="json")
     assert off.status_code == 200 and off.json()["is_active"] is False
     assert not _logs_in("ada", body["password"])
-    # Nothing but is_active can be changed, and an admin cannot lock themself out.
+    # Nothing but is_active and is_staff can be changed, and an admin cannot lock themself out.
     api.patch(f"/api/people/{body['id']}/", {"username": "eve", "is_staff": True}, format="json")
-    assert User.objects.filter(username="ada", is_staff=False).exists()
+    assert User.objects.filter(username="ada", is_staff=True).exists()
     myself = api.patch(f"/api/people/{boss.pk}/", {"is_active": False}, format="json")
     assert myself.status_code == 400 and "own account" in myself.json()["is_active"][0]
     weak = api.post("/api/people/", {"username": "bob", "password": "123"}, format="json")

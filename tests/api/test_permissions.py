@@ -119,6 +119,12 @@ MATRIX = [
     Row("POST", "/api/people/", staff(201), lambda _: {"username": "new.teacher"}),
     Row("GET", "/api/people/{person}/", staff(200)),
     Row("PATCH", "/api/people/{person}/", staff(200), lambda _: {"is_active": False}),
+    Row("PATCH", "/api/people/{person}/", staff(200), lambda _: {"is_staff": True}),
+    Row("POST", "/api/people/{person}/unlock/", staff(200)),
+    # A staff admin must not take over a superuser: refused with the reason (400), not done.
+    Row("PATCH", "/api/people/{superuser}/", staff(400), lambda _: {"is_active": False}),
+    Row("PATCH", "/api/people/{superuser}/", staff(400), lambda _: {"is_staff": False}),
+    Row("POST", "/api/people/{superuser}/unlock/", staff(200)),
 ]
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")

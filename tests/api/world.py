@@ -130,6 +130,11 @@ class World:
 
         return get_user_model().objects.create_user("carol", password=PASSWORD).pk
 
+    def _make_superuser(self):
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().objects.create_superuser("root", password=PASSWORD).pk
+
     def _make_audit(self):
         from classifier.models import AuditReport
 

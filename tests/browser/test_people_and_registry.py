@@ -1,5 +1,6 @@
-"""What an admin and a teacher see of issue 15's points 2, 7-10 in Chromium, at a laptop's
-1366x768 and a phone's 390 px width, with screenshots in test-output/<test>/."""
+"""What an admin and a teacher see of issue 15's points 2, 7-10 and issue 24's unlock and audit
+log in Chromium, at a laptop's 1366x768 and a phone's 390 px width, with screenshots in
+test-output/<test>/."""
 
 from datetime import date
 
@@ -154,6 +155,50 @@ def test_admin_creates_a_teacher_deactivates_them_and_promotes_a_flagged_model_o
     page.click("#promote-form button[type=submit]")
     expect(page.locator(".messages")).to_contain_text("is now the active model")
     assert ModelVersion.objects.get(pk=angry.pk).is_active
+
+
+def test_admin_unlocks_a_locked_out_teacher_and_reads_the_audit_log(
+    live_server, page, out_dir, settings
+):
+    from playwright.sync_api import expect
+
+    settings.EDUMOOD_LOGIN_PAIR_RATE = "3/hour"
+    User = get_user_model()
+    User.objects.create_user("boss", password=PASSWORD, is_staff=True)
+    User.objects.create_superuser("root", password=PASSWORD)
+    User.objects.create_user("carol", password=PASSWORD)
+    User.objects.create_user("ada", password=PASSWORD)
+    base = live_server.url
+
+    for attempt in range(3):
+        log_in(page, base, "ada", f"wrong-{attempt}")
+    log_in(page, base, "ada", PASSWORD)  # the right one, held back
+    expect(page.locator("main")).to_contain_text("Too many failed log-ins")
+    shoot(page, out_dir, "1-login-locked-out")
+
+    log_in(page, base, "boss", PASSWORD)  # same address, another account: not held back
+    page.goto(f"{base}/people/")
+    ada = page.locator("[data-person='ada']")
+    expect(ada.locator(".status.locked")).to_have_text("locked out")
+    expect(page.locator("[data-person='root'] button:has-text('Make')")).to_have_count(0)
+    shoot(page, out_dir, "2-people-locked-out")
+    page.click("[data-person='root'] button:has-text('New password')")
+    expect(page.locator(".messages")).to_contain_text("Only a superuser can set a new password")
+    page.click("[data-person='carol'] button:has-text('Make admin')")
+    expect(page.locator(".messages")).to_contain_text("“carol” is now an admin")
+    page.click("[data-person='ada'] button:has-text('Unlock')")
+    expect(page.locator(".messages")).to_contain_text("“ada” can log in again now")
+    expect(ada.locator(".status.locked")).to_have_count(0)
+    log_rows = page.locator("#audit-log tbody tr")
+    expect(log_rows).to_have_count(2)
+    expect(log_rows.nth(0)).to_contain_text("Log-in limit cleared")
+    expect(log_rows.nth(1)).to_contain_text("teacher → admin")
+    page.locator("#audit-log").scroll_into_view_if_needed()
+    shoot(page, out_dir, "3-people-unlocked-audit-log")
+    log_out(page)
+
+    log_in(page, base, "ada", PASSWORD)
+    expect(page.locator("h1")).to_have_text("Welcome, ada")
 
 
 def test_teacher_sees_retention_choices_confirmations_and_the_results_own_model(
