@@ -18,8 +18,9 @@ class DetectionMode(models.TextChoices):
 
 # What each retention setting keeps, said where a teacher chooses one.
 RETENTION_KEEPS = {
-    Retention.BLUR: "Keeps the photo with every detected face pixelated, so results are drawn "
-    "on the picture. A face the detector missed stays as it was.",
+    Retention.BLUR: "Keeps a coarse copy of the photo, so results are drawn on the picture: the "
+    "whole photo in large soft blocks (no face or name label stays recognisable, also those the "
+    "detector missed) and every detected face covered.",
     Retention.DELETE: "Keeps only the results (face boxes, states, probabilities): the photo "
     "is deleted once analysed, so results are drawn on a blank frame and cannot be re-analysed.",
     Retention.KEEP: "Keeps the photo as uploaded, faces recognisable, so it can be re-analysed "

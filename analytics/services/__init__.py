@@ -1,7 +1,7 @@
 """Domain operations of the classroom side, one module per concern. Pages, the API and tasks
 call them through this facade:
 
-- consent: consent records, access records, retention of originals (blur / delete)
+- consent: consent records, access records, retention of originals (protected copy / delete)
 - uploads: checking and storing uploaded photos and zips
 - analysis: analysing a photo (through edumood_site.work), retry, re-analysis
 - aggregates: session summaries, trends, timelines, in-person vs online
@@ -31,6 +31,7 @@ from .consent import (
     ConsentRequired,
     delete_photo_file,
     photos_retention_changes,
+    protect_stored_copy,
     record_access,
     record_consent,
     set_retention,
@@ -48,8 +49,8 @@ __all__ = [
     "ALLOWED_FORMATS", "CORRECTION_NOTE", "ConsentRequired", "ENGAGEMENT_DEFINITION",
     "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions",
     "classroom_trends", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
-    "model_versions_used", "photos_retention_changes", "quantify_session", "reanalysable_photos",
-    "reanalyse_session", "record_access", "record_consent", "retry_photo", "session_summaries",
-    "session_summary", "session_timeline", "sessions_csv", "set_retention",
+    "model_versions_used", "photos_retention_changes", "protect_stored_copy", "quantify_session",
+    "reanalysable_photos", "reanalyse_session", "record_access", "record_consent", "retry_photo",
+    "session_summaries", "session_summary", "session_timeline", "sessions_csv", "set_retention",
     "sweep_upload_leftovers", "uncorrected_reason", "upload_photos",
 ]  # fmt: skip
