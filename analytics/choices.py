@@ -58,6 +58,7 @@ class AccessAction(models.TextChoices):
     VIEWED_PHOTO = "viewed_photo", "Viewed a stored photo"
     VIEWED_DASHBOARD = "viewed_dashboard", "Viewed the classroom dashboard"
     PRINTED_REPORT = "printed_report", "Opened the printable report"
+    PRIVACY_RECEIPT = "privacy_receipt", "Opened the privacy receipt"
     EXPORTED_CSV = "exported_csv", "Exported CSV"
 
 

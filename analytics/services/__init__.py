@@ -7,6 +7,7 @@ call them through this facade:
 - aggregates: session summaries, trends, timelines, in-person vs online
 - exports: CSV exports
 - quantification: corrected shares with intervals, computed by the worker and stored
+- receipt: the privacy receipt for parents (class-level facts only)
 """
 
 from .aggregates import (
@@ -38,6 +39,7 @@ from .consent import (
 )
 from .exports import FaceDetailHidden, faces_csv, sessions_csv
 from .quantification import CORRECTION_NOTE, quantify_session, uncorrected_reason
+from .receipt import privacy_receipt
 from .uploads import (
     ALLOWED_FORMATS,
     UploadError,
@@ -49,7 +51,8 @@ __all__ = [
     "ALLOWED_FORMATS", "CORRECTION_NOTE", "ConsentRequired", "ENGAGEMENT_DEFINITION",
     "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions",
     "classroom_trends", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
-    "model_versions_used", "photos_retention_changes", "protect_stored_copy", "quantify_session",
+    "model_versions_used", "photos_retention_changes", "privacy_receipt", "protect_stored_copy",
+    "quantify_session",
     "reanalysable_photos", "reanalyse_session", "record_access", "record_consent", "retry_photo",
     "session_summaries", "session_summary", "session_timeline", "sessions_csv", "set_retention",
     "sweep_upload_leftovers", "uncorrected_reason", "upload_photos",

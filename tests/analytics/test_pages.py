@@ -184,6 +184,7 @@ def _pages(classroom, session, photo):
         reverse("analytics:classroom", args=[c]), reverse("analytics:dashboard", args=[c]),
         reverse("analytics:report", args=[c]), reverse("analytics:session-create", args=[c]),
         reverse("analytics:session", args=[s]), reverse("analytics:photo-image", args=[p]),
+        reverse("analytics:privacy-receipt", args=[c]),
     ]  # fmt: skip
     classroom_actions = ("consent", "retention", "detection", "face-detail", "classroom-delete")
     posts = [
