@@ -104,8 +104,11 @@ def protect_stored_copy(photo: Photo) -> int:
         return 0
     old_name, storage = photo.image.name, photo.image.storage
     with photo.image.open("rb") as handle:
-        # Reduced while decoding: the copy has no more than STORED_SIDE pixels anyway.
-        image = open_image(handle.read(), settings.EDUMOOD_MAX_IMAGE_PIXELS, max_side=STORED_SIDE)
+        # Reduced while decoding (by an integer factor, so to between 1x and 2x STORED_SIDE):
+        # the copy has no more than STORED_SIDE pixels along its long side anyway.
+        image = open_image(
+            handle.read(), settings.EDUMOOD_MAX_IMAGE_PIXELS, max_side=2 * STORED_SIDE
+        )
     # The boxes are in the photo's own pixels; an older copy may be smaller than the photo.
     size = (photo.width, photo.height) if photo.width and photo.height else None
     boxes = list(photo.faces.values_list("x", "y", "w", "h"))
