@@ -2,7 +2,7 @@
 whatever the detector found. Torch-free (the web process makes these copies too).
 
 Why a whole-image transform and not only blurred boxes: a box blur is only as private as the
-detector is thorough, and it missed about 1 face in 12 of 20 px or more in the shared group
+detector is thorough, and it missed about 1 face in 10 of 20 px or more in the shared group
 photos, 1 meeting tile in 6, and never looks at name labels. So the whole photo is reduced to
 blocks (an area average) and smoothed back: at most BLOCKS blocks along its long side, and
 blocks large enough that a face of the photo's median detected size spans at most FACE_BLOCKS
@@ -11,6 +11,11 @@ meeting grid) are as coarse as those. Every detected face (and its margin) is th
 with one flat colour, for the large faces the block size alone would leave too detailed. The
 copy keeps the photo's layout and colours (where each box lies, which tile is which), which is
 what the session page draws the results on.
+
+It needs the stored boxes only, no detector: the web process makes it when a teacher tightens
+retention, and `manage.py protect_stored_copies` makes it from old copies whose originals are
+gone. Covering low-score candidates as well would need a second detection pass in the worker
+and would still leave the misses it exists for; the block size covers those.
 
 Measured with benchmarks/privacy_eval.py, as SSIM (7x7 windows, grayscale) of each region of
 the copy against the original (1.0: identical; the sharp copies of faces the old box-only blur
