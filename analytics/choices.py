@@ -18,8 +18,9 @@ class DetectionMode(models.TextChoices):
 
 # What each retention setting keeps, said where a teacher chooses one.
 RETENTION_KEEPS = {
-    Retention.BLUR: "Keeps the photo with every detected face pixelated, so results are drawn "
-    "on the picture. A face the detector missed stays as it was.",
+    Retention.BLUR: "Keeps a coarse copy of the photo, so results are drawn on the picture: the "
+    "whole photo in large soft blocks (no face or name label stays recognisable, also those the "
+    "detector missed) and every detected face covered.",
     Retention.DELETE: "Keeps only the results (face boxes, states, probabilities): the photo "
     "is deleted once analysed, so results are drawn on a blank frame and cannot be re-analysed.",
     Retention.KEEP: "Keeps the photo as uploaded, faces recognisable, so it can be re-analysed "
@@ -57,6 +58,7 @@ class AccessAction(models.TextChoices):
     VIEWED_PHOTO = "viewed_photo", "Viewed a stored photo"
     VIEWED_DASHBOARD = "viewed_dashboard", "Viewed the classroom dashboard"
     PRINTED_REPORT = "printed_report", "Opened the printable report"
+    PRIVACY_RECEIPT = "privacy_receipt", "Opened the privacy receipt"
     EXPORTED_CSV = "exported_csv", "Exported CSV"
 
 

@@ -33,8 +33,9 @@ class Classroom(models.Model):
     subject = models.CharField(max_length=120, blank=True)
     description = models.TextField(blank=True)
     # A blurred copy is the default: results drawn on nothing (originals deleted) left teachers
-    # unable to tell which box was which part of the room, and a copy with every detected face
-    # pixelated is far less sensitive than the original. Deleting stays one choice away.
+    # unable to tell which box was which part of the room, and the protected copy (ml.privacy:
+    # the whole photo in coarse blocks, detected faces covered) keeps the layout but no face or
+    # name. Deleting stays one choice away.
     retention = models.CharField(max_length=10, choices=Retention.choices, default=Retention.BLUR)
     detection_mode = models.CharField(
         max_length=10,
@@ -172,6 +173,10 @@ class Photo(BackgroundWork):
     image_state = models.CharField(
         max_length=10, choices=ImageState.choices, default=ImageState.ORIGINAL
     )
+    # ml.privacy.VERSION of the transform that made the stored blurred copy; 0 for copies made
+    # before it (they blurred detected faces only), which `manage.py protect_stored_copies`
+    # makes again.
+    privacy_version = models.PositiveSmallIntegerField(default=0)
 
     QUEUED, RUNNING, TERMINAL = PhotoStatus.QUEUED, PhotoStatus.ANALYSING, TERMINAL_PHOTO_STATUSES
     TASK = "analytics.analyze_photo"

@@ -16,6 +16,7 @@ urlpatterns = [
     path("classrooms/<int:pk>/sessions/new/", views.create_session, name="session-create"),
     path("classrooms/<int:pk>/dashboard/", views.dashboard, name="dashboard"),
     path("classrooms/<int:pk>/report/", views.report, name="report"),
+    path("classrooms/<int:pk>/privacy/", views.privacy_receipt, name="privacy-receipt"),
     path("sessions/<int:pk>/", views.session_detail, name="session"),
     path("sessions/<int:pk>/reanalyse/", views.reanalyse_session, name="session-reanalyse"),
     path("sessions/<int:pk>/delete/", views.delete_session, name="session-delete"),

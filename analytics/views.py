@@ -464,3 +464,18 @@ def report(request, pk):
         **_model_note(row["session"] for row in trends),
     }
     return render(request, "analytics/report.html", context)
+
+
+@login_required
+def privacy_receipt(request, pk):
+    """One printable page for parents: consent, what is kept and for how long, the model and
+    its limits, who opened the results (services.privacy_receipt: class-level only)."""
+    classroom = _classroom(request, pk)
+    services.record_access(request.user, AccessAction.PRIVACY_RECEIPT, classroom)
+    context = {
+        "classroom": classroom,
+        "generated_at": timezone.now(),
+        "receipt": services.privacy_receipt(classroom),
+        "hide_face_detail": classroom.hide_face_detail,
+    }
+    return render(request, "analytics/privacy_receipt.html", context)

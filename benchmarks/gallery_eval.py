@@ -51,23 +51,29 @@ def findable_alone(face: Image.Image) -> bool:
     return bool((scores[boxes[:, 3] > 60] >= 0.5).any())
 
 
-def screenshots(data_dir: Path, seed: int = 0) -> list[dict]:
-    """The benchmark's screenshots: image, face rectangles and whether each face is findable."""
+def galleries(data_dir: Path, seed: int = 0):
+    """The benchmark's screenshots as (grid, width, context, Gallery, its faces' images)."""
     cases = [(g, w, c) for g in GRIDS for w in WIDTHS for c in (False, True)]
     need = sum(g * g - 1 for g, _, _ in cases)
     faces = fer_faces(data_dir, need, seed=seed)
     rng = np.random.default_rng(seed)
-    out, used = [], 0
+    used = 0
     for i, (grid, width, context) in enumerate(cases):
         batch = faces[used : used + grid * grid - 1]
         used += len(batch)
         gallery = meeting_screenshot(batch, width, grid, grid, empty=1,
                                      face_height=float(rng.uniform(0.45, 0.75)), seed=seed + i,
                                      context=context)  # fmt: skip
-        findable = [findable_alone(f) for f in batch]
-        out.append(dict(grid=grid, width=width, context=context, image=gallery.image,
-                        faces=gallery.faces, findable=findable))  # fmt: skip
-    return out
+        yield grid, width, context, gallery, batch
+
+
+def screenshots(data_dir: Path, seed: int = 0) -> list[dict]:
+    """The benchmark's screenshots: image, face rectangles and whether each face is findable."""
+    return [
+        dict(grid=grid, width=width, context=context, image=gallery.image, faces=gallery.faces,
+             findable=[findable_alone(f) for f in batch])
+        for grid, width, context, gallery, batch in galleries(data_dir, seed)
+    ]  # fmt: skip
 
 
 def score(boxes, case: dict) -> tuple[np.ndarray, int]:

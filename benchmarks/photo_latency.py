@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml.data import attach_attributes, load_images  # noqa: E402
 from ml.detect import MODES, get_detector, load_annotations  # noqa: E402
-from ml.photo import crop_faces, detect_faces, open_image  # noqa: E402
+from ml.photo import crop_faces, detect_faces  # noqa: E402
 from ml.predict import Classifier  # noqa: E402
+from ml.safety import open_image  # noqa: E402
 
 FRAMING_SCALES = (0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.5)
 

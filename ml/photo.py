@@ -11,16 +11,16 @@ prediction of their original crop back 73 % / 73 % / 65 % / 49 % of the time
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
 from ml.detect import Detector, FaceBox, get_detector
 from ml.errors import InvalidImage
 from ml.labels import OTHER_COLOUR, STATE_COLOURS
 from ml.preprocess import to_grayscale_array
-from ml.safety import DEFAULT_MAX_PIXELS, opened_image
+from ml.safety import open_image, to_rgb
 
 if TYPE_CHECKING:
     from ml.predict import Classifier
@@ -30,71 +30,6 @@ if TYPE_CHECKING:
 DETECT_MAX_SIDE = 4096
 # The crop is a square of CROP_SCALE x the face box's longer side (its height, for upright faces).
 CROP_SCALE = 1.0
-
-
-# --- opening photos -------------------------------------------------------------------------
-
-
-def open_image(
-    source: bytes | str | Path | IO[bytes],
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    *,
-    max_side: int | None = None,
-) -> Image.Image:
-    """A decoded RGB image with its EXIF orientation applied.
-
-    Accepts file bytes, a path or a binary file object. Any colour mode is turned into RGB:
-    transparency is composited on white, 16-bit and float samples are scaled to 8 bits.
-    Raises InvalidImage for a missing, non-image, corrupt or truncated file and for an image
-    over `max_pixels` (checked from the header, before decoding: a decompression bomb).
-
-    With `max_side`, a photo with a longer side is reduced once, as it is decoded (a JPEG is
-    decoded straight at 1/2 to 1/8 scale), and everything after works on the small copy; its
-    upright size before the reduction is in `image.info["full_size"]` (analyze_photo reports
-    boxes in it).
-    """
-    name = str(source) if isinstance(source, str | Path) else ""
-    with opened_image(source, max_pixels, name=name) as image:
-        full = image.size
-        if max_side and max(full) > max_side:
-            shrink = max_side / max(full)
-            image.draft("RGB", (math.ceil(full[0] * shrink), math.ceil(full[1] * shrink)))
-        image.load()
-        factor = math.ceil(max(image.size) / max_side) if max_side else 1
-        if factor > 1:
-            image = image.reduce(factor)
-        reduced = image.size
-        ImageOps.exif_transpose(image, in_place=True)
-        turned = image.size != reduced
-        rgb = _to_rgb(image)
-        rgb.info["full_size"] = full[::-1] if turned else full
-        return rgb
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB pixels of an image in any Pillow mode."""
-    if image.mode == "RGB":
-        return image
-    if image.mode.startswith("I") or image.mode == "F":
-        return Image.fromarray(_to_8bit(np.asarray(image))).convert("RGB")
-    if "A" in image.mode or "a" in image.mode or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    try:
-        return image.convert("RGB")
-    except ValueError as exc:
-        raise InvalidImage(f"unsupported colour mode {image.mode}") from exc
-
-
-def _to_8bit(samples: np.ndarray) -> np.ndarray:
-    """uint8 from 16-bit, 32-bit integer or float samples (16-bit range unless larger)."""
-    samples = samples.astype(np.float64)
-    top = samples.max(initial=0.0)
-    if top <= 255:
-        return np.clip(samples, 0, 255).astype(np.uint8)
-    scale = 255 / (65535 if top <= 65535 else top)
-    return np.clip(samples * scale, 0, 255).round().astype(np.uint8)
 
 
 # --- faces ----------------------------------------------------------------------------------
@@ -185,7 +120,7 @@ def analyze_photo(
     `image` is a PIL image (EXIF orientation already applied, as open_image does) or anything
     open_image accepts. A photo without faces gives an empty list.
     """
-    image = _to_rgb(image) if isinstance(image, Image.Image) else open_image(image)
+    image = to_rgb(image) if isinstance(image, Image.Image) else open_image(image)
     width, height = image.info.get("full_size", image.size)
     boxes = detect_faces(image, detector)
     if not boxes:
@@ -213,7 +148,7 @@ def annotate(image: Image.Image, analysis: PhotoAnalysis) -> Image.Image:
     (a crowd's names would otherwise cover the faces) and left out for faces under 24 px,
     whose box colour says the state.
     """
-    out = _to_rgb(image).copy()
+    out = to_rgb(image).copy()
     draw = ImageDraw.Draw(out)
     line = max(1, round(max(out.size) / 500))
     for face in analysis.faces:

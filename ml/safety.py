@@ -1,9 +1,11 @@
 """The one image-safety and the one zip-safety policy: every image and every zip that EduMood
 reads from outside (photos, uploads, datasets) passes through these, with limits the caller
-passes in (the web app from its settings, the CLI the defaults here).
+passes in (the web app from its settings, the CLI the defaults here). Torch-free: the web
+process opens photos with open_image too (to make their stored copies, ml.privacy).
 """
 
 import io
+import math
 import struct
 import warnings
 import zipfile
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ml.errors import ImageProblem, InvalidImage, UnsafeArchive
 
@@ -97,6 +100,68 @@ def opened_image(
         raise InvalidImage(
             f"{prefix}corrupt or truncated image ({exc})", ImageProblem.CORRUPT
         ) from exc
+
+
+def open_image(
+    source: bytes | str | Path | IO[bytes],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    max_side: int | None = None,
+) -> Image.Image:
+    """A decoded RGB image with its EXIF orientation applied.
+
+    Accepts file bytes, a path or a binary file object. Any colour mode is turned into RGB:
+    transparency is composited on white, 16-bit and float samples are scaled to 8 bits.
+    Raises InvalidImage for a missing, non-image, corrupt or truncated file and for an image
+    over `max_pixels` (checked from the header, before decoding: a decompression bomb).
+
+    With `max_side`, a photo with a longer side is reduced once, as it is decoded (a JPEG is
+    decoded straight at 1/2 to 1/8 scale), and everything after works on the small copy; its
+    upright size before the reduction is in `image.info["full_size"]` (analyze_photo reports
+    boxes in it).
+    """
+    name = str(source) if isinstance(source, str | Path) else ""
+    with opened_image(source, max_pixels, name=name) as image:
+        full = image.size
+        if max_side and max(full) > max_side:
+            shrink = max_side / max(full)
+            image.draft("RGB", (math.ceil(full[0] * shrink), math.ceil(full[1] * shrink)))
+        image.load()
+        factor = math.ceil(max(image.size) / max_side) if max_side else 1
+        if factor > 1:
+            image = image.reduce(factor)
+        reduced = image.size
+        ImageOps.exif_transpose(image, in_place=True)
+        turned = image.size != reduced
+        rgb = to_rgb(image)
+        rgb.info["full_size"] = full[::-1] if turned else full
+        return rgb
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB pixels of an image in any Pillow mode."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        return Image.fromarray(_to_8bit(np.asarray(image))).convert("RGB")
+    if "A" in image.mode or "a" in image.mode or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except ValueError as exc:
+        raise InvalidImage(f"unsupported colour mode {image.mode}") from exc
+
+
+def _to_8bit(samples: np.ndarray) -> np.ndarray:
+    """uint8 from 16-bit, 32-bit integer or float samples (16-bit range unless larger)."""
+    samples = samples.astype(np.float64)
+    top = samples.max(initial=0.0)
+    if top <= 255:
+        return np.clip(samples, 0, 255).astype(np.uint8)
+    scale = 255 / (65535 if top <= 65535 else top)
+    return np.clip(samples * scale, 0, 255).round().astype(np.uint8)
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,10 @@ class PhotoSerializer(serializers.ModelSerializer):
     def get_image_url(self, photo) -> str | None:
         if not photo.image:
             return None
-        # The state in the URL makes a browser fetch the blurred copy, not reuse the original.
-        return f"{reverse('analytics:photo-image', args=[photo.pk])}?v={photo.image_state}"
+        # The state and transform version in the URL make a browser fetch a new copy, not reuse
+        # the original or an older copy.
+        version = f"{photo.image_state}{photo.privacy_version or ''}"
+        return f"{reverse('analytics:photo-image', args=[photo.pk])}?v={version}"
 
 
 class ConsentRequestSerializer(ConsentSerializer):

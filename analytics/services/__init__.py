@@ -1,13 +1,14 @@
 """Domain operations of the classroom side, one module per concern. Pages, the API and tasks
 call them through this facade:
 
-- consent: consent records, access records, retention of originals (blur / delete), the audit
-  of classroom setting changes
+- consent: consent records, access records, retention of originals (protected copy / delete),
+  the audit of classroom setting changes
 - uploads: checking and storing uploaded photos and zips
 - analysis: analysing a photo (through edumood_site.work), retry, re-analysis
 - aggregates: session summaries, trends, timelines, in-person vs online
 - exports: CSV exports
 - quantification: corrected shares with intervals, computed by the worker and stored
+- receipt: the privacy receipt for parents (class-level facts only)
 """
 
 from .aggregates import (
@@ -34,12 +35,14 @@ from .consent import (
     audited_settings,
     delete_photo_file,
     photos_retention_changes,
+    protect_stored_copy,
     record_access,
     record_consent,
     set_retention,
 )
 from .exports import FaceDetailHidden, faces_csv, sessions_csv
 from .quantification import CORRECTION_NOTE, quantify_session, uncorrected_reason
+from .receipt import privacy_receipt
 from .uploads import (
     ALLOWED_FORMATS,
     UploadError,
@@ -52,8 +55,9 @@ __all__ = [
     "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo",
     "audit_setting_changes", "audited_settings", "classroom_sessions",
     "classroom_trends", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
-    "model_versions_used", "photos_retention_changes", "quantify_session", "reanalysable_photos",
-    "reanalyse_session", "record_access", "record_consent", "retry_photo", "session_summaries",
-    "session_summary", "session_timeline", "sessions_csv", "set_retention",
+    "model_versions_used", "photos_retention_changes", "privacy_receipt", "protect_stored_copy",
+    "quantify_session",
+    "reanalysable_photos", "reanalyse_session", "record_access", "record_consent", "retry_photo",
+    "session_summaries", "session_summary", "session_timeline", "sessions_csv", "set_retention",
     "sweep_upload_leftovers", "uncorrected_reason", "upload_photos",
 ]  # fmt: skip

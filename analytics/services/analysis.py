@@ -63,7 +63,8 @@ def _analyse_and_store(photo: Photo) -> None:
 
 def _analyse(photo: Photo):
     from ml.detect import get_detector
-    from ml.photo import DETECT_MAX_SIDE, analyze_photo, open_image
+    from ml.photo import DETECT_MAX_SIDE, analyze_photo
+    from ml.safety import open_image
 
     version = active_model_version()
     if version is None:

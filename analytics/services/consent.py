@@ -1,14 +1,14 @@
 """Consent, access records and what happens to originals: the responsible-use rules."""
 
 import io
-from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from PIL import Image, ImageFilter
 
 from accounts.choices import AuditAction
 from accounts.services import audit
+from ml.privacy import STORED_SIDE, VERSION, protected_copy
+from ml.safety import open_image
 
 from ..choices import AccessAction, ImageState, PhotoStatus, Retention
 from ..models import AccessRecord, Classroom, Consent, Photo
@@ -99,56 +99,55 @@ def set_retention(classroom: Classroom, retention: str) -> int:
     return sum(apply_retention(photo) for photo in photos)
 
 
-def blur_faces(image: Image.Image, boxes: Iterable[tuple[int, int, int, int]]) -> Image.Image:
-    """A copy with each box (widened a little, to cover hair and chin) heavily blurred."""
-    out = image.convert("RGB")
-    for x, y, w, h in boxes:
-        pad_x, pad_y = int(w * 0.25), int(h * 0.25)
-        area = (
-            max(0, x - pad_x),
-            max(0, y - pad_y),
-            min(out.width, x + w + pad_x),
-            min(out.height, y + h + pad_y),
-        )
-        if area[2] <= area[0] or area[3] <= area[1]:
-            continue
-        region = out.crop(area)
-        # Pixelate first so no blur radius can be undone, then smooth the blocks.
-        small = region.resize((max(1, region.width // 12), max(1, region.height // 12)))
-        region = small.resize(region.size, Image.Resampling.NEAREST)
-        out.paste(region.filter(ImageFilter.GaussianBlur(max(2, w // 10))), area[:2])
-    return out
-
-
 def apply_retention(photo: Photo) -> int:
     """Blur or delete an analysed original as its classroom asks; 1 if the photo changed.
 
     Originals are the most sensitive thing EduMood holds and the results do not need them, so
-    unless the classroom keeps them they are blurred (the default) or deleted as soon as the
-    analysis is stored. Faces the detector missed are not blurred: the blurred copy is only as
-    private as the detector is thorough.
+    unless the classroom keeps them they are replaced by a protected copy (the default) or
+    deleted as soon as the analysis is stored. A blurred copy made by an older transform is
+    made again.
     """
-    from ml.photo import open_image
-
     retention = photo.session.classroom.retention
     if retention == Retention.KEEP or photo.image_state == ImageState.DELETED or not photo.image:
         return 0
-    if retention == Retention.BLUR and photo.image_state == ImageState.BLURRED:
-        return 0
-    old_name = photo.image.name
-    storage = photo.image.storage
     if retention == Retention.BLUR:
-        with photo.image.open("rb") as handle:
-            image = open_image(handle.read(), max_pixels=settings.EDUMOOD_MAX_IMAGE_PIXELS)
-        blurred = blur_faces(image, photo.faces.values_list("x", "y", "w", "h"))
-        buffer = io.BytesIO()
-        blurred.save(buffer, "JPEG", quality=88)  # re-encoded: no EXIF (and no GPS) survives
-        photo.image.save("blurred.jpg", ContentFile(buffer.getvalue()), save=False)
-        photo.image_state = ImageState.BLURRED
-    else:
-        photo.image = None
-        photo.image_state = ImageState.DELETED
+        return protect_stored_copy(photo)
+    old_name, storage = photo.image.name, photo.image.storage
+    photo.image = None
+    photo.image_state = ImageState.DELETED
     photo.save(update_fields=["image", "image_state"])
+    storage.delete(old_name)
+    return 1
+
+
+def protect_stored_copy(photo: Photo) -> int:
+    """Replace a photo's stored image by its protected copy (ml.privacy); 1 if it changed.
+
+    Works from the original or from a copy an older transform made: the blocks and covered
+    boxes of the new transform take in whatever the old copy still showed. A copy of the
+    current VERSION is left alone, so running this again changes nothing.
+    """
+    if not photo.image or photo.image_state == ImageState.DELETED:
+        return 0
+    if photo.image_state == ImageState.BLURRED and photo.privacy_version >= VERSION:
+        return 0
+    old_name, storage = photo.image.name, photo.image.storage
+    with photo.image.open("rb") as handle:
+        # Reduced while decoding (by an integer factor, so to between 1x and 2x STORED_SIDE):
+        # the copy has no more than STORED_SIDE pixels along its long side anyway.
+        image = open_image(
+            handle.read(), settings.EDUMOOD_MAX_IMAGE_PIXELS, max_side=2 * STORED_SIDE
+        )
+    # The boxes are in the photo's own pixels; an older copy may be smaller than the photo.
+    size = (photo.width, photo.height) if photo.width and photo.height else None
+    boxes = list(photo.faces.values_list("x", "y", "w", "h"))
+    copy = protected_copy(image, boxes, size or image.info["full_size"])
+    buffer = io.BytesIO()
+    copy.save(buffer, "JPEG", quality=88)  # re-encoded: no EXIF (and no GPS) survives
+    photo.image.save("blurred.jpg", ContentFile(buffer.getvalue()), save=False)
+    photo.image_state = ImageState.BLURRED
+    photo.privacy_version = VERSION
+    photo.save(update_fields=["image", "image_state", "privacy_version"])
     storage.delete(old_name)
     return 1
 

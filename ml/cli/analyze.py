@@ -4,9 +4,13 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from PIL import Image
+
 from ml.cli import common
-from ml.photo import analyze_photo, annotate, open_image
+from ml.photo import analyze_photo, annotate
 from ml.predict import Classifier
+from ml.privacy import protected_copy
+from ml.safety import open_image
 
 
 def add_parser(subparsers) -> None:
@@ -17,8 +21,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
     parser.add_argument("--weights", default="default", help="checkpoint path or 'default'")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--annotate", metavar="DIR", type=Path,
-                        help="write each photo with boxes coloured by state into DIR")  # fmt: skip
+    parser.add_argument(
+        "--annotate",
+        metavar="DIR",
+        type=Path,
+        help="write into DIR each photo's protected copy (no recognisable face or name, as "
+        "EduMood stores it) with boxes coloured by state",
+    )
     common.add_detector_options(parser)
     common.add_json_flag(parser)
     parser.set_defaults(func=run)
@@ -41,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
                 n += 1
                 name = f"{path.stem}-{n}.jpg"
             written.add(name)
-            annotate(image, analysis).save(args.annotate / name, quality=90)
+            boxes = [(f.box.x, f.box.y, f.box.w, f.box.h) for f in analysis.faces]
+            copy = protected_copy(image, boxes).resize(image.size, Image.Resampling.BICUBIC)
+            annotate(copy, analysis).save(args.annotate / name, quality=90)
             result["annotated"] = str(args.annotate / name)
         return result
 

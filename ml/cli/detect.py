@@ -4,7 +4,8 @@ import argparse
 from pathlib import Path
 
 from ml.cli import common
-from ml.photo import detect_faces, open_image
+from ml.photo import detect_faces
+from ml.safety import open_image
 
 
 def add_parser(subparsers) -> None:

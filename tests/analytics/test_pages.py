@@ -4,6 +4,7 @@ import json
 from datetime import datetime
 
 import pytest
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -184,6 +185,7 @@ def _pages(classroom, session, photo):
         reverse("analytics:classroom", args=[c]), reverse("analytics:dashboard", args=[c]),
         reverse("analytics:report", args=[c]), reverse("analytics:session-create", args=[c]),
         reverse("analytics:session", args=[s]), reverse("analytics:photo-image", args=[p]),
+        reverse("analytics:privacy-receipt", args=[c]),
     ]  # fmt: skip
     classroom_actions = ("consent", "retention", "detection", "face-detail", "classroom-delete")
     posts = [
@@ -327,6 +329,27 @@ def test_tightening_retention_asks_first_and_says_how_many_photos_change(web, se
     assert set(Photo.objects.values_list("image_state", flat=True)) == {"deleted"}
     # Loosening again changes no stored photo: no question.
     assert web.post(url, {"retention": "keep"}).status_code == 302
+
+
+def test_tightening_from_keep_to_blur_stores_the_protected_copy_at_once(web, session, media_root):
+    from PIL import Image
+
+    from ml.privacy import VERSION
+
+    classroom = session.classroom
+    classroom.retention = "keep"
+    classroom.save()
+    kept = Photo.objects.create(session=session, status="done", width=96, height=72)
+    kept.image.save("kept.jpg", ContentFile(image_bytes(seed=4)))
+    original = kept.image.name
+    url = reverse("analytics:retention", args=[classroom.pk])
+    web.post(url, {"retention": "blur", "confirmed": "yes"})
+    kept.refresh_from_db()
+    assert kept.image_state == "blurred" and kept.privacy_version == VERSION
+    assert not (media_root / original).exists()
+    with kept.image.open("rb") as handle:
+        copy = Image.open(handle)
+        assert copy.format == "JPEG" and copy.size == (96, 72)
 
 
 def test_tightening_from_blur_to_delete_removes_the_blurred_copies(session, media_root):

@@ -13,7 +13,7 @@ they are, their square edge is the only thing around them ("without context"); w
 into them, closer to what a webcam shows.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +85,7 @@ class Gallery:
     image: Image.Image
     faces: list[tuple[int, int, int, int]]  # x, y, w, h of each pasted face image
     empty_tiles: list[tuple[int, int, int, int]]  # x, y, w, h of tiles without video
+    name_bars: list[tuple[int, int, int, int]] = field(default_factory=list)  # x, y, w, h
 
 
 def gallery_screenshot(
@@ -117,7 +118,7 @@ def gallery_screenshot(
     draw.rectangle((0, size[1] - bar, size[0], size[1]), fill=(24, 24, 27))  # meeting toolbar
     empty_slots = set(rng.choice(n_tiles, size=empty, replace=False).tolist())
     speaker = int(rng.integers(n_tiles))
-    found, blank = [], []
+    found, blank, bars = [], [], []
     faces = iter(faces)
     for slot in range(n_tiles):
         x0, y0 = gap + (slot % columns) * (tw + gap), gap + (slot // columns) * (th + gap)
@@ -151,11 +152,12 @@ def gallery_screenshot(
         colour = (138, 180, 248) if slot == speaker else (80, 80, 80)
         draw.rectangle((x0, y0, x0 + tw - 1, y0 + th - 1), outline=colour, width=width)
         left, top_, right, bottom = draw.textbbox((0, 0), name, font=font)
-        draw.rectangle((x0 + 4, y0 + th - (bottom - top_) - 12, x0 + right - left + 14,
-                        y0 + th - 4), fill=(20, 20, 20))  # fmt: skip
+        bar = (x0 + 4, y0 + th - (bottom - top_) - 12, x0 + right - left + 14, y0 + th - 4)
+        draw.rectangle(bar, fill=(20, 20, 20))
+        bars.append((bar[0], bar[1], bar[2] - bar[0] + 1, bar[3] - bar[1] + 1))
         draw.text((x0 + 9 - left, y0 + th - (bottom - top_) - 8 - top_), name, fill="white",
                   font=font)  # fmt: skip
-    return Gallery(image, found, blank)
+    return Gallery(image, found, blank, bars)
 
 
 def _draw_head_and_shoulders(video: Image.Image, face: Image.Image, at: tuple[int, int], rng):

@@ -23,10 +23,10 @@ from ml.photo import (
     annotate,
     crop_faces,
     detect_faces,
-    open_image,
 )
 from ml.predict import Classifier
 from ml.recipe import TrainConfig
+from ml.safety import open_image
 from tests.ml.gallery import draw_face
 
 ARCH = "edu-vgg-s"
