@@ -197,13 +197,13 @@ class Photo(BackgroundWork):
         self.refresh_from_db()
 
     def failure_reason(self, exc: Exception) -> str:
-        from ml.errors import MLError
+        from ml.errors import MLError, without_server_paths
 
         from .services.analysis import AnalysisError
 
         if isinstance(exc, AnalysisError | MLError):
-            return str(exc)  # a reason the teacher can act on
-        return f"Analysis failed ({type(exc).__name__}: {exc}); retry."
+            return without_server_paths(str(exc))  # a reason the teacher can act on
+        return without_server_paths(f"Analysis failed ({type(exc).__name__}: {exc}); retry.")
 
 
 class FaceResult(models.Model):

@@ -44,9 +44,9 @@ def opened_image(
     Refuses, as InvalidImage with a one-line reason: a missing or unreadable file, a non-image,
     a format outside `formats` (Pillow's names, e.g. "JPEG"), a header claiming more than
     `max_pixels` (before decoding: a decompression bomb), with `max_pixels_per_byte`, an image
-    of file bytes over PIXELS_PER_BYTE_CHECKED_ABOVE pixels that claims more pixels per byte
-    (pixel amplification), and any Pillow error raised while the caller decodes inside the
-    `with` block (corrupt or truncated data).
+    over PIXELS_PER_BYTE_CHECKED_ABOVE pixels that claims more pixels per byte of its image
+    data (pixel amplification; see pixel_data_bytes: padding buys nothing), and any Pillow
+    error raised while the caller decodes inside the `with` block (corrupt or truncated data).
     """
     prefix = f"{name}: " if name else ""
     fp = io.BytesIO(source) if isinstance(source, bytes) else source
@@ -71,10 +71,10 @@ def opened_image(
             max_pixels_per_byte is not None
             and isinstance(source, bytes)
             and pixels > PIXELS_PER_BYTE_CHECKED_ABOVE
-            and pixels > max_pixels_per_byte * len(source)
+            and pixels > max_pixels_per_byte * (used := pixel_data_bytes(source, image.format))
         ):
             raise InvalidImage(
-                f"{prefix}{pixels:,} pixels from a file of {len(source):,} bytes is over "
+                f"{prefix}{pixels:,} pixels from {used:,} bytes of image data is over "
                 f"{max_pixels_per_byte:g} pixels per byte, which no photo needs (refused as "
                 "built to cost decoding time)",
                 ImageProblem.PIXELS_PER_BYTE,
@@ -97,6 +97,56 @@ def opened_image(
         raise InvalidImage(
             f"{prefix}corrupt or truncated image ({exc})", ImageProblem.CORRUPT
         ) from exc
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_START_OF_SCAN, JPEG_END = b"\xff\xda", b"\xff\xd9"
+
+
+def pixel_data_bytes(data: bytes, fmt: str | None) -> int:
+    """The bytes of a file that its decoder turns into pixels.
+
+    Padding measured by the file's size would buy pixels: Pillow ignores what follows a PNG's
+    IEND, a JPEG's end marker or a WebP's RIFF size, and skips metadata chunks. So a PNG counts
+    its IDAT chunks, a JPEG its scans (first start-of-scan to the end marker), a WebP its RIFF
+    size; other formats (BMP: mostly raw pixels) their whole file.
+    """
+    if fmt == "PNG" and data.startswith(PNG_SIGNATURE):
+        used, at = 0, len(PNG_SIGNATURE)
+        while at + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[at : at + 8])
+            if kind == b"IDAT":
+                used += min(length, len(data) - at - 8)
+            elif kind == b"IEND":
+                break
+            at += 12 + length  # length and type, data, CRC
+        return used
+    if fmt == "JPEG":
+        start = _jpeg_first_scan(data)
+        if start < 0:
+            return 0
+        end = data.find(JPEG_END, start)  # entropy-coded data never holds FF D9 (stuffing)
+        return (end + 2 if end >= 0 else len(data)) - start
+    if fmt == "WEBP" and data[:4] == b"RIFF":
+        return min(len(data), 8 + struct.unpack("<I", data[4:8])[0])
+    return len(data)
+
+
+def _jpeg_first_scan(data: bytes) -> int:
+    """Where a JPEG's first scan starts, walking the marker segments (an EXIF thumbnail inside
+    APP1 holds its own markers, so a plain search could land in it); -1 when there is none."""
+    at = 2  # after SOI
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return -1
+        marker = data[at : at + 2]
+        if marker[1] == 0xFF:  # fill byte before a marker
+            at += 1
+            continue
+        if marker == JPEG_START_OF_SCAN:
+            return at
+        at += 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
+    return -1
 
 
 @dataclass(frozen=True)
