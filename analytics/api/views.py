@@ -3,7 +3,7 @@
 import json
 from datetime import timedelta
 
-from django.forms import DateTimeField, IntegerField
+from django.forms import IntegerField
 from django.forms import ValidationError as FormValidationError
 from django.http import HttpResponse
 from django.urls import reverse
@@ -27,6 +27,7 @@ from edumood_site.api import Conflict, SettingsRateThrottle
 
 from .. import services
 from ..choices import AccessAction
+from ..forms import SessionTimeField
 from ..models import AccessRecord, Classroom, Photo, Session
 from .serializers import (
     ClassroomSerializer,
@@ -61,8 +62,9 @@ class CSVRenderer(BaseRenderer):
 
 
 def date_range(params) -> tuple:
-    """`after` and `before` query parameters (ISO date or date-time); 400 when unreadable."""
-    field = DateTimeField(required=False)
+    """`after` and `before` query parameters (ISO date or date-time); 400 when unreadable or
+    beyond what the database stores."""
+    field = SessionTimeField(required=False)
     try:
         return field.clean(params.get("after")), field.clean(params.get("before"))
     except FormValidationError as exc:
@@ -204,10 +206,14 @@ class IdFilter(filters.NumberFilter):
         super().__init__(*args, min_value=1, max_value=2**63 - 1, **kwargs)
 
 
+class SessionTimeFilter(filters.DateTimeFilter):
+    field_class = SessionTimeField
+
+
 class SessionFilter(filters.FilterSet):
     classroom = IdFilter(field_name="classroom_id")
-    after = filters.DateTimeFilter(field_name="started_at", lookup_expr="gte")
-    before = filters.DateTimeFilter(field_name="started_at", lookup_expr="lte")
+    after = SessionTimeFilter(field_name="started_at", lookup_expr="gte")
+    before = SessionTimeFilter(field_name="started_at", lookup_expr="lte")
 
     class Meta:
         model = Session
