@@ -249,8 +249,10 @@ class SessionViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return Session.objects.none()
-        return Session.objects.filter(classroom__owner=self.request.user).order_by(
-            "-started_at", "-id"
+        return (
+            Session.objects.filter(classroom__owner=self.request.user)
+            .select_related("classroom")
+            .order_by("-started_at", "-id")
         )
 
     def _with_summaries(self, sessions: list, **kwargs) -> SessionSerializer:
@@ -264,6 +266,11 @@ class SessionViewSet(viewsets.ModelViewSet):
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        # Each session's summary is a read of its results: logged once per classroom listed.
+        for classroom in {session.classroom for session in page}:
+            record_api_read(
+                request, AccessAction.VIEWED_DASHBOARD, classroom, detail="API: sessions list"
+            )
         return self.get_paginated_response(self._with_summaries(page, many=True).data)
 
     def retrieve(self, request, *args, **kwargs):
