@@ -263,10 +263,11 @@ def session_detail(request, pk):
         ],
         "quantification": session.quantification,
         "uncorrected_reason": services.uncorrected_reason(
-            session.quantification, summary["faces"], note["note_versions"]
+            session.quantification, summary, note["note_versions"]
         ),
         "min_faces": MIN_FACES,
         "correction_note": services.CORRECTION_NOTE,
+        "counts_rounded_note": services.COUNTS_ROUNDED_NOTE,
         "can_reanalyse": services.reanalysable_photos(session)[0].exists(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "config": {
@@ -454,6 +455,7 @@ def report(request, pk):
         "generated_at": timezone.now(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "correction_note": services.CORRECTION_NOTE,
+        "counts_rounded_note": services.COUNTS_ROUNDED_NOTE,
         "min_faces": MIN_FACES,
         **_model_note(row["session"] for row in trends),
     }
