@@ -15,15 +15,17 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def flat_png(width: int, height: int) -> bytes:
-    """A grey PNG of any size built row by row (never whole in memory): a few KB per 10 MP."""
+def flat_png(width: int, height: int, *, after_stream: bytes = b"", chunks=()) -> bytes:
+    """A grey PNG of any size built row by row (never whole in memory): a few KB per 10 MP.
+    `after_stream` follows the zlib stream inside its IDAT chunk; `chunks` follow that chunk."""
     packer = zlib.compressobj(9)
     row = b"\0" * (width + 1)  # filter byte + one grey byte per pixel
     data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
     return (
         b"\x89PNG\r\n\x1a\n"
         + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-        + _chunk(b"IDAT", data)
+        + _chunk(b"IDAT", data + after_stream)
+        + b"".join(_chunk(kind, content) for kind, content in chunks)
         + _chunk(b"IEND", b"")
     )
 
@@ -50,6 +52,27 @@ def test_a_large_png_padded_past_iend_is_judged_by_its_image_data():
     ):
         pass
     assert refused.value.problem == ImageProblem.PIXELS_PER_BYTE
+
+
+@pytest.mark.parametrize(
+    "padding",
+    [
+        {"after_stream": b"\0" * 500_000},  # inside the IDAT chunk, after the zlib stream
+        {"chunks": [(b"IDAT", b"\0" * 500_000)]},  # a further IDAT chunk
+        {"chunks": [(b"zzZz", b"\0" * 500_000)]},  # a private chunk Pillow skips
+    ],
+    ids=["in-idat", "extra-idat", "private-chunk"],
+)
+def test_padding_inside_a_png_that_pillow_never_decodes_buys_no_pixels(padding):
+    plain, bomb = flat_png(7000, 7000), flat_png(7000, 7000, **padding)
+    with Image.open(io.BytesIO(bomb)) as image:
+        image.load()  # Pillow takes it: only the size rule can refuse it
+    assert pixel_data_bytes(bomb, "PNG") == pixel_data_bytes(plain, "PNG")
+    with (
+        pytest.raises(InvalidImage, match="pixels per byte"),
+        opened_image(bomb, 50_000_000, max_pixels_per_byte=100),
+    ):
+        pass
 
 
 def test_padding_after_the_end_of_a_jpeg_or_webp_buys_no_pixels():
