@@ -256,10 +256,13 @@ def session_timeline(session: Session) -> dict:
 
 
 def compare_kinds(trends: list[dict]) -> dict[str, dict]:
-    """In-person vs online: the summary of all faces of each kind of session."""
+    """In-person vs online: the summary of all faces of each kind of session (of those whose
+    index is shown: not a small session of a classroom hiding per-face detail)."""
     states: dict[str, Counter] = defaultdict(Counter)
     sessions: Counter = Counter()
     for row in trends:
+        if row["engagement_index"] is None:
+            continue
         sessions[row["kind"]] += 1
         states[row["kind"]].update(row["counts"])
     return {

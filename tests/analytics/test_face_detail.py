@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from analytics import services
 from analytics.models import AccessRecord, Classroom
 from tests.analytics.conftest import add_results, make_classroom
 
@@ -192,3 +193,5 @@ def test_hidden_detail_rounds_counts_so_one_more_photo_does_not_show_its_faces(a
     # The dashboard's headline counts only sessions whose index is shown: 5 of 10, not 10 of 15.
     page = web.get(reverse("analytics:dashboard", args=[session.classroom_id])).content.decode()
     assert '<span class="big" id="headline-engagement">50%</span>' in page
+    kinds = services.compare_kinds(services.classroom_trends(session.classroom))
+    assert (kinds["in_person"]["sessions"], kinds["in_person"]["faces"]) == (1, 10)
