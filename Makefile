@@ -4,7 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
-export DEBUG ?= true
+# `make run` is what a school may be shown: DEBUG off (the site's own 403/404/500 pages, no URL
+# list or traceback), on plain http at 127.0.0.1 (no redirect to https, cookies not marked
+# secure), with a secret key kept in var/. `DEBUG=true make run` is the developer's start.
+run: export DEBUG ?= false
+run: export EDUMOOD_HTTPS ?= false
+run: export EDUMOOD_LOCAL_SECRET_KEY ?= true
+# The suite reads the settings in development mode (a key under var/, static files as edited).
+test test-prod fuzz: export DEBUG ?= true
 
 .PHONY: run test test-prod prod-deps lint format fuzz bench-deps
 

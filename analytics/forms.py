@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, time
+
 from django import forms
 from django.utils import timezone
 from django.utils.html import format_html
@@ -95,7 +97,35 @@ class SessionForm(forms.ModelForm):
             )
 
 
+def storable_moment(moment: datetime) -> datetime:
+    """The moment, if the database can compare with it: it stores UTC, and a bound such as
+    0001-01-01T00:00:00+14:00 or 9999-12-31T23:59:59-14:00 falls outside years 1 to 9999 once
+    converted (the conversion raised OverflowError: a 500 on every date filter)."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise forms.ValidationError(
+            "%(moment)s is outside the years 1 to 9999 once converted to UTC.",
+            code="out_of_range",
+            params={"moment": moment.isoformat()},
+        ) from None
+    return moment
+
+
+class SessionTimeField(forms.DateTimeField):
+    """A bound on when sessions started: an ISO date or date-time the database can compare
+    with. Every date filter (the API's `after`/`before`, the pages' date range) reads its
+    bounds through this field or storable_moment."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        return None if moment is None else storable_moment(moment)
+
+
 class DateRangeForm(forms.Form):
+    """The pages' date range: whole days in the current time zone; `range()` gives the first
+    and last moment as aware date-times."""
+
     after = forms.DateField(
         required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -107,4 +137,12 @@ class DateRangeForm(forms.Form):
         data = super().clean()
         if data.get("after") and data.get("before") and data["after"] > data["before"]:
             raise forms.ValidationError("The start of the range is after its end.")
+        zone = timezone.get_current_timezone()
+        for name, start in (("after", time.min), ("before", time.max)):
+            if data.get(name):
+                data[f"{name}_moment"] = storable_moment(datetime.combine(data[name], start, zone))
         return data
+
+    def range(self) -> tuple[datetime | None, datetime | None]:
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        return data.get("after_moment"), data.get("before_moment")

@@ -200,16 +200,20 @@ class Photo(BackgroundWork):
 
     def fail(self, reason: str) -> None:
         Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.FAILED, error=reason[:2000])
-        self.refresh_from_db()
+        self.status, self.error = PhotoStatus.FAILED, reason[:2000]  # the row may be gone
+
+    def mark_cancelled(self, result=None) -> None:
+        """Nothing to record: a photo's analysis stops early only when the photo was deleted
+        (with its session or classroom) while it ran (services.analysis)."""
 
     def failure_reason(self, exc: Exception) -> str:
-        from ml.errors import MLError
+        from ml.errors import MLError, without_server_paths
 
         from .services.analysis import AnalysisError
 
         if isinstance(exc, AnalysisError | MLError):
-            return str(exc)  # a reason the teacher can act on
-        return f"Analysis failed ({type(exc).__name__}: {exc}); retry."
+            return without_server_paths(str(exc))  # a reason the teacher can act on
+        return without_server_paths(f"Analysis failed ({type(exc).__name__}: {exc}); retry.")
 
 
 class FaceResult(models.Model):

@@ -1,7 +1,6 @@
 """Teacher pages. Every object is looked up within the teacher's own classrooms (else 404)."""
 
 import mimetypes
-from datetime import datetime, time
 
 from django.conf import settings
 from django.contrib import messages
@@ -268,10 +267,11 @@ def session_detail(request, pk):
         ],
         "quantification": session.quantification,
         "uncorrected_reason": services.uncorrected_reason(
-            session.quantification, summary["faces"], note["note_versions"]
+            session.quantification, summary, note["note_versions"]
         ),
         "min_faces": MIN_FACES,
         "correction_note": services.CORRECTION_NOTE,
+        "counts_rounded_note": services.COUNTS_ROUNDED_NOTE,
         "can_reanalyse": services.reanalysable_photos(session)[0].exists(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "config": {
@@ -371,15 +371,14 @@ def photo_image(request, pk):
 
 
 def _range(request):
+    """The page's date range form and its bounds; a range it cannot read is not applied, and
+    the page answers 400 with the form's message."""
     form = DateRangeForm(request.GET or None)
-    after = before = None
-    if form.is_bound and form.is_valid():
-        zone = timezone.get_current_timezone()
-        if form.cleaned_data["after"]:
-            after = datetime.combine(form.cleaned_data["after"], time.min, zone)
-        if form.cleaned_data["before"]:
-            before = datetime.combine(form.cleaned_data["before"], time.max, zone)
-    return form, after, before
+    return (form, *form.range())
+
+
+def _status(form) -> int:
+    return 400 if form.errors else 200
 
 
 @login_required
@@ -417,7 +416,7 @@ def dashboard(request, pk):
         "definition": services.ENGAGEMENT_DEFINITION,
         **_model_note(row["session"] for row in analysed),
     }
-    return render(request, "analytics/dashboard.html", context)
+    return render(request, "analytics/dashboard.html", context, status=_status(form))
 
 
 @login_required
@@ -460,10 +459,11 @@ def report(request, pk):
         "generated_at": timezone.now(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "correction_note": services.CORRECTION_NOTE,
+        "counts_rounded_note": services.COUNTS_ROUNDED_NOTE,
         "min_faces": MIN_FACES,
         **_model_note(row["session"] for row in trends),
     }
-    return render(request, "analytics/report.html", context)
+    return render(request, "analytics/report.html", context, status=_status(form))
 
 
 @login_required

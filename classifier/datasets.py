@@ -156,8 +156,11 @@ def _extract_attributes(source: Path, workdir: Path) -> Path | None:
 
 
 def _age_column(csv_path: Path) -> bool:
+    from ml.data import MAX_ATTRIBUTE_LINE_CHARS
+
     with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-        header = next(csv.reader(handle), [])
+        # Bounded: a longer header is refused by attach_attributes, before csv splits it.
+        header = next(csv.reader([handle.readline(MAX_ATTRIBUTE_LINE_CHARS + 1)]), [])
     return any(c in header for c in ("age_estimate", "age"))
 
 

@@ -108,6 +108,11 @@ class Job(BackgroundWork):
         message = outcome or "Finished"
         self._close(JobStatus.SUCCEEDED, result=result, message=message[:500], progress=1.0)
 
+    def failure_reason(self, exc: Exception) -> str:
+        from ml.errors import without_server_paths
+
+        return without_server_paths(super().failure_reason(exc))
+
     def fail(self, error: str) -> None:
         self._close(JobStatus.FAILED, error=str(error)[:5000], message="Failed")
 

@@ -13,13 +13,20 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("EDUMOOD_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# Development mode: Django's debug pages (every URL of the site on a 404, tracebacks on a 500).
+# Never for anyone but a developer: `make run` starts with it off, on plain http (below).
 DEBUG = env_bool("DEBUG", False)
+# Served over HTTPS (a TLS proxy in front): secure cookies, HSTS, http redirected to https.
+# `make run` serves plain http on 127.0.0.1 with this off; production keeps the default.
+EDUMOOD_HTTPS = env_bool("EDUMOOD_HTTPS", not DEBUG)
+# Without SECRET_KEY, keep a random key in EDUMOOD_VAR_DIR/secret_key (made at first start) so
+# log-ins survive restarts: for one machine (`make run`, development). Production sets
+# SECRET_KEY, and a missing one stops the start, never a silent default.
+EDUMOOD_LOCAL_SECRET_KEY = env_bool("EDUMOOD_LOCAL_SECRET_KEY", DEBUG)
 
 
 def _secret_key() -> str:
-    # In development a random key is kept under var/ so sessions survive restarts; in
-    # production a missing SECRET_KEY is an error, never a silent default.
-    if not DEBUG:
+    if not EDUMOOD_LOCAL_SECRET_KEY:
         return env_str("SECRET_KEY")
     key = env_str("SECRET_KEY", "")
     if key:
@@ -254,9 +261,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-if not DEBUG:
+# http answered with a redirect to https: on with EDUMOOD_HTTPS (tests/prod turns it off on
+# loopback, where no proxy terminates TLS).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", EDUMOOD_HTTPS)
+if EDUMOOD_HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)

@@ -148,6 +148,13 @@ def load_images(
 # images), but not without bound: at most this many rows per image, plus a few.
 ROWS_PER_IMAGE = 10
 EXTRA_ROWS = 1000
+# Attributes describe a face in a few words (gender, age, skin tone), one column each. Every
+# column becomes an array in the cache, a table on the dataset's page and a subgroup in every
+# audit, so a header of 300,000 one-letter columns (830 KB zipped) cost a minute of worker time
+# and 1.4 GB: the header and every row are measured before csv parses them.
+MAX_ATTRIBUTE_COLUMNS = 100
+MAX_ATTRIBUTE_CELL_CHARS = 255  # a file name (the longest cell a real CSV holds) fits
+MAX_ATTRIBUTE_LINE_CHARS = MAX_ATTRIBUTE_COLUMNS * (MAX_ATTRIBUTE_CELL_CHARS + 3)
 
 # The seed's age groups; bounds are inclusive lower edges.
 AGE_GROUPS = (("Young", 0), ("Mid", 28), ("Senior", 55))
@@ -191,7 +198,8 @@ def attach_attributes(data: ImageSet, csv_path: str | Path, age_bins: bool = Fal
     table = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+            reader = csv.DictReader(_bounded_lines(handle, path))
+            _check_header(reader.fieldnames or [], path)
             columns = [c for c in (reader.fieldnames or []) if c]
             if "file" not in columns:
                 raise DataError(f"attributes CSV {str(path)!r} has no 'file' column")
@@ -203,6 +211,7 @@ def attach_attributes(data: ImageSet, csv_path: str | Path, age_bins: bool = Fal
                         f"attributes CSV {str(path)!r} has more than {max_rows:,} rows for "
                         f"{len(data.files):,} images"
                     )
+                _check_cells(row, path, number)
                 name = PurePosixPath((row.get("file") or "").replace("\\", "/")).name
                 key = (row.get("class", "") if by_class else "", name)
                 if key in wanted:
@@ -230,6 +239,40 @@ def attach_attributes(data: ImageSet, csv_path: str | Path, age_bins: bool = Fal
         attributes,
         list(data.errors),
     )
+
+
+def _bounded_lines(handle, path: Path):
+    """The CSV's lines, refusing one longer than any row within the caps could be, before csv
+    splits it (a quoted cell spanning lines is measured line by line)."""
+    while line := handle.readline(MAX_ATTRIBUTE_LINE_CHARS + 1):
+        if len(line) > MAX_ATTRIBUTE_LINE_CHARS:
+            raise DataError(
+                f"attributes CSV {str(path)!r} has a line over {MAX_ATTRIBUTE_LINE_CHARS:,} "
+                f"characters (at most {MAX_ATTRIBUTE_COLUMNS} columns of "
+                f"{MAX_ATTRIBUTE_CELL_CHARS} characters)"
+            )
+        yield line
+
+
+def _check_header(columns: list[str], path: Path) -> None:
+    if len(columns) > MAX_ATTRIBUTE_COLUMNS:
+        raise DataError(
+            f"attributes CSV {str(path)!r} has {len(columns):,} columns; at most "
+            f"{MAX_ATTRIBUTE_COLUMNS} are accepted"
+        )
+    _check_cells({c: c for c in columns}, path, 0)
+
+
+def _check_cells(row: dict, path: Path, number: int) -> None:
+    """Refuse a cell longer than MAX_ATTRIBUTE_CELL_CHARS (row 0: the header). Cells beyond the
+    header's columns (csv.DictReader lists them under the key None) are ignored, as before."""
+    where = "the header" if number == 0 else f"row {number:,}"
+    for column, value in row.items():
+        if column is not None and value is not None and len(value) > MAX_ATTRIBUTE_CELL_CHARS:
+            raise DataError(
+                f"attributes CSV {str(path)!r} has a cell of {len(value):,} characters in "
+                f"{where} (column {column[:40]!r}); at most {MAX_ATTRIBUTE_CELL_CHARS} are accepted"
+            )
 
 
 def _row_key(rel: str, by_class: bool) -> tuple[str, str]:

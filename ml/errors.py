@@ -1,5 +1,6 @@
 """Exceptions of the ml package: each message is one user-facing line."""
 
+import re
 from enum import StrEnum
 
 
@@ -37,3 +38,14 @@ class InvalidImage(MLError):
 
 class CheckpointError(MLError):
     """A checkpoint that is missing, unreadable or inconsistent with the data."""
+
+
+# An absolute POSIX path of at least a folder and a name, not the tail of a URL or a fraction.
+_SERVER_PATH = re.compile(r"(?<![\w.:/~-])(?:/[^\s'\"/:;,()<>\[\]]+)+/([^\s'\"/:;,()<>\[\]]+)")
+
+
+def without_server_paths(text: str) -> str:
+    """The message with each absolute path cut to its last part ('/tmp/x/attributes.csv' ->
+    'attributes.csv'): exception texts name server folders, which their readers (admins,
+    teachers) do not need and an attacker would like."""
+    return _SERVER_PATH.sub(r"\1", text)

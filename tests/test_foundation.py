@@ -2,6 +2,7 @@
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,15 @@ def test_production_settings_require_secret_key_and_pass_deploy_check():
 def test_the_renamed_log_in_limit_stops_the_start_rather_than_vanish():
     old = _django("check", DEBUG="true", EDUMOOD_LOGIN_ACCOUNT_RATE="5/hour")
     assert old.returncode != 0 and "is now EDUMOOD_LOGIN_PAIR_RATE" in old.stderr
+
+
+def test_the_readme_settings_table_lists_every_variable_the_settings_read():
+    source = (ROOT / "edumood_site" / "settings.py").read_text()
+    read = set(re.findall(r"env_\w+\(\s*\"([A-Z_]+)\"", source))
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    assert {"SECURE_SSL_REDIRECT", "EDUMOOD_HTTPS", "DEBUG", "SECRET_KEY"} <= read
+    assert sorted(name for name in read if f"`{name}`" not in table) == []
 
 
 def test_ml_package_never_imports_django_or_the_apps_and_the_library_never_its_cli():

@@ -4,6 +4,7 @@ from datetime import datetime
 
 import pytest
 from django.contrib.staticfiles import finders
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -30,6 +31,20 @@ def test_404_and_403_are_site_pages_with_a_way_back(teacher_web, settings):
     assert teacher_web.get("/api/classrooms/987654/").json() == {
         "detail": "No Classroom matches the given query."
     }
+
+
+def test_a_server_error_and_an_expired_form_are_site_pages_without_details(settings):
+    settings.DEBUG = False
+    settings.ROOT_URLCONF = "tests.failing_urls"
+    failed = Client(raise_request_exception=False).get("/fail/")
+    text = failed.content.decode()
+    assert failed.status_code == 500 and 'id="error-page"' in text and "css/app.css" in text
+    assert "Something went wrong" in text
+    assert "boom" not in text and "secret_module" not in text and "Traceback" not in text
+    expired = Client(enforce_csrf_checks=True).post(reverse("login"), {"username": "a"})
+    text = expired.content.decode()
+    assert expired.status_code == 403 and 'id="error-page"' in text
+    assert "This form has expired" in text and "CSRF" not in text
 
 
 def test_every_page_links_the_favicon_and_it_is_served(teacher_web):

@@ -27,7 +27,8 @@ class ClassroomSerializer(serializers.ModelSerializer):
 
 
 class SummarySerializer(serializers.Serializer):
-    """The per-session aggregates; shares and the index are null while there are no faces."""
+    """The per-session aggregates; shares and the index are null while there are no faces (and
+    see `counts_rounded`)."""
 
     faces = serializers.IntegerField()
     counts = serializers.DictField(child=serializers.IntegerField())
@@ -53,6 +54,14 @@ class SummarySerializer(serializers.Serializer):
             "Per state, the [lower, upper] bound of a 90 % interval around the corrected share "
             "(bootstrap over the faces and the uncertainty of the error rates)."
         ),
+    )
+    counts_rounded = serializers.BooleanField(
+        help_text=(
+            "True where the classroom hides per-face detail: each count is rounded to a "
+            "multiple of 5, shares and the index come from the rounded counts and are null "
+            "below 10 faces, corrected shares are whole percents and null below 80 faces, so "
+            "no count tells one photo's faces apart."
+        )
     )
     method = serializers.CharField(
         allow_null=True,
@@ -112,8 +121,8 @@ class SessionSerializer(serializers.ModelSerializer):
         return used.get(session.pk, [])
 
     def get_uncorrected_reason(self, session) -> str:
-        faces = self.get_summary(session)["faces"]
-        return uncorrected_reason(session.quantification, faces, self.get_model_versions(session))
+        summary = self.get_summary(session)
+        return uncorrected_reason(session.quantification, summary, self.get_model_versions(session))
 
 
 class BoxSerializer(serializers.Serializer):

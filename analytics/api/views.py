@@ -3,7 +3,7 @@
 import json
 from datetime import timedelta
 
-from django.forms import DateTimeField, IntegerField
+from django.forms import IntegerField
 from django.forms import ValidationError as FormValidationError
 from django.http import HttpResponse
 from django.urls import reverse
@@ -27,6 +27,7 @@ from edumood_site.api import Conflict, SettingsRateThrottle
 
 from .. import services
 from ..choices import AccessAction
+from ..forms import SessionTimeField
 from ..models import AccessRecord, Classroom, Photo, Session
 from .serializers import (
     ClassroomSerializer,
@@ -61,8 +62,9 @@ class CSVRenderer(BaseRenderer):
 
 
 def date_range(params) -> tuple:
-    """`after` and `before` query parameters (ISO date or date-time); 400 when unreadable."""
-    field = DateTimeField(required=False)
+    """`after` and `before` query parameters (ISO date or date-time); 400 when unreadable or
+    beyond what the database stores."""
+    field = SessionTimeField(required=False)
     try:
         return field.clean(params.get("after")), field.clean(params.get("before"))
     except FormValidationError as exc:
@@ -206,10 +208,14 @@ class IdFilter(filters.NumberFilter):
         super().__init__(*args, min_value=1, max_value=2**63 - 1, **kwargs)
 
 
+class SessionTimeFilter(filters.DateTimeFilter):
+    field_class = SessionTimeField
+
+
 class SessionFilter(filters.FilterSet):
     classroom = IdFilter(field_name="classroom_id")
-    after = filters.DateTimeFilter(field_name="started_at", lookup_expr="gte")
-    before = filters.DateTimeFilter(field_name="started_at", lookup_expr="lte")
+    after = SessionTimeFilter(field_name="started_at", lookup_expr="gte")
+    before = SessionTimeFilter(field_name="started_at", lookup_expr="lte")
 
     class Meta:
         model = Session
@@ -245,8 +251,10 @@ class SessionViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return Session.objects.none()
-        return Session.objects.filter(classroom__owner=self.request.user).order_by(
-            "-started_at", "-id"
+        return (
+            Session.objects.filter(classroom__owner=self.request.user)
+            .select_related("classroom")
+            .order_by("-started_at", "-id")
         )
 
     def _with_summaries(self, sessions: list, **kwargs) -> SessionSerializer:
@@ -260,6 +268,11 @@ class SessionViewSet(viewsets.ModelViewSet):
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        # Each session's summary is a read of its results: logged once per classroom listed.
+        for classroom in {session.classroom for session in page}:
+            record_api_read(
+                request, AccessAction.VIEWED_DASHBOARD, classroom, detail="API: sessions list"
+            )
         return self.get_paginated_response(self._with_summaries(page, many=True).data)
 
     def retrieve(self, request, *args, **kwargs):

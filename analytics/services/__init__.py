@@ -12,6 +12,7 @@ call them through this facade:
 """
 
 from .aggregates import (
+    COUNTS_ROUNDED_NOTE,
     ENGAGEMENT_DEFINITION,
     classroom_sessions,
     classroom_trends,
@@ -51,12 +52,11 @@ from .uploads import (
 )
 
 __all__ = [
-    "ALLOWED_FORMATS", "CORRECTION_NOTE", "ConsentRequired", "ENGAGEMENT_DEFINITION",
-    "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo",
-    "audit_setting_changes", "audited_settings", "classroom_sessions",
-    "classroom_trends", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
-    "model_versions_used", "photos_retention_changes", "privacy_receipt", "protect_stored_copy",
-    "quantify_session",
+    "ALLOWED_FORMATS", "CORRECTION_NOTE", "COUNTS_ROUNDED_NOTE", "ConsentRequired",
+    "ENGAGEMENT_DEFINITION", "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo",
+    "audit_setting_changes", "audited_settings", "classroom_sessions", "classroom_trends",
+    "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv", "model_versions_used",
+    "photos_retention_changes", "privacy_receipt", "protect_stored_copy", "quantify_session",
     "reanalysable_photos", "reanalyse_session", "record_access", "record_consent", "retry_photo",
     "session_summaries", "session_summary", "session_timeline", "sessions_csv", "set_retention",
     "sweep_upload_leftovers", "uncorrected_reason", "upload_photos",

@@ -36,6 +36,57 @@ def summarize(state_counts: dict[str, int], photo_counts: dict[str, int]) -> dic
     }
 
 
+# With per-face detail hidden, a session's exact counts per state still give faces away: a
+# session of one photo shows its faces' states, and so does the difference between the summary
+# before and after one more photo (or a re-analysis). Suppressing only small counts would leave
+# that difference readable in large ones (12 -> 13 Engaged), so every count is rounded to a
+# multiple of HIDDEN_COUNT_BASE instead: one face more moves it by 0 or 5, never by 1 (the
+# rounding official statistics use for small areas). Shares and the engagement index then come
+# from the rounded counts and their total (four decimals of an exact share would give the count
+# back), and are left out, with the corrected shares, below HIDDEN_MIN_FACES faces, where
+# rounded counts of a few faces would mislead more than inform. Corrected shares are shown, to
+# whole percents, only from MIN_FACES faces (below it the page greys them as too few to
+# conclude anyway). A count that crosses a rounding boundary still moves: by 5, which says
+# less than a change of one face but not nothing; a teacher who needs none keeps photos few
+# and sessions large.
+HIDDEN_COUNT_BASE = 5
+HIDDEN_MIN_FACES = 10
+COUNTS_ROUNDED_NOTE = (
+    f"Per-face detail is hidden, so counts are rounded to multiples of {HIDDEN_COUNT_BASE}, "
+    f"shares are shown from {HIDDEN_MIN_FACES} faces and corrected shares from {MIN_FACES}: a "
+    "count moves in steps of 5, never by a single face."
+)
+
+
+def without_exact_counts(summary: dict) -> dict:
+    """A session summary as a classroom hiding per-face detail shows it (see above)."""
+    faces = summary["faces"]
+    counts = {
+        state: HIDDEN_COUNT_BASE * int(n / HIDDEN_COUNT_BASE + 0.5)
+        for state, n in summary["counts"].items()
+    }
+    counted = sum(counts.values())  # over the rounded total: shares stay within 0 and 1
+    shares = {
+        state: (round(n / counted, 4) if faces >= HIDDEN_MIN_FACES else None)
+        for state, n in counts.items()
+    }
+    corrected = {"corrected_shares": None, "intervals": None, "method": None}
+    if summary["corrected_shares"] and faces >= MIN_FACES:
+        corrected = {
+            "corrected_shares": {k: round(v, 2) for k, v in summary["corrected_shares"].items()},
+            "intervals": {k: [round(b, 2) for b in v] for k, v in summary["intervals"].items()},
+            "method": summary["method"],
+        }
+    return {
+        **summary,
+        "counts": counts,
+        "shares": shares,
+        "engagement_index": shares.get(ENGAGED),
+        **corrected,
+        "counts_rounded": True,
+    }
+
+
 def _state_counts(faces, key: str) -> dict[int, Counter]:
     """Faces per state grouped by `key` (a FaceResult field path), in one query."""
     counts: dict[int, Counter] = defaultdict(Counter)
@@ -59,11 +110,22 @@ def session_summaries(session_ids: Iterable[int]) -> dict[int, dict]:
     )
     for session_id, status, n in photo_rows:
         statuses[session_id][status] += n
-    stored = dict(Session.objects.filter(pk__in=ids).values_list("pk", "quantification"))
-    return {
-        pk: {**summarize(states[pk], statuses[pk]), **corrected_fields(stored.get(pk))}
-        for pk in ids
+    stored = {
+        pk: (quantification, hidden)
+        for pk, quantification, hidden in Session.objects.filter(pk__in=ids).values_list(
+            "pk", "quantification", "classroom__hide_face_detail"
+        )
     }
+    summaries = {}
+    for pk in ids:
+        quantification, hidden = stored.get(pk, (None, False))
+        summary = {
+            **summarize(states[pk], statuses[pk]),
+            **corrected_fields(quantification),
+            "counts_rounded": False,
+        }
+        summaries[pk] = without_exact_counts(summary) if hidden else summary
+    return summaries
 
 
 def session_summary(session: Session) -> dict:
@@ -132,12 +194,14 @@ CHANGE_VERDICTS = {
 def dashboard_headline(analysed: list[dict]) -> dict:
     """The dashboard's numbers, shown before any chart: faces and engagement over the range, the
     latest session, and how its engagement moved since the analysed session before it."""
-    faces = sum(row["faces"] for row in analysed)
-    engaged = sum(row["counts"].get(ENGAGED, 0) for row in analysed)
+    # Sessions whose index is withheld (per-face detail hidden, few faces) add no counts.
+    counted = [row for row in analysed if row["engagement_index"] is not None]
+    total = sum(sum(row["counts"].values()) for row in counted)
+    engaged = sum(row["counts"].get(ENGAGED, 0) for row in counted)
     return {
         "sessions": len(analysed),
-        "faces": faces,
-        "engagement_index": engaged / faces if faces else None,
+        "faces": sum(row["faces"] for row in analysed),
+        "engagement_index": engaged / total if total else None,
         "latest": analysed[-1] if analysed else None,
         "change": engagement_verdict(*analysed[-2:]) if len(analysed) >= 2 else None,
     }
@@ -192,10 +256,13 @@ def session_timeline(session: Session) -> dict:
 
 
 def compare_kinds(trends: list[dict]) -> dict[str, dict]:
-    """In-person vs online: the summary of all faces of each kind of session."""
+    """In-person vs online: the summary of all faces of each kind of session (of those whose
+    index is shown: not a small session of a classroom hiding per-face detail)."""
     states: dict[str, Counter] = defaultdict(Counter)
     sessions: Counter = Counter()
     for row in trends:
+        if row["engagement_index"] is None:
+            continue
         sessions[row["kind"]] += 1
         states[row["kind"]].update(row["counts"])
     return {

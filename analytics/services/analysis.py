@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from classifier.services import active_model_version, load_classifier
-from edumood_site.work import enqueue, perform
+from edumood_site.work import WorkCancelled, enqueue, perform
 
 from ..choices import ImageState, PhotoStatus
 from ..models import FaceResult, Photo, Session
@@ -38,7 +38,11 @@ def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> Non
     mark the photo failed with the reason (edumood_site.work's lifecycle).
     """
     rows = Photo.objects.select_related("session__classroom")
-    perform(rows, photo_id, _analyse_and_store, soft_time_limit=soft_time_limit)
+    try:
+        perform(rows, photo_id, _analyse_and_store, soft_time_limit=soft_time_limit)
+    except Photo.DoesNotExist:  # deleted between its claim's update and re-read
+        logger.info("Photo %s was deleted during its analysis", photo_id)
+        return
     session_id = rows.filter(pk=photo_id).values_list("session_id", flat=True).first()
     if session_id is None:
         return
@@ -51,14 +55,28 @@ def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> Non
 
 
 def _analyse_and_store(photo: Photo) -> None:
-    version, analysis = _analyse(photo)
-    _store_results(photo, version, analysis)
+    try:
+        version, analysis = _analyse(photo)
+        _store_results(photo, version, analysis)
+    except Exception:
+        _stop_if_deleted(photo)
+        raise
     try:
         # Before "done": a page that sees the photo done must get the final image.
         apply_retention(photo)
     except Exception:
+        _stop_if_deleted(photo)
         # The results are stored; the original stays until the setting is applied again.
         logger.exception("Retention for photo %s failed", photo.pk)
+
+
+def _stop_if_deleted(photo: Photo) -> None:
+    """A teacher may delete a session (or classroom) while its photos are analysed: its file
+    and row go, and what failed next (reading the file, storing the results) is no error. The
+    analysis stops as cancelled, with nothing left to record."""
+    if not Photo.objects.filter(pk=photo.pk).exists():
+        logger.info("Photo %s was deleted during its analysis", photo.pk)
+        raise WorkCancelled() from None
 
 
 def _analyse(photo: Photo):

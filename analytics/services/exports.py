@@ -50,6 +50,7 @@ def sessions_csv(classroom: Classroom, after=None, before=None) -> str:
     for s in states:
         header += [f"corrected_{s}", f"corrected_{s}_low", f"corrected_{s}_high"]
     header += [f"photos_{status}" for status in PhotoStatus.values] + ["model_versions"]
+    header += ["counts_rounded"]  # per-face detail hidden: aggregates.without_exact_counts
     rows = (
         [row["session"], row["title"], row["started_at"], row["kind"], row["faces"]]
         + [row["engagement_index"]]
@@ -59,6 +60,7 @@ def sessions_csv(classroom: Classroom, after=None, before=None) -> str:
         + [value for s in states for value in _corrected(row, s)]
         + [row["photos"][status] for status in PhotoStatus.values]
         + ["; ".join(v["name"] for v in versions[row["session"]])]
+        + [row["counts_rounded"]]
         for row in trends
     )
     return _csv(header, rows)

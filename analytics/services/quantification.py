@@ -7,7 +7,14 @@ photo's analysis; pages and the API read the stored JSON (numpy only).
 import numpy as np
 from django.db import transaction
 
-from ml.quantify import Calibration, Quantification, change, quantify, state_posteriors
+from ml.quantify import (
+    MIN_FACES,
+    Calibration,
+    Quantification,
+    change,
+    quantify,
+    state_posteriors,
+)
 
 from ..models import FaceResult, Session
 
@@ -53,12 +60,17 @@ def quantify_session(session_id: int) -> dict | None:
     return result
 
 
-def uncorrected_reason(quantification: dict | None, faces: int, versions: list) -> str:
-    """Why a session's shares are not corrected, in words for its page ("" when they are);
-    `versions` are the model versions its faces come from."""
-    if quantification:
+def uncorrected_reason(quantification: dict | None, summary: dict, versions: list) -> str:
+    """Why a session's summary shows no corrected shares, in words for its page ("" when it
+    does); `versions` are the model versions its faces come from."""
+    if summary["corrected_shares"]:
         return ""
-    if not faces:
+    if quantification:  # stored, and left out of the summary (aggregates.without_exact_counts)
+        return (
+            f"per-face detail is hidden, and corrected shares of fewer than {MIN_FACES} faces "
+            "could give single faces away"
+        )
+    if not summary["faces"]:
         return "no faces analysed yet"
     if not versions:
         return "its faces were stored without the model version that produced them"

@@ -13,7 +13,7 @@ from PIL import Image
 
 from analytics import services
 from analytics.choices import ImageState, PhotoStatus, Retention
-from analytics.models import FaceResult, Photo
+from analytics.models import FaceResult, Photo, Session
 from classifier import services as classifier_services
 from ml import privacy
 from ml.detect import load_annotations
@@ -308,3 +308,57 @@ def test_a_photo_stopped_at_the_soft_time_limit_fails_with_the_reason(
     photo.refresh_from_db()
     assert photo.status == PhotoStatus.FAILED and photo.attempts == 1
     assert "inference queue's time limit of 300 s" in photo.error
+
+
+@pytest.mark.parametrize("moment", ["at-claim", "mid-analysis", "during-retention"])
+def test_deleting_the_session_while_its_photo_is_analysed_stops_quietly(
+    session, model_version, eager_celery, monkeypatch, caplog, media_root, moment,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    """The eager task path: the session (its photos, results and files) is deleted at one
+    moment of the analysis; the task ends without an error logged or raised."""
+    from analytics.services import analysis
+
+    def delete_session():
+        with django_capture_on_commit_callbacks(execute=True):  # the files go on commit
+            Session.objects.filter(pk=session.pk).delete()
+
+    def deleting_first(real):
+        def wrapped(*args, **kwargs):
+            delete_session()
+            return real(*args, **kwargs)
+
+        return wrapped
+
+    if moment == "at-claim":  # between the claim's conditional update and its re-read
+        real_claim = Photo.claim
+
+        def claim_then_vanish(self, **updates):
+            claimed = real_claim(self, **updates)
+            delete_session()
+            self.refresh_from_db()  # the re-read the lifecycle does after its update
+            return claimed
+
+        monkeypatch.setattr(Photo, "claim", claim_then_vanish)
+    elif moment == "mid-analysis":  # the file read, the model not yet run
+        monkeypatch.setattr(analysis, "load_classifier", deleting_first(analysis.load_classifier))
+    else:
+        monkeypatch.setattr(analysis, "apply_retention", deleting_first(analysis.apply_retention))
+    caplog.set_level("INFO")
+    with django_capture_on_commit_callbacks(execute=True):  # the upload queues the eager task
+        services.upload_photos(session, [upload("a.jpg", image_bytes(seed=1))])
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert errors == [], [r.getMessage() for r in errors]
+    assert any("was deleted during its analysis" in r.getMessage() for r in caplog.records)
+    assert not Photo.objects.exists() and not FaceResult.objects.exists()
+    assert stored_files(media_root) == []
+
+
+def test_a_failed_photo_or_job_records_no_server_path():
+    from classifier.models import Job
+
+    error = FileNotFoundError(2, "No such file or directory")
+    error.filename = "/srv/edumood/var/media/photos/1/2/x.jpg"
+    for row in (Photo(), Job()):
+        reason = row.failure_reason(error)
+        assert "/srv" not in reason and "x.jpg" in reason, reason

@@ -237,8 +237,9 @@ def test_schema_documents_the_teacher_endpoints_and_their_errors(api):
         assert path in paths
     summary = schema["components"]["schemas"]["Summary"]["properties"]
     assert set(summary) == {"faces", "counts", "shares", "engagement_index", "photos"} | {
-        "corrected_shares", "intervals", "method"
+        "corrected_shares", "intervals", "method", "counts_rounded"
     }  # fmt: skip
+    assert "multiple of 5" in summary["counts_rounded"]["description"]
     for name in ("corrected_shares", "intervals", "method"):
         assert summary[name]["nullable"] is True and summary[name]["description"]
     assert summary["intervals"]["additionalProperties"]["maxItems"] == 2
@@ -300,10 +301,12 @@ def test_api_reads_of_results_are_in_the_access_log_once_per_window(api, session
         assert api.get("/api/photos/", {"session": session.pk}).status_code == 200
         assert api.get(f"/api/photos/{photo.pk}/").status_code == 200
         assert api.get(f"/api/classrooms/{session.classroom_id}/trends/").status_code == 200
+        assert api.get("/api/sessions/").status_code == 200  # every session's summary
     logged = AccessRecord.objects.order_by("id").values_list("action", "session", "detail")
     assert list(logged) == [
         ("viewed_session", session.pk, "API"),
         ("viewed_session", session.pk, "API: photos"),
         ("viewed_dashboard", None, "API: trends"),
+        ("viewed_dashboard", None, "API: sessions list"),
     ]
     assert set(AccessRecord.objects.values_list("username", flat=True)) == {teacher.username}

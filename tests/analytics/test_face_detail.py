@@ -2,12 +2,15 @@
 API, it keeps every face's box, state and probabilities out of the session page, the exports and
 the API's answers for that classroom, which then show class-level aggregates only."""
 
+import csv
+import io
 import json
 
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from analytics import services
 from analytics.models import AccessRecord, Classroom
 from tests.analytics.conftest import add_results, make_classroom
 
@@ -89,9 +92,9 @@ def test_the_api_lists_faces_only_where_the_classroom_shows_them(api, teacher, s
     assert listed[other.pk]["face_count"] == 1
     one = api.get(f"/api/photos/{photo.pk}/").data
     assert one["faces"] is None and one["face_count"] == 3
-    # The session's aggregates are what stays: they count every face.
+    # The session's aggregates are what stays: they count every face, rounded (below).
     summary = api.get(f"/api/sessions/{session.pk}/").data["summary"]
-    assert summary["faces"] == 3 and summary["counts"]["Engaged"] == 2
+    assert summary["faces"] == 3 and summary["counts_rounded"] is True
 
 
 def test_the_session_page_shows_aggregates_only(web, session, photo):
@@ -138,3 +141,57 @@ def test_the_dashboard_leaves_out_shares_photo_by_photo(web, classroom, session,
     page = web.get(url).content.decode()
     assert 'data-figure="timeline"' not in page and 'id="timeline-session"' not in page
     assert 'id="timeline-hidden"' in page
+
+
+def _summary_numbers(api, web, session) -> dict:
+    """What each place that shows a session's counts shows of its Engaged faces."""
+    classroom = session.classroom_id
+    summary = api.get(f"/api/sessions/{session.pk}/").data["summary"]
+    (listed,) = [s for s in api.get("/api/sessions/").data["results"] if s["id"] == session.pk]
+    (trend,) = api.get(f"/api/classrooms/{classroom}/trends/").data
+    rows = list(csv.DictReader(io.StringIO(api.get(f"/api/classrooms/{classroom}/export.csv")
+                                           .content.decode())))  # fmt: skip
+    page = web.get(reverse("analytics:session", args=[session.pk])).content.decode()
+    report = web.get(reverse("analytics:report", args=[classroom])).content.decode()
+    return {
+        "api": (summary["counts"]["Engaged"], summary["shares"]["Engaged"]),
+        "list": listed["summary"]["counts"]["Engaged"],
+        "trends": (trend["counts"]["Engaged"], trend["engagement_index"]),
+        "csv": (rows[0]["count_Engaged"], rows[0]["share_Engaged"], rows[0]["counts_rounded"]),
+        "page": page.split('data-count="Engaged">')[1].split("<")[0],
+        # Cells after title, time, kind, photos, faces and index, in STATES order (Engaged 3rd).
+        "report": report.split('id="report-table"')[1].split("<td>")[9].split(" ")[0],
+        "notes": ('id="counts-rounded"' in page, 'id="counts-rounded"' in report),
+    }
+
+
+def test_hidden_detail_rounds_counts_so_one_more_photo_does_not_show_its_faces(api, web, session):
+    """The probe: with exact counts, the summary before and after a one-face photo tells that
+    face's state. Hidden, each count is a multiple of 5, shares come from those, and a session
+    under 10 faces shows none."""
+    add_results(session, ["Engaged"] * 6 + ["Bored"] * 3 + ["Neutral"] * 2)  # 11 faces
+    shown = _summary_numbers(api, web, session)
+    assert shown["api"] == (6, round(6 / 11, 4)) and shown["page"] == shown["report"] == "6"
+    assert shown["notes"] == (False, False)
+    _hide(session.classroom)
+    before = _summary_numbers(api, web, session)
+    add_results(session, ["Engaged"])  # one more photo, one face: 7 Engaged of 12
+    after = _summary_numbers(api, web, session)
+    # Rounded: 6 -> 5 and 7 -> 5 Engaged, 3 -> 5 Bored, 2 -> 0 Neutral; shares of 10 counted.
+    expected = {
+        "api": (5, 0.5), "list": 5, "trends": (5, 0.5), "csv": ("5", "0.5", "True"),
+        "page": "5", "report": "5", "notes": (True, True),
+    }  # fmt: skip
+    assert before == expected and after == expected
+
+    small = session.classroom.sessions.create(title="Small")
+    add_results(small, ["Engaged", "Engaged", "Engaged"])  # 3 faces: would read 5 of 5
+    summary = api.get(f"/api/sessions/{small.pk}/").data
+    assert summary["summary"]["counts"]["Engaged"] == 5 and summary["summary"]["faces"] == 3
+    assert summary["summary"]["shares"]["Engaged"] is None
+    assert summary["summary"]["engagement_index"] is None
+    # The dashboard's headline counts only sessions whose index is shown: 5 of 10, not 10 of 15.
+    page = web.get(reverse("analytics:dashboard", args=[session.classroom_id])).content.decode()
+    assert '<span class="big" id="headline-engagement">50%</span>' in page
+    kinds = services.compare_kinds(services.classroom_trends(session.classroom))
+    assert (kinds["in_person"]["sessions"], kinds["in_person"]["faces"]) == (1, 10)

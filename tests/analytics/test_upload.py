@@ -18,6 +18,7 @@ from tests.analytics.conftest import (
     upload,
     zip_bytes,
 )
+from tests.ml.test_safety import flat_png
 
 pytestmark = pytest.mark.django_db
 
@@ -273,6 +274,13 @@ def test_pixel_amplification_is_refused_per_file_and_per_batch(session, settings
     assert (
         "flat.png claims far more pixels than its file size allows" in outcome.errors[0]["detail"]
     )
+
+    # Padding after IEND, which Pillow never reads, buys no pixels (the probe: 7000x7000 padded
+    # to 562 KB, 20 of them in an 11 MB zip, cost 120 s of analysis).
+    padded = flat_png(7000, 7000).ljust(562_000, b"\0")
+    outcome = _upload(session, upload("class.zip", zip_bytes({"big.png": padded})))
+    assert outcome.photos == []
+    assert "big.png claims far more pixels than its file size allows" in outcome.errors[0]["detail"]
 
     settings.EDUMOOD_MAX_BATCH_PIXELS = 2 * 96 * 72  # two of the small photos
     files = [upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(2)]

@@ -217,10 +217,18 @@ def test_hiding_per_face_detail_leaves_the_session_page_with_aggregates_only(
         expect(page.locator("[data-faces]")).to_have_text("2")  # the aggregates count them
         assert page.locator(".face-box, [data-face-item], [data-face-detail]").count() == 0
         assert "0.82" not in page.content() and "82%" not in page.locator("#photos").inner_text()
+        # Counts rounded to multiples of 5 (one Engaged face reads 0), and the page says so.
+        expect(page.locator("#counts-rounded")).to_contain_text("multiples of 5")
+        expect(page.locator('[data-count="Engaged"]')).to_have_text("0")
         overflow = _full_page(page, out_dir / f"2-session-aggregates-only-{width}.png")
+
+        # A date range the database cannot hold: the dashboard says so (400), never a 500.
+        page.goto(f"{live_server.url}/classrooms/{classroom.pk}/dashboard/?after=0001-01-01T00:00")
+        expect(page.locator("#range-error")).to_contain_text("The date range was not applied")
+        page.screenshot(path=out_dir / f"3-dashboard-range-error-{width}.png")
         browser.close()
     assert overflow <= 0, f"{overflow} px of horizontal scroll"
-    assert not errors, errors
+    assert [e for e in errors if "/dashboard/?after=" not in e] == [], errors
 
 
 @pytest.mark.parametrize("width", [1366, 390])

@@ -98,6 +98,38 @@ def test_an_attributes_csv_far_longer_than_the_dataset_is_refused(media, admin_u
     assert not DatasetVersion.objects.exists()
 
 
+WIDE = ",".join(f"c{i}" for i in range(300_000))  # the probe: 830 KB zipped, 64 s and 1.4 GB
+
+
+@pytest.mark.parametrize(
+    "rows, reason",
+    [
+        (
+            f"file,{WIDE}\n",
+            "has a line over 25,800 characters (at most 100 columns of 255 characters)",
+        ),
+        (
+            "file," + ",".join(f"c{i}" for i in range(100)) + "\n",
+            "has 101 columns; at most 100 are accepted",
+        ),
+        (
+            "file,gender\nhappy_0.png," + "x" * 300 + "\n",
+            "has a cell of 300 characters in row 1 (column 'gender'); at most 255 are accepted",
+        ),
+    ],
+    ids=["300000-columns", "101-columns", "long-cell"],
+)
+def test_an_attributes_csv_over_the_column_or_cell_caps_is_refused_plainly(
+    media, admin_user, rows, reason
+):
+    archive = dataset_zip_bytes(per_class=4, attributes=False, extra={"data/attributes.csv": rows})
+    _, job = start_import("wide", user=admin_user, upload=upload(archive))
+    job = run_queued(job)
+    assert job.status == "failed"
+    assert job.error == f"DataError: attributes CSV 'attributes.csv' {reason}"
+    assert not DatasetVersion.objects.exists()
+
+
 def test_uploads_over_the_size_cap_or_not_zips_are_refused_before_queueing(settings, media):
     settings.EDUMOOD_MAX_DATASET_BYTES = 1000
     with pytest.raises(DatasetImportError, match="limit is 1000"):

@@ -95,3 +95,27 @@ def test_a_photo_whose_worker_is_killed_is_analysed_again_within_30_s(
     wait_until(lambda: _terminal(photo), 120, message="the photo to be analysed again")
     assert photo.status == "done", photo.error
     assert photo.attempts == 2
+
+
+def test_deleting_a_session_mid_analysis_leaves_no_error_in_the_worker(
+    worker_factory, session, shared_data
+):
+    worker = worker_factory()
+    name, data = _group_photo(shared_data)
+    photos = services.upload_photos(
+        session, [SimpleUploadedFile(f"{i}-{name}", data) for i in range(3)]
+    ).photos
+    # The first analysis in a process loads the model: a window of seconds to delete in.
+    wait_until(lambda: _status(photos[0]) == "analysing", 60, 0.05, message="analysis under way")
+    session.delete()  # the teacher's delete: rows now, files on commit
+
+    def handled() -> int:
+        log = worker.log_path.read_text(errors="replace")
+        return log.count("Task analytics.analyze_photo[") - log.count("received")
+
+    wait_until(lambda: handled() >= len(photos), 60, message="every task to end")
+    log = worker.log_path.read_text(errors="replace")
+    for trouble in ("DoesNotExist", "Traceback", "ERROR/", "raised unexpected"):
+        assert trouble not in log, log[-3000:]
+    assert "was deleted during its analysis" in log
+    assert not Photo.objects.exists()

@@ -1,6 +1,8 @@
-"""`make run`'s supervisor: a child that dies is started again and the other keeps serving."""
+"""`make run` as a school would see it (no debug output, plain http on 127.0.0.1), and its
+supervisor: a child that dies is started again and the other keeps serving."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,56 +39,90 @@ def _health(url: str) -> int | None:
         return None
 
 
-def test_a_dead_child_is_restarted_while_the_other_keeps_running(tmp_path):
+def make_run_environment() -> dict[str, str]:
+    """The variables the Makefile's `run` target exports (`run: export NAME ?= value`), so this
+    starts the server as `make run` does, not as a developer's DEBUG=true would."""
+    exported = re.findall(r"^run: export (\w+) \?= (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert dict(exported).get("DEBUG") == "false", exported
+    return dict(exported)
+
+
+@pytest.fixture(scope="module")
+def make_run(tmp_path_factory):
+    """`manage.py runall` with make run's environment on a free port: (process, base URL, log)."""
+    folder = tmp_path_factory.mktemp("runall")
     port = free_port()
+    skip = {"CELERY_BROKER_URL", "DATABASE_URL", "SECRET_KEY", "DEBUG", "EDUMOOD_HTTPS"}
     env = {
-        **{k: v for k, v in os.environ.items() if k not in {"CELERY_BROKER_URL", "DATABASE_URL"}},
-        "DEBUG": "true",
-        "EDUMOOD_VAR_DIR": str(tmp_path / "var"),
+        **{k: v for k, v in os.environ.items() if k not in skip},
+        **make_run_environment(),
+        "EDUMOOD_VAR_DIR": str(folder / "var"),
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",
     }
-    log = (tmp_path / "runall.log").open("wb")
+    log_path = folder / "runall.log"
+    log = log_path.open("wb")
     runall = subprocess.Popen(
         [sys.executable, "manage.py", "runall", "--port", str(port), "--concurrency", "1"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    health = f"http://127.0.0.1:{port}/healthz"
+    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _health(health) == 200, 180, 1, "web server and worker to answer")
-        # Static files as make run serves them: plotly's bundle compressed for a browser.
-        bundle = requests.get(
-            f"http://127.0.0.1:{port}/static/vendor/plotly-basic.min.js",
-            headers={"Accept-Encoding": "gzip"},
-            timeout=30,
-            stream=True,
-        )
-        assert bundle.status_code == 200 and bundle.headers["Content-Encoding"] == "gzip"
-        assert int(bundle.headers["Content-Length"]) < 500_000  # about 1.1 MB uncompressed
-        first = _children(runall.pid)
-
-        os.kill(first["worker"], signal.SIGKILL)  # as the OOM killer would
-        wait_until(lambda: _health(health) == 503, 30, 0.5, "the web to report the dead worker")
-        assert _children(runall.pid)["web"] == first["web"]
-        wait_until(lambda: _health(health) == 200, 180, 1, "a new worker to answer")
-        second = _children(runall.pid)
-        assert second["worker"] != first["worker"] and second["web"] == first["web"]
-
-        os.kill(first["web"], signal.SIGKILL)
-        wait_until(lambda: _health(health) == 200, 60, 0.5, "a new web server to answer")
-        third = _children(runall.pid)
-        assert third["web"] != first["web"] and third["worker"] == second["worker"]
-        assert runall.poll() is None
+        wait_until(lambda: _health(f"{base}/healthz") == 200, 180, 1, "web and worker to answer")
+        yield runall, base, log_path
     finally:
-        runall.send_signal(signal.SIGTERM)
-        try:
-            code = runall.wait(60)
-        except subprocess.TimeoutExpired:
+        if runall.poll() is None:
             os.killpg(runall.pid, signal.SIGKILL)
-            raise
-        finally:
-            log.close()
-    output = (tmp_path / "runall.log").read_text(errors="replace")
+        log.close()
+
+
+def test_a_school_sees_the_sites_own_error_pages_on_plain_http(make_run):
+    _, base, _ = make_run
+    missing = requests.get(f"{base}/no-such-page/", timeout=30)
+    text = missing.text
+    assert missing.status_code == 404 and 'id="error-page"' in text and "Page not found" in text
+    for debug_output in ("URLconf", "django-admin/", "api/", "Traceback", "DEBUG = True"):
+        assert debug_output not in text, debug_output
+    # Plain http on loopback: no redirect to https, and a log-in cookie a browser sends back.
+    login = requests.get(f"{base}/login/", timeout=30, allow_redirects=False)
+    assert login.status_code == 200 and "strict-transport-security" not in login.headers
+    assert "csrftoken" in login.cookies and "secure" not in login.headers["Set-Cookie"].lower()
+    # A form posted without its token (it expired) gets the site's page, not Django's.
+    expired = requests.post(f"{base}/login/", data={"username": "a"}, timeout=30)
+    assert expired.status_code == 403 and 'id="error-page"' in expired.text
+    assert "CSRF verification failed" not in expired.text
+
+
+def test_a_dead_child_is_restarted_while_the_other_keeps_running(make_run):
+    runall, base, log_path = make_run
+    health = f"{base}/healthz"
+    # Static files as make run serves them: plotly's bundle compressed for a browser.
+    bundle = requests.get(
+        f"{base}/static/vendor/plotly-basic.min.js",
+        headers={"Accept-Encoding": "gzip"},
+        timeout=30,
+        stream=True,
+    )
+    assert bundle.status_code == 200 and bundle.headers["Content-Encoding"] == "gzip"
+    assert int(bundle.headers["Content-Length"]) < 500_000  # about 1.1 MB uncompressed
+    first = _children(runall.pid)
+
+    os.kill(first["worker"], signal.SIGKILL)  # as the OOM killer would
+    wait_until(lambda: _health(health) == 503, 30, 0.5, "the web to report the dead worker")
+    assert _children(runall.pid)["web"] == first["web"]
+    wait_until(lambda: _health(health) == 200, 180, 1, "a new worker to answer")
+    second = _children(runall.pid)
+    assert second["worker"] != first["worker"] and second["web"] == first["web"]
+
+    os.kill(first["web"], signal.SIGKILL)
+    wait_until(lambda: _health(health) == 200, 60, 0.5, "a new web server to answer")
+    third = _children(runall.pid)
+    assert third["web"] != first["web"] and third["worker"] == second["worker"]
+    assert runall.poll() is None
+
+    runall.send_signal(signal.SIGTERM)
+    code = runall.wait(60)
+    output = log_path.read_text(errors="replace")
     assert code == 0, output[-3000:]
     assert "The worker exited with code -9; restarting it" in output
     assert "The web server exited with code -9; restarting it" in output
