@@ -175,6 +175,8 @@ class Photo(BackgroundWork):
     QUEUED, RUNNING, TERMINAL = PhotoStatus.QUEUED, PhotoStatus.ANALYSING, TERMINAL_PHOTO_STATUSES
     TASK = "analytics.analyze_photo"
     WORKER_STOPPED = "The worker stopped while analysing this photo; retry."
+    # Each teacher's photos share one window of the inference queue (BackgroundWork.dispatch).
+    FAIR_SHARE = "session__classroom__owner"
 
     class Meta:
         ordering = ["uploaded_at", "id"]
@@ -189,11 +191,11 @@ class Photo(BackgroundWork):
         return settings.EDUMOOD_PHOTO_STALE_SECONDS
 
     def finish(self, result=None) -> None:
-        Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.DONE)
-        self.status = PhotoStatus.DONE
+        if self.held_claim().update(status=PhotoStatus.DONE):
+            self.status = PhotoStatus.DONE
 
     def fail(self, reason: str) -> None:
-        Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.FAILED, error=reason[:2000])
+        self.held_claim().update(status=PhotoStatus.FAILED, error=reason[:2000])
         self.refresh_from_db()
 
     def failure_reason(self, exc: Exception) -> str:
