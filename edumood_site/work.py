@@ -216,11 +216,10 @@ class BackgroundWork(models.Model):
                 .annotate(count=Count("pk"))
             )
             window = cls.fair_share_window()
-            queues = [
-                list(waiting.filter(**{cls.FAIR_SHARE: o}).order_by("pk")[: max(0, window - n)])
-                for o in sorted(owners)
-                for n in [in_flight.get(o, 0)]
-            ]
+            queues = []  # each owner's oldest waiting rows, as many as its window has room for
+            for each in sorted(owners):
+                room = max(0, window - in_flight.get(each, 0))
+                queues.append(list(waiting.filter(**{cls.FAIR_SHARE: each}).order_by("pk")[:room]))
             turns = [[q[i] for q in queues if i < len(q)] for i in range(window)]
         sent = 0
         for turn in turns:  # one row of each owner, then the next of each

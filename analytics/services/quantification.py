@@ -41,8 +41,11 @@ def quantify_session(session_id: int) -> dict | None:
     for _ in range(COMPUTE_TRIES):
         seen = _faces_fingerprint(session_id)
         result = _quantify_faces(session_id)
-        with transaction.atomic():  # a short lock: one read and one write
+        with transaction.atomic():  # a short lock: one check and one write
+            # One writer at a time per session, so the check and the write see the same faces.
             session = Session.objects.select_for_update().filter(pk=session_id)
+            if not list(session.values_list("pk", flat=True)):
+                return None  # deleted meanwhile
             if _faces_fingerprint(session_id) == seen:
                 session.update(quantification=result)
                 return result
