@@ -181,6 +181,8 @@ class Photo(BackgroundWork):
     QUEUED, RUNNING, TERMINAL = PhotoStatus.QUEUED, PhotoStatus.ANALYSING, TERMINAL_PHOTO_STATUSES
     TASK = "analytics.analyze_photo"
     WORKER_STOPPED = "The worker stopped while analysing this photo; retry."
+    # Each teacher's photos share one window of the inference queue (BackgroundWork.dispatch).
+    FAIR_SHARE = "session__classroom__owner"
 
     class Meta:
         ordering = ["uploaded_at", "id"]
@@ -195,12 +197,12 @@ class Photo(BackgroundWork):
         return settings.EDUMOOD_PHOTO_STALE_SECONDS
 
     def finish(self, result=None) -> None:
-        Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.DONE)
-        self.status = PhotoStatus.DONE
+        if self.held_claim().update(status=PhotoStatus.DONE):
+            self.status = PhotoStatus.DONE
 
     def fail(self, reason: str) -> None:
-        Photo.objects.filter(pk=self.pk).update(status=PhotoStatus.FAILED, error=reason[:2000])
-        self.status, self.error = PhotoStatus.FAILED, reason[:2000]  # the row may be gone
+        if self.held_claim().update(status=PhotoStatus.FAILED, error=reason[:2000]):
+            self.status, self.error = PhotoStatus.FAILED, reason[:2000]  # the row may be gone
 
     def mark_cancelled(self, result=None) -> None:
         """Nothing to record: a photo's analysis stops early only when the photo was deleted

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from edumood_site.work import BackgroundWork
+from edumood_site.work import BackgroundWork, write_when_unlocked
 
 from .choices import TERMINAL_JOB_STATUSES, JobKind, JobStatus
 from .quality import QualityFlag, quality_flags
@@ -80,15 +80,17 @@ class Job(BackgroundWork):
         if message:
             self.message = message[:500]
         self.heartbeat_at = timezone.now()
-        Job.objects.filter(pk=self.pk).update(
-            progress=self.progress, message=self.message, heartbeat_at=self.heartbeat_at
+        write_when_unlocked(
+            lambda: self.held_claim().update(
+                progress=self.progress, message=self.message, heartbeat_at=self.heartbeat_at
+            )
         )
 
     def add_log(self, line: str) -> None:
         """Append a line to the job's log (kept short: the last 500 lines)."""
         stamp = timezone.now().strftime("%H:%M:%S")
         self.log = [*self.log, f"{stamp} {line}"][-500:]
-        Job.objects.filter(pk=self.pk).update(log=self.log)
+        write_when_unlocked(lambda: Job.objects.filter(pk=self.pk).update(log=self.log))
 
     note = add_log
 
@@ -128,16 +130,19 @@ class Job(BackgroundWork):
         self.refresh_from_db()
 
     def _close(self, status, *, result=None, error="", message="", progress=None) -> None:
-        self.status = status
-        self.result = result if result is not None else self.result
-        self.error = error
-        self.message = message
-        self.finished_at = timezone.now()
-        fields = ["status", "result", "error", "message", "finished_at"]
+        """Close the job, if the claim this run took is still its own (`held_claim`)."""
+        fields = {
+            "status": status,
+            "result": result if result is not None else self.result,
+            "error": error,
+            "message": message,
+            "finished_at": timezone.now(),
+        }
         if progress is not None:
-            self.progress = progress
-            fields.append("progress")
-        self.save(update_fields=fields)
+            fields["progress"] = progress
+        if self.held_claim().update(**fields):
+            for name, value in fields.items():
+                setattr(self, name, value)
 
 
 def checkpoint_upload_to(instance, filename: str) -> str:

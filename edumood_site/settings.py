@@ -230,6 +230,15 @@ EDUMOOD_JOB_STALE_SECONDS = env_int("EDUMOOD_JOB_STALE_SECONDS", 120)
 # The same for a photo analysis: its heartbeat beats every quarter of this and the sweep runs
 # every half, so a photo abandoned by a dead worker is queued again within about 25 s.
 EDUMOOD_PHOTO_STALE_SECONDS = env_int("EDUMOOD_PHOTO_STALE_SECONDS", 15)
+# A queued row whose message went out this long ago and was not taken by a worker lost it: the
+# sweep sends it again (a duplicate is harmless). Longer than a message waits in a healthy
+# queue: the fair-share window keeps the inference queue short, and training jobs queued
+# behind a long one get a spare message each period, which the claim turns away.
+EDUMOOD_RESEND_SECONDS = env_int("EDUMOOD_RESEND_SECONDS", 300)
+# Photos of one teacher in flight at once (sent to the broker or being analysed); the rest wait
+# in the database and are sent as these finish, in turn with other teachers' photos. At least
+# the number of inference worker processes, or one teacher alone leaves some idle.
+EDUMOOD_FAIR_SHARE_WINDOW = env_int("EDUMOOD_FAIR_SHARE_WINDOW", 4)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

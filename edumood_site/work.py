@@ -4,8 +4,16 @@
 A row is claimed with a conditional UPDATE (so two deliveries of one message never run it twice
 at once), kept alive by a heartbeat thread while its work runs, reports progress and reads its
 cancel flag at most about once a second, and is closed as finished, cancelled or failed, also
-when its queue's soft time limit stops it. A worker that dies leaves a stale heartbeat: the
-worker sweep queues the row again, at most MAX_ATTEMPTS times, then fails it with the reason.
+when its queue's soft time limit stops it, by the run that holds the claim only (a run that lost
+its claim writes nothing). A worker that dies leaves a stale heartbeat: the worker sweep queues
+the row again, at most MAX_ATTEMPTS times, then fails it with the reason.
+
+A queued row's message is sent by `dispatch`, which stamps `sent_at`. Kinds with an owner
+(FAIR_SHARE) keep at most `fair_share_window()` rows of each owner in flight (sent or running),
+topped up oldest first as they finish, so one owner's hundreds of rows wait in the database,
+not ahead of everyone else in the broker. A row still queued `EDUMOOD_RESEND_SECONDS` after its
+message went out lost that message (a crash between commit and publish, a wedged publish, a
+broker restart): the sweep sends it again; a duplicate is harmless, the claim runs it once.
 
 Tasks are sent by name (each app's tasks.py registers them), so services and tasks never import
 each other: tasks call services, services enqueue names.
@@ -25,8 +33,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.apps import apps
 from django.conf import settings
-from django.db import connection, models
-from django.db.models import F, Q
+from django.db import OperationalError, connection, models
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -36,6 +44,25 @@ CANCEL_READ_INTERVAL = 1.0  # seconds; a cancel may wait this long, a batch shou
 # Seconds between a task's soft time limit (the row is closed with the reason) and the hard
 # kill, which would leave the row running for the stale sweep to queue again.
 HARD_LIMIT_GRACE = 30
+# SQLite answers "database is locked" to a write that waited its whole timeout (30 s) for
+# another writer. A heartbeat or progress write waits and tries again for this long before the
+# error ends the work: a long lock must not fail a day of training.
+LOCKED_RETRY_SECONDS = 600
+
+
+def write_when_unlocked(write: Callable[[], object], retry_for: float = LOCKED_RETRY_SECONDS):
+    """Run a small write, trying again (after 0.1 s, doubling to 5 s) while the database is
+    locked; other errors, and a lock that outlasts `retry_for`, are raised."""
+    deadline, pause = time.monotonic() + retry_for, 0.1
+    while True:
+        try:
+            return write()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            logger.warning("The database is locked; writing again in %.1f s", pause)
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 class WorkCancelled(Exception):  # noqa: N818  (a signal, not an error)
@@ -94,11 +121,15 @@ class BackgroundWork(models.Model):
 
     attempts = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the row's message was last sent to the broker; null while it waits for `dispatch`.
+    sent_at = models.DateTimeField(null=True, blank=True)
 
     MAX_ATTEMPTS = 3
     QUEUED = RUNNING = ""
     TERMINAL: frozenset = frozenset()
     TASK = ""
+    # The lookup of the owner whose rows share one window of the broker (empty: no window).
+    FAIR_SHARE = ""
     WORKER_STOPPED = "The worker stopped while running this."
 
     class Meta:
@@ -142,7 +173,84 @@ class BackgroundWork(models.Model):
         return bool(claimed)
 
     def enqueue(self) -> None:
+        """Send the row's message now (stamped first: a publish that never returns is resent)."""
+        type(self).objects.filter(pk=self.pk).update(sent_at=timezone.now())
         enqueue(self.TASK, self.pk, self.queue)
+
+    def held_claim(self):
+        """This row while it is not closed and no later claim took it over (keyed on
+        `attempts`): a run whose heartbeat went stale and whose row another worker claimed
+        matches nothing, so what it writes through this is dropped."""
+        return (
+            type(self)
+            .objects.filter(pk=self.pk, attempts=self.attempts)
+            .exclude(status__in=self.TERMINAL)
+        )
+
+    @classmethod
+    def fair_share_window(cls) -> int:
+        return settings.EDUMOOD_FAIR_SHARE_WINDOW
+
+    @classmethod
+    def dispatch(cls, owner=None) -> int:
+        """Send the messages of queued rows that wait for one (of one owner, or of all); how
+        many.
+
+        Without FAIR_SHARE every waiting row is sent. With it, each owner keeps at most
+        `fair_share_window()` rows in flight, and the owners' rows are sent in turn, so the
+        broker's queue holds a few rows of each owner: a row waits behind at most a window of
+        each other owner's rows, however many they queued.
+        """
+        waiting = cls.objects.filter(status=cls.QUEUED, sent_at__isnull=True)
+        if not cls.FAIR_SHARE:
+            turns = [[row] for row in waiting.order_by("pk")]
+        else:
+            if owner is not None:
+                waiting = waiting.filter(**{cls.FAIR_SHARE: owner})
+            owners = set(waiting.order_by().values_list(cls.FAIR_SHARE, flat=True).distinct())
+            in_flight = dict(
+                cls.objects.filter(**{f"{cls.FAIR_SHARE}__in": owners})
+                .filter(Q(status=cls.RUNNING) | Q(status=cls.QUEUED, sent_at__isnull=False))
+                .order_by()
+                .values_list(cls.FAIR_SHARE)
+                .annotate(count=Count("pk"))
+            )
+            window = cls.fair_share_window()
+            queues = []  # each owner's oldest waiting rows, as many as its window has room for
+            for each in sorted(owners):
+                room = max(0, window - in_flight.get(each, 0))
+                queues.append(list(waiting.filter(**{cls.FAIR_SHARE: each}).order_by("pk")[:room]))
+            turns = [[q[i] for q in queues if i < len(q)] for i in range(window)]
+        sent = 0
+        for turn in turns:  # one row of each owner, then the next of each
+            for row in turn:
+                # Conditional: of two dispatchers (an upload and a finishing worker), one sends.
+                taken = cls.objects.filter(pk=row.pk, status=cls.QUEUED, sent_at__isnull=True)
+                if taken.update(sent_at=timezone.now()):
+                    enqueue(cls.TASK, row.pk, row.queue)
+                    sent += 1
+        return sent
+
+    @classmethod
+    def resend_lost(cls) -> int:
+        """Send again the queued rows whose message went out EDUMOOD_RESEND_SECONDS ago and was
+        never taken by a worker (lost before or in the broker); how many."""
+        lost = timezone.now() - timedelta(seconds=settings.EDUMOOD_RESEND_SECONDS)
+        count = 0
+        for row in cls.objects.filter(status=cls.QUEUED, sent_at__lt=lost):
+            # Conditional update: when several workers sweep at once, only one resends a row.
+            if cls.objects.filter(pk=row.pk, status=cls.QUEUED, sent_at__lt=lost).update(
+                sent_at=timezone.now()
+            ):
+                row.note("Its message was not taken by a worker in time; sent again.")
+                enqueue(cls.TASK, row.pk, row.queue)
+                count += 1
+        return count
+
+    @classmethod
+    def sweep(cls) -> int:
+        """Everything the periodic sweep does for this kind; how many rows it touched."""
+        return cls.recover_abandoned() + cls.resend_lost() + cls.dispatch()
 
     # Hooks of the steps; subclasses record what their pages show.
     def note(self, line: str) -> None:
@@ -170,13 +278,16 @@ class BackgroundWork(models.Model):
         The work may sit in one long call (loading data, a big forward pass), so the heartbeat
         cannot rely on progress callbacks; a stale heartbeat is how a dead worker shows.
         """
-        rows, interval = type(self).objects.filter(pk=self.pk), self.heartbeat_interval()
+        rows, interval = self.held_claim(), self.heartbeat_interval()
         stop = threading.Event()
 
         def beat():
             try:
                 while not stop.wait(interval):
-                    rows.update(heartbeat_at=timezone.now())
+                    try:
+                        write_when_unlocked(lambda: rows.update(heartbeat_at=timezone.now()))
+                    except Exception:  # the next beat tries again; the work goes on
+                        logger.exception("A heartbeat of %s %s failed", self._meta.label, self.pk)
             finally:
                 connection.close()
 
@@ -217,7 +328,7 @@ class BackgroundWork(models.Model):
             ).update(status=cls.QUEUED)
             if requeued:
                 row.note("The worker running this stopped; queued again.")
-                row.enqueue()
+                row.enqueue()  # it was in flight: it keeps its place in its owner's window
                 count += 1
         return count
 
@@ -234,8 +345,20 @@ def perform(
 
     Idempotent: a missing or terminal row, or one another worker holds, is left alone. The
     row finishes with work's return value, is cancelled on WorkCancelled, and fails with the
-    reason on anything else (the soft time limit included).
+    reason on anything else (the soft time limit included); each only while the claim is
+    still this run's (`held_claim`). Then the row's owner gets its next row sent (`dispatch`).
     """
+    try:
+        _perform(rows, pk, work, claim_options, soft_time_limit)
+    finally:
+        kind = rows.model
+        if kind.FAIR_SHARE:
+            owner = kind.objects.filter(pk=pk).values_list(kind.FAIR_SHARE, flat=True).first()
+            if owner is not None:
+                kind.dispatch(owner)
+
+
+def _perform(rows, pk, work, claim_options, soft_time_limit) -> None:
     row = rows.filter(pk=pk).first()
     if row is None or row.is_terminal:
         return
@@ -271,11 +394,12 @@ def perform(
 @worker_ready.connect
 def start_recovery_sweeps(**kwargs):
     """Sweep every kind of background work at start-up and then periodically, in a daemon
-    thread of the worker's main process.
+    thread of the worker's main process: recover abandoned rows, resend lost messages, send
+    waiting rows (`BackgroundWork.sweep`).
 
     The embedded filesystem broker never redelivers a dead worker's message, and Redis does so
-    only after its visibility timeout, so the rows themselves (with their heartbeats) are the
-    source of truth for what is abandoned.
+    only after its visibility timeout, so the rows themselves (with their heartbeats and
+    `sent_at`) are the source of truth for what is abandoned or lost.
     """
     kinds = [m for m in apps.get_models() if issubclass(m, BackgroundWork)]
     interval = max(1.0, min(kind.stale_seconds() for kind in kinds) / 2)
@@ -285,12 +409,12 @@ def start_recovery_sweeps(**kwargs):
         while True:
             for kind in kinds:
                 try:
-                    recovered = kind.recover_abandoned()
+                    touched = kind.sweep()
                 except Exception:
                     logger.exception("Recovery sweep of %s failed", kind._meta.label)
                     continue
-                if recovered:
-                    logger.warning("Recovered %d abandoned %s row(s)", recovered, kind._meta.label)
+                if touched:
+                    logger.warning("Swept %d %s row(s)", touched, kind._meta.label)
             connection.close()
             stop.wait(interval)
 

@@ -42,6 +42,14 @@ def fast_and_quiet(settings):
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def fresh_health_check():
+    """/healthz shares its broker check for a few seconds per process: not across tests."""
+    from edumood_site.views import broker_and_workers
+
+    broker_and_workers.result = None
+
+
 @pytest.fixture
 def eager_celery():
     """Run tasks in-process: for unit tests of the task code paths, not of the worker."""
@@ -66,6 +74,25 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
+
+
+def concurrent_gets(url: str, count: int, timeout: float) -> tuple[list, float]:
+    """GET `url` from `count` threads at once, each on its own connection: (the status code
+    or the exception's name of each, the seconds they took together)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    def get(_):
+        try:
+            return requests.get(url, timeout=timeout).status_code
+        except requests.RequestException as exc:
+            return type(exc).__name__
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(count) as pool:
+        answers = list(pool.map(get, range(count)))
+    return answers, time.monotonic() - started
 
 
 @pytest.fixture(scope="session")
@@ -147,6 +174,41 @@ class WorkerProcess:
                 self.process.wait(10)
 
 
+class WebProcess:
+    """A real `manage.py runserver` (threaded, as `make run` serves) against the test database
+    and the broker of a WorkerProcess, in its own process group."""
+
+    def __init__(self, worker: WorkerProcess, log_path: Path):
+        self.env, self.log_path = worker.env, log_path
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process = None
+
+    def start(self, ready_timeout: float = 120) -> "WebProcess":
+        import requests
+
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", self.url.split("//")[1], "--noreload"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+        def answers():
+            try:
+                return requests.get(f"{self.url}/login/", timeout=5).status_code == 200
+            except requests.RequestException:
+                return self.process.poll() is not None
+
+        wait_until(answers, ready_timeout, 0.5, message="the web server to answer")
+        if self.process.poll() is not None:
+            raise AssertionError(f"web server exited:\n{self.log_path.read_text()[-3000:]}")
+        return self
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
 @pytest.fixture
 def celery_broker(redis_url):
     """Point this process's Celery app at the real Redis broker for one test."""
@@ -180,6 +242,21 @@ def worker_factory(celery_broker, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def web_factory(tmp_path):
+    """Start real web servers beside a worker (same database, broker and environment)."""
+    servers = []
+
+    def start(worker: WorkerProcess) -> WebProcess:
+        server = WebProcess(worker, tmp_path / "web.log").start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

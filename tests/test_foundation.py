@@ -354,3 +354,82 @@ def test_jobs_and_photos_share_one_lifecycle():
 
     assert issubclass(Job, BackgroundWork) and issubclass(Photo, BackgroundWork)
     assert {Job.TASK, Photo.TASK} <= set(app.tasks)
+
+
+@pytest.mark.django_db
+def test_a_job_run_that_lost_its_claim_does_not_close_the_job():
+    """finish and fail write only while the claim they ran under is the row's (issue 24, 5)."""
+    job = Job.objects.create(kind=JobKind.DIAGNOSE)
+    assert job.claim("first")
+    Job.objects.filter(pk=job.pk).update(attempts=2)  # taken over by a second delivery
+    job.finish({"gflops": 1.0})
+    job.fail("late")
+    job.refresh_from_db()
+    assert (job.status, job.result, job.error) == (JobStatus.RUNNING, None, "")
+    job.finish({"gflops": 2.0})  # the holder of the claim (attempts 2) closes it
+    job.refresh_from_db()
+    assert (job.status, job.result) == (JobStatus.SUCCEEDED, {"gflops": 2.0})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_progress_write_waits_out_a_database_lock_instead_of_failing_the_job():
+    """A lock held past SQLite's timeout answered "database is locked" to a training job's
+    progress write, which failed the job (issue 24, item 5): it waits and writes again."""
+    import sqlite3
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's database-wide lock")
+    job = Job.objects.create(kind=JobKind.DIAGNOSE)
+    assert job.claim("t")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout = 100")  # the 30 s timeout, in short
+    other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None,
+                            check_same_thread=False)  # fmt: skip
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing for a long time
+        threading.Timer(1.0, lambda: other.execute("COMMIT")).start()
+        job.set_progress(0.5, "half way", force=True)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout = 30000")
+    job.refresh_from_db()
+    other.close()
+    assert (job.progress, job.message, job.status) == (0.5, "half way", JobStatus.RUNNING)
+
+
+@pytest.mark.django_db
+def test_a_queued_job_whose_message_was_lost_is_sent_again_after_the_bound(
+    settings, django_capture_on_commit_callbacks, eager_celery
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.EDUMOOD_RESEND_SECONDS = 60
+    lost = Job.objects.create(
+        kind=JobKind.DIAGNOSE, params={"seconds": 0.1, "size": 32},
+        sent_at=timezone.now() - timedelta(seconds=61),
+    )  # fmt: skip
+    waiting = Job.objects.create(kind=JobKind.DIAGNOSE, sent_at=timezone.now())
+    assert Job.sweep() == 1
+    lost.refresh_from_db(), waiting.refresh_from_db()
+    assert lost.status == JobStatus.SUCCEEDED and lost.attempts == 1
+    assert waiting.status == JobStatus.QUEUED
+
+
+@pytest.mark.django_db
+def test_health_checks_share_one_broker_check_for_a_few_seconds(client, django_user_model):
+    """Anyone may call /healthz: a burst costs one broker connection and ping, not one each."""
+    from edumood_site.views import broker_and_workers
+
+    assert client.get(reverse("healthz")).status_code == 503  # no worker runs here
+    checked_at = broker_and_workers.at
+    for _ in range(5):
+        assert client.get(reverse("healthz")).json()["worker"] == {"ok": False}
+    assert broker_and_workers.at == checked_at
+    client.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    staff = client.get(reverse("healthz")).json()
+    assert staff["worker"]["error"] == "RuntimeError: no worker answered a ping within 1 s"

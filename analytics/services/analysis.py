@@ -8,12 +8,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from classifier.services import active_model_version, load_classifier
-from edumood_site.work import WorkCancelled, enqueue, perform
+from edumood_site.work import WorkCancelled, perform
 
 from ..choices import ImageState, PhotoStatus
 from ..models import FaceResult, Photo, Session
 from .consent import apply_retention
 from .quantification import quantify_session
+from .uploads import publish_staged
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,9 @@ class PhotoActionError(Exception):
     """An action that does not apply to the photo in its current state."""
 
 
-def enqueue_analysis(photo_id: int) -> None:
-    enqueue(Photo.TASK, photo_id, "inference")
+class ClaimLost(Exception):  # noqa: N818  (a signal, not an error)
+    """Another worker took the photo over while this one analysed it: its results are not ours
+    to store (the photo may already be done, its original blurred)."""
 
 
 def analyse_photo(photo_id: int, *, soft_time_limit: float | None = None) -> None:
@@ -58,6 +60,10 @@ def _analyse_and_store(photo: Photo) -> None:
     try:
         version, analysis = _analyse(photo)
         _store_results(photo, version, analysis)
+    except ClaimLost:
+        _stop_if_deleted(photo)
+        logger.warning("Photo %s was taken over by another worker; results dropped", photo.pk)
+        return
     except Exception:
         _stop_if_deleted(photo)
         raise
@@ -89,6 +95,8 @@ def _analyse(photo: Photo):
         raise AnalysisError("No active model version: an administrator must promote one; retry.")
     if not photo.image:
         raise AnalysisError("The original photo is no longer stored, so it cannot be analysed.")
+    # The upload that stored it died between its commit and the rename: finish the rename.
+    publish_staged(photo.image.name)
     with photo.image.open("rb") as handle:
         data = handle.read()
     # A huge photo is reduced once, while decoding; the boxes still come in its own pixels.
@@ -115,6 +123,9 @@ def _store_results(photo: Photo, version, analysis) -> None:
         for face in analysis.faces
     ]
     with transaction.atomic():
+        # Only while the claim is this run's: the row lock keeps a takeover out until commit.
+        if not photo.held_claim().select_for_update().exists():
+            raise ClaimLost
         # Earlier results (e.g. from an older model) are replaced only now, in one step.
         photo.faces.all().delete()
         FaceResult.objects.bulk_create(rows)
@@ -137,10 +148,11 @@ def retry_photo(photo: Photo) -> Photo:
 
 
 def _requeue(ids: list[int]) -> None:
-    Photo.objects.filter(pk__in=ids).update(
-        status=PhotoStatus.QUEUED, error="", attempts=0, heartbeat_at=None
-    )
-    transaction.on_commit(lambda: [enqueue_analysis(pk) for pk in ids])
+    """Queue photos again; their owner's window sends them (Photo.dispatch)."""
+    photos = Photo.objects.filter(pk__in=ids)
+    owners = set(photos.order_by().values_list(Photo.FAIR_SHARE, flat=True).distinct())
+    photos.update(status=PhotoStatus.QUEUED, error="", attempts=0, heartbeat_at=None, sent_at=None)
+    transaction.on_commit(lambda: [Photo.dispatch(owner) for owner in owners])
 
 
 def reanalysable_photos(session: Session):

@@ -6,6 +6,7 @@ photo's analysis; pages and the API read the stored JSON (numpy only).
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Count, Max, Sum
 
 from ml.quantify import (
     MIN_FACES,
@@ -17,6 +18,10 @@ from ml.quantify import (
 )
 
 from ..models import FaceResult, Session
+
+# Computations of one session's shares before leaving the write to the analyses still storing
+# faces in it.
+COMPUTE_TRIES = 3
 
 CORRECTION_NOTE = (
     "Corrected shares adjust the raw count of each state for the mistakes this model is known "
@@ -33,31 +38,49 @@ def quantify_session(session_id: int) -> dict | None:
     session keeps its numbers when the active model changes, until it is analysed again. No
     faces, faces from several versions (a re-analysis under way, or photos analysed by
     different models) or a version without a calibration leave the shares uncorrected (None).
+
+    Computed outside any transaction (the first call imports QuaPy, seconds; on SQLite a
+    transaction that writes locks the whole database), then written only if the faces are still
+    those it computed from; otherwise computed again, a few times at most: faces that keep
+    changing are being stored by other analyses, each of which quantifies the session after.
     """
-    with transaction.atomic():
-        # One worker at a time per session: the last photo to finish writes the final numbers.
-        session = Session.objects.select_for_update().get(pk=session_id)
-        faces = list(
-            FaceResult.objects.filter(photo__session=session)
-            .select_related("model_version")
-            .order_by("id")
-        )
-        versions = {face.model_version for face in faces}
-        version = versions.pop() if len(versions) == 1 else None
-        result = None
-        if version is not None and version.calibration:
-            calibration = Calibration.from_json(version.calibration)
-            classes = list(version.classes)
-            probabilities = np.array(
-                [[f.probabilities.get(c, 0.0) for c in classes] for f in faces]
-            )
-            posteriors = state_posteriors(
-                probabilities, classes, version.state_mapping, calibration.states
-            )
-            result = quantify(posteriors, [f.state for f in faces], calibration).to_json()
-        session.quantification = result
-        session.save(update_fields=["quantification"])
+    result = None
+    for _ in range(COMPUTE_TRIES):
+        seen = _faces_fingerprint(session_id)
+        result = _quantify_faces(session_id)
+        with transaction.atomic():  # a short lock: one check and one write
+            # One writer at a time per session, so the check and the write see the same faces.
+            session = Session.objects.select_for_update().filter(pk=session_id)
+            if not list(session.values_list("pk", flat=True)):
+                return None  # deleted meanwhile
+            if _faces_fingerprint(session_id) == seen:
+                session.update(quantification=result)
+                return result
     return result
+
+
+def _faces_fingerprint(session_id: int) -> dict:
+    """What changes whenever a face of the session is added, replaced or deleted."""
+    return FaceResult.objects.filter(photo__session_id=session_id).aggregate(
+        count=Count("id"), last=Max("id"), total=Sum("id")
+    )
+
+
+def _quantify_faces(session_id: int) -> dict | None:
+    faces = list(
+        FaceResult.objects.filter(photo__session_id=session_id)
+        .select_related("model_version")
+        .order_by("id")
+    )
+    versions = {face.model_version for face in faces}
+    version = versions.pop() if len(versions) == 1 else None
+    if version is None or not version.calibration:
+        return None
+    calibration = Calibration.from_json(version.calibration)
+    classes = list(version.classes)
+    probabilities = np.array([[f.probabilities.get(c, 0.0) for c in classes] for f in faces])
+    posteriors = state_posteriors(probabilities, classes, version.state_mapping, calibration.states)
+    return quantify(posteriors, [f.state for f in faces], calibration).to_json()
 
 
 def uncorrected_reason(quantification: dict | None, summary: dict, versions: list) -> str:

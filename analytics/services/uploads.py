@@ -29,7 +29,6 @@ from ml.safety import (
 )
 
 from ..models import Photo, Session
-from .analysis import enqueue_analysis
 from .consent import ConsentRequired
 
 logger = logging.getLogger(__name__)
@@ -333,8 +332,8 @@ def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
                 photo.image.name = staging.removesuffix(STAGING_SUFFIX)
                 photo.save()
                 photos.append(photo)
-            ids = [photo.pk for photo in photos]
-            transaction.on_commit(lambda: _publish(staged, ids))
+            owner = session.classroom.owner_id
+            transaction.on_commit(lambda: _publish(staged, owner))
     except Exception:
         for name in staged:
             field.storage.delete(name)
@@ -342,12 +341,24 @@ def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
     return photos
 
 
-def _publish(staged: list[str], ids: list[int]) -> None:
-    storage = Photo._meta.get_field("image").storage
+def _publish(staged: list[str], owner: int) -> None:
+    """Rename the committed photos' files into place and send the owner's share of them to
+    the workers (the rest follow as these finish: Photo.dispatch)."""
     for name in staged:
-        os.replace(storage.path(name), storage.path(name.removesuffix(STAGING_SUFFIX)))
-    for pk in ids:
-        enqueue_analysis(pk)
+        publish_staged(name)
+    Photo.dispatch(owner)
+
+
+def publish_staged(name: str) -> bool:
+    """Rename a committed photo's staging file (`name` with or without its suffix) to its
+    final name; False when there is none (already renamed)."""
+    storage = Photo._meta.get_field("image").storage
+    final = name.removesuffix(STAGING_SUFFIX)
+    try:
+        os.replace(storage.path(final + STAGING_SUFFIX), storage.path(final))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def sweep_upload_leftovers(grace_seconds: float | None = None) -> int:
@@ -381,7 +392,7 @@ def sweep_upload_leftovers(grace_seconds: float | None = None) -> int:
         final = finals.get(path)
         try:
             if final in known and names[path] != final:
-                os.replace(path, storage.path(final))  # committed, the rename not yet done
+                publish_staged(final)  # committed, the rename not yet done
             elif final not in known:
                 path.unlink()
                 removed += 1

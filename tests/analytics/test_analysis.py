@@ -362,3 +362,82 @@ def test_a_failed_photo_or_job_records_no_server_path():
     for row in (Photo(), Job()):
         reason = row.failure_reason(error)
         assert "/srv" not in reason and "x.jpg" in reason, reason
+
+
+def test_a_run_that_lost_its_claim_overwrites_nothing(session, model_version, analyse):
+    """A first run declared abandoned while it still worked (its heartbeat was held up) finishes
+    after a second run analysed and blurred the photo: its results (read from the original it
+    loaded) and its close are dropped (issue 24, item 5)."""
+    from analytics.services.analysis import _analyse_and_store
+
+    session.classroom.retention = Retention.KEEP
+    session.classroom.save()
+    (photo,) = analyse(session, upload("a.jpg", image_bytes(seed=7)))
+    FaceResult.objects.create(
+        photo=photo, x=1, y=1, w=5, h=5, score=0.9, label="happy", state="Engaged",
+        probabilities={"happy": 1.0}, model_version=model_version,
+    )  # fmt: skip
+    faces = list(photo.faces.values_list("pk", flat=True))
+    Photo.objects.filter(pk=photo.pk).update(attempts=2)  # the second run's claim, now done
+    first_run = Photo.objects.get(pk=photo.pk)
+    first_run.status, first_run.attempts = PhotoStatus.ANALYSING, 1
+
+    _analyse_and_store(first_run)
+    first_run.finish()
+    first_run.fail("the first run's late failure")
+    photo.refresh_from_db()
+    assert (photo.status, photo.error, photo.attempts) == ("done", "", 2)
+    assert list(photo.faces.values_list("pk", flat=True)) == faces
+
+    # A run that still holds its claim closes the photo as before.
+    Photo.objects.filter(pk=photo.pk).update(status=PhotoStatus.ANALYSING)
+    photo.refresh_from_db()
+    photo.fail("a real failure")
+    assert (photo.status, photo.error) == ("failed", "a real failure")
+
+
+def test_queued_photos_whose_message_was_lost_are_sent_again_by_the_sweep(
+    session, model_version, analyse, settings, django_capture_on_commit_callbacks
+):
+    """Rows committed as queued whose message never reached the broker (issue 24, item 2):
+    one stamped sent long ago, one never sent (a crash between the commit and the publish)."""
+    session.classroom.retention = Retention.KEEP
+    session.classroom.save()
+    settings.EDUMOOD_RESEND_SECONDS = 60
+    lost, unsent, recent = analyse(
+        session, *[upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(3)]
+    )
+    long_ago = timezone.now() - timedelta(seconds=61)
+    Photo.objects.filter(pk=lost.pk).update(status=PhotoStatus.QUEUED, sent_at=long_ago)
+    Photo.objects.filter(pk=unsent.pk).update(status=PhotoStatus.QUEUED, sent_at=None)
+    Photo.objects.filter(pk=recent.pk).update(status=PhotoStatus.QUEUED, sent_at=timezone.now())
+    assert Photo.sweep() >= 1  # (eager: the first one's end sends the other as it tops up)
+    assert Photo.sweep() == 0  # the recent one's message may still arrive
+    for photo in (lost, unsent, recent):
+        photo.refresh_from_db()
+    assert (lost.status, unsent.status, recent.status) == ("done", "done", "queued")
+    assert lost.attempts == unsent.attempts == 2
+
+
+def test_each_teacher_has_a_window_of_photos_in_the_broker_topped_up_as_they_finish(
+    session, other_teacher, settings, monkeypatch
+):
+    """Hundreds of one teacher's photos wait in the database, a window at a time, so another
+    teacher's photo is sent at once and waits behind a window, not behind all of them. (The
+    uploads' commit callbacks do not run here: every photo waits; the sends are recorded.)"""
+    from edumood_site import work
+    from tests.analytics.conftest import make_classroom
+
+    settings.EDUMOOD_FAIR_SHARE_WINDOW = 3
+    sent = []
+    monkeypatch.setattr(work, "enqueue", lambda task, pk, queue: sent.append(pk))
+    files = [upload(f"{i}.jpg", image_bytes(seed=i)) for i in range(8)]
+    mine = [p.pk for p in services.upload_photos(session, files).photos]
+    other_session = make_classroom(other_teacher).sessions.create(title="Other")
+    (theirs,) = services.upload_photos(other_session, [upload("b.jpg", image_bytes())]).photos
+
+    assert Photo.dispatch() == 4
+    assert sent == [mine[0], theirs.pk, mine[1], mine[2]]  # in turn: one of each, then the next
+    assert Photo.dispatch() == 0  # every window is full
+    Photo.objects.filter(pk=mine[0]).update(status=PhotoStatus.DONE)
+    assert Photo.dispatch(session.classroom.owner_id) == 1 and sent[-1] == mine[3]

@@ -255,3 +255,62 @@ def test_the_api_says_why_shares_are_uncorrected(teacher, session, model_version
     set_calibration(model_version, calibration(bored_as_neutral=50))
     services.quantify_session(session.pk)
     assert api.get(url).json()["uncorrected_reason"] == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_shares_are_computed_without_holding_the_database_write_lock(
+    session, model_version, monkeypatch
+):
+    """A cold quantify_session imports QuaPy and bootstraps for seconds; on SQLite it held the
+    whole database's write lock meanwhile, and uploads and heartbeats waited (issue 24, item 5).
+    Another connection writes while the shares are computed: it must not find the lock taken."""
+    import sqlite3
+
+    from django.db import connection
+
+    from analytics.services import quantification
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the database-wide write lock is SQLite's")
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ)
+    path, real_quantify, written = connection.settings_dict["NAME"], quantification.quantify, []
+
+    def quantify_while_another_process_writes(*args, **kwargs):
+        other = sqlite3.connect(path, timeout=0.2)
+        try:
+            with other:
+                other.execute("UPDATE analytics_classroom SET name = name")
+            written.append(True)
+        finally:
+            other.close()
+        return real_quantify(*args, **kwargs)
+
+    monkeypatch.setattr(quantification, "quantify", quantify_while_another_process_writes)
+    assert services.quantify_session(session.pk)["method"] == "pacc"
+    assert written == [True]
+    assert Session.objects.get(pk=session.pk).quantification["method"] == "pacc"
+
+
+def test_shares_computed_from_faces_that_changed_meanwhile_are_computed_again(
+    session, model_version, monkeypatch
+):
+    """The last photo to finish writes the final numbers: a computation that saw fewer faces
+    than are stored when it writes is done again."""
+    from analytics.services import quantification
+
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ)
+    real_quantify, calls = quantification.quantify, []
+
+    def quantify_while_another_photo_finishes(*args, **kwargs):
+        if not calls:  # another analysis stores its faces meanwhile
+            add_faces(session, model_version, ["Engaged"] * 10)
+        calls.append(True)
+        return real_quantify(*args, **kwargs)
+
+    monkeypatch.setattr(quantification, "quantify", quantify_while_another_photo_finishes)
+    result = services.quantify_session(session.pk)
+    assert len(calls) == 2
+    assert result["faces"] == len(READ) + 10
+    assert Session.objects.get(pk=session.pk).quantification == result

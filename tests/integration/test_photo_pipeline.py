@@ -5,13 +5,20 @@ import time
 from datetime import date
 
 import pytest
+import requests
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from PIL import Image
 
+from accounts.services import issue_token
 from analytics import services
 from analytics.models import Classroom, Consent, Photo, Session
-from tests.conftest import wait_until
+from classifier.choices import JobKind, JobStatus
+from classifier.models import Job
+from tests.analytics.conftest import image_bytes
+from tests.conftest import concurrent_gets, wait_until
 from tests.photos import DRAWN_FACES, drawn_group_photo
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -36,17 +43,21 @@ def shared_data(request):
         return None
 
 
-@pytest.fixture
-def session(model_version, settings, monkeypatch):
-    # The worker is another process: it must find the checkpoint and photos where we put them.
-    monkeypatch.setenv("MEDIA_ROOT", str(settings.MEDIA_ROOT))
-    owner = get_user_model().objects.create_user("teacher")
+def new_session(username: str) -> Session:
+    owner = get_user_model().objects.create_user(username)
     classroom = Classroom.objects.create(owner=owner, name="7B", retention="keep")
     Consent.objects.create(
         classroom=classroom, obtained_from="Parents", method="written",
         obtained_on=date(2024, 9, 1), recorded_by=owner,
     )  # fmt: skip
     return Session.objects.create(classroom=classroom, title="Group work")
+
+
+@pytest.fixture
+def session(model_version, settings, monkeypatch):
+    # The worker is another process: it must find the checkpoint and photos where we put them.
+    monkeypatch.setenv("MEDIA_ROOT", str(settings.MEDIA_ROOT))
+    return new_session("teacher")
 
 
 def _status(photo):
@@ -119,3 +130,75 @@ def test_deleting_a_session_mid_analysis_leaves_no_error_in_the_worker(
         assert trouble not in log, log[-3000:]
     assert "was deleted during its analysis" in log
     assert not Photo.objects.exists()
+
+
+def test_a_burst_of_health_checks_leaves_uploads_their_broker_connections(
+    worker_factory, web_factory, session
+):
+    """30 concurrent /healthz once wedged the broker pool (each ping held one pooled connection
+    and waited for a second): every later /healthz and upload hung (issue 24, item 1)."""
+    web = web_factory(worker_factory())
+    _, token = issue_token(session.classroom.owner, "burst")
+
+    answers, seconds = concurrent_gets(f"{web.url}/healthz", 30, timeout=15)
+    assert answers == [200] * 30, answers
+    assert seconds < 15
+    started = time.monotonic()
+    upload = requests.post(
+        f"{web.url}/api/sessions/{session.pk}/photos/",
+        files=[("image", ("one.jpg", image_bytes(size=(320, 240)), "image/jpeg"))],
+        headers={"Authorization": f"Token {token}"},
+        timeout=30,
+    )
+    assert upload.status_code == 202, upload.text
+    assert time.monotonic() - started < 10
+    (photo,) = Photo.objects.filter(session=session)
+    wait_until(lambda: _terminal(photo), 60, message="the photo to be analysed")
+    assert photo.status == "done", photo.error
+    assert requests.get(f"{web.url}/healthz", timeout=15).status_code == 200
+
+
+def test_queued_work_whose_message_never_reached_the_broker_is_sent_again(
+    worker_factory, session, monkeypatch, settings
+):
+    """Rows committed as queued whose message was lost (a wedged publish stamped it sent; a
+    crash before the publish left it unsent) are run once the sweep finds them."""
+    monkeypatch.setenv("EDUMOOD_RESEND_SECONDS", "2")
+    lost, unsent = (
+        Photo(session=session, original_name=f"{name}.jpg", sent_at=sent_at)
+        for name, sent_at in (("lost", timezone.now()), ("unsent", None))
+    )
+    for photo in (lost, unsent):
+        photo.image.save(f"{photo.original_name}", ContentFile(image_bytes(size=(320, 240))))
+    job = Job.objects.create(
+        kind=JobKind.DIAGNOSE, params={"queue": "training", "seconds": 1, "size": 64},
+        sent_at=timezone.now(),
+    )  # fmt: skip
+    worker_factory()
+    wait_until(lambda: _terminal(lost, unsent), 60, message="both photos analysed")
+    assert (lost.status, unsent.status) == ("done", "done")
+    wait_until(lambda: Job.objects.get(pk=job.pk).is_terminal, 60, message="the job to run")
+    assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+
+
+def test_one_teachers_hundreds_of_photos_do_not_hold_up_anothers(
+    worker_factory, session, monkeypatch, settings
+):
+    """Teacher A queues many photos, then teacher B one: B's is analysed after at most a
+    window of A's, not after all of them (issue 24, item 6)."""
+    settings.EDUMOOD_FAIR_SHARE_WINDOW = 2
+    monkeypatch.setenv("EDUMOOD_FAIR_SHARE_WINDOW", "2")
+    worker_factory()
+    photos = [
+        SimpleUploadedFile(f"a{i}.jpg", image_bytes(size=(320, 240), seed=i)) for i in range(40)
+    ]
+    a_photos = services.upload_photos(session, photos).photos
+    (b_photo,) = services.upload_photos(
+        new_session("teacher-b"), [SimpleUploadedFile("b.jpg", image_bytes(size=(320, 240)))]
+    ).photos
+    wait_until(lambda: _terminal(b_photo), 120, 0.05, message="teacher B's photo analysed")
+    a_done = Photo.objects.filter(pk__in=[p.pk for p in a_photos], status="done").count()
+    assert b_photo.status == "done", b_photo.error
+    assert a_done <= 5, f"{a_done} of teacher A's 40 photos went first"
+    wait_until(lambda: _terminal(*a_photos), 300, message="teacher A's photos analysed")
+    assert {p.status for p in a_photos} == {"done"}

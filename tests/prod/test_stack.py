@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from tests.classifier.conftest import FAST_TRAIN, dataset_zip_bytes
+from tests.conftest import concurrent_gets
 
 from .conftest import LOGIN_PAIR_RATE, Api, group_photos
 
@@ -60,6 +61,32 @@ def test_photos_are_uploaded_and_analysed(teacher):
     assert summary["faces"] == sum(len(row["faces"]) for row in analysed)
     if not photos[0][0].startswith("generated"):  # real classroom photos have faces
         assert summary["faces"] > 0
+
+
+def test_a_burst_of_health_checks_does_not_hold_up_an_upload(stack, teacher):
+    """30 concurrent anonymous /healthz (each once a broker round trip of a second or more,
+    holding a gunicorn worker) answer at once, and an upload right after is taken and analysed
+    promptly (issue 24, item 1)."""
+    session = new_session(teacher)
+
+    answers, burst_seconds = concurrent_gets(f"{stack.url}/healthz", 30, timeout=30)
+    assert answers == [200] * 30, answers
+    assert burst_seconds < 10, f"30 health checks took {burst_seconds:.1f} s"
+    started = time.monotonic()
+    name, data = group_photos(1)[0]
+    upload = teacher.post(
+        f"/api/sessions/{session}/photos/", files=[("image", (name, data, "image/jpeg"))]
+    )
+    assert upload.status_code == 202, upload.text
+    assert time.monotonic() - started < 10
+    (pk,) = [photo["id"] for photo in upload.json()["photos"]]
+    analysed = poll(
+        lambda: teacher.get(f"/api/photos/{pk}/").json(),
+        lambda row: row["status"] in ("done", "failed"),
+        120,
+        "the photo to be analysed",
+    )
+    assert analysed["status"] == "done", analysed
 
 
 @pytest.fixture(scope="module")
