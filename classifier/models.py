@@ -7,9 +7,9 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from edumood_site.work import BackgroundWork
+from ml.scorecard import MeasuredOn, Scorecard, build_scorecard
 
 from .choices import TERMINAL_JOB_STATUSES, JobKind, JobStatus
-from .quality import QualityFlag, quality_flags
 
 
 class Job(BackgroundWork):
@@ -166,6 +166,9 @@ class ModelVersion(models.Model):
     # ml.quantify.Calibration.to_json(): the version's state-level errors on labelled
     # validation faces, which correct session shares. Null: not measured, shares stay raw.
     calibration = models.JSONField(null=True, blank=True)
+    # ml.scorecard.Scorecard.to_json(): the one record of how the version was measured, that
+    # every page, the API and the teachers' banners read (see `card`).
+    scorecard = models.JSONField(null=True, blank=True)
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
     )
@@ -197,16 +200,33 @@ class ModelVersion(models.Model):
     def __str__(self):
         return f"{self.name} ({self.arch})"
 
-    @property
-    def accuracy(self) -> float | None:
-        # Evaluated versions carry "accuracy"; a checkpoint straight from training has only
-        # its selection score on the validation split.
-        return self.metrics.get("accuracy", self.metrics.get("val_accuracy"))
+    def save(self, *args, **kwargs):
+        # Every version has a scorecard: one registered without a measurement named (a
+        # checkpoint's own training metrics) is scored on its validation split.
+        if self.scorecard is None:
+            self.scorecard = self.training_scorecard().to_json()
+        super().save(*args, **kwargs)
+
+    def training_scorecard(self, measured_on: MeasuredOn | None = None) -> Scorecard:
+        """The scorecard of the metrics the checkpoint brought from training: measured on the
+        validation split of its own training upload unless `measured_on` says otherwise."""
+        if measured_on is None:
+            name = "its training validation split (not recorded)"
+            if self.dataset_version_id:
+                name = f"the validation split of {self.dataset_version}"
+            size = (self.metrics or {}).get("n") or sum(
+                map(sum, (self.metrics or {}).get("confusion_matrix") or [])
+            )
+            measured_on = MeasuredOn(name, int(size), False, self.dataset_version_id)
+        return build_scorecard(
+            self.metrics, self.classes, self.state_mapping, measured_on=measured_on,
+            source="training, at the epoch it kept", calibration=self.calibration,
+        )  # fmt: skip
 
     @cached_property
-    def quality_flags(self) -> list[QualityFlag]:
-        """Why promoting this version would be a mistake (one class, near chance); [] if none."""
-        return quality_flags(self.metrics, self.classes)
+    def card(self) -> Scorecard:
+        """The version's scorecard (ml.scorecard): its numbers and flags, read everywhere."""
+        return Scorecard.from_json(self.scorecard or self.training_scorecard().to_json())
 
 
 class Dataset(models.Model):

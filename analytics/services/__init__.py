@@ -13,6 +13,7 @@ from .aggregates import (
     ENGAGEMENT_DEFINITION,
     classroom_sessions,
     classroom_trends,
+    combined_versions,
     compare_kinds,
     dashboard_headline,
     model_versions_used,
@@ -47,7 +48,8 @@ from .uploads import (
 __all__ = [
     "ALLOWED_FORMATS", "CORRECTION_NOTE", "ConsentRequired", "ENGAGEMENT_DEFINITION",
     "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo", "classroom_sessions",
-    "classroom_trends", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
+    "classroom_trends", "combined_versions", "compare_kinds", "dashboard_headline",
+    "delete_photo_file", "faces_csv",
     "model_versions_used", "photos_retention_changes", "quantify_session", "reanalysable_photos",
     "reanalyse_session", "record_access", "record_consent", "retry_photo", "session_summaries",
     "session_summary", "session_timeline", "sessions_csv", "set_retention",

@@ -71,17 +71,39 @@ def session_summary(session: Session) -> dict:
 
 
 def model_versions_used(session_ids: Iterable[int]) -> dict[int, list[dict]]:
-    """Per session, the model versions its current results come from."""
+    """Per session, the model versions whose faces its current results are, each with its
+    faces and share of the session's faces, in one query."""
     used: dict[int, list[dict]] = defaultdict(list)
     rows = (
-        Photo.objects.filter(session_id__in=list(session_ids), model_version__isnull=False)
-        .values_list("session_id", "model_version_id", "model_version__name")
-        .distinct()
-        .order_by("session_id", "model_version_id")
+        FaceResult.objects.filter(photo__session_id__in=list(session_ids))
+        .exclude(model_version=None)
+        .values_list("photo__session_id", "model_version_id", "model_version__name")
+        .annotate(n=Count("id"))
+        .order_by("photo__session_id", "model_version_id")
     )
-    for session_id, version_id, name in rows:
-        used[session_id].append({"id": version_id, "name": name})
+    for session_id, version_id, name, n in rows:
+        used[session_id].append({"id": version_id, "name": name, "faces": n})
+    for versions in used.values():
+        total = sum(v["faces"] for v in versions)
+        for version in versions:
+            version["share"] = round(version["faces"] / total, 4)
     return used
+
+
+def combined_versions(used: dict[int, list[dict]]) -> list[dict]:
+    """The model versions of several sessions together, each with its share of all faces."""
+    faces: Counter = Counter()
+    names = {}
+    for versions in used.values():
+        for version in versions:
+            faces[version["id"]] += version["faces"]
+            names[version["id"]] = version["name"]
+    total = sum(faces.values())
+    return [
+        {"id": pk, "name": names[pk], "faces": faces[pk],
+         "share": round(faces[pk] / total, 4) if total else None}
+        for pk in sorted(names)
+    ]  # fmt: skip
 
 
 def classroom_sessions(classroom: Classroom, after=None, before=None):
