@@ -60,8 +60,13 @@ def session_summaries(session_ids: Iterable[int]) -> dict[int, dict]:
     for session_id, status, n in photo_rows:
         statuses[session_id][status] += n
     stored = dict(Session.objects.filter(pk__in=ids).values_list("pk", "quantification"))
+    used = model_versions_used(ids)
     return {
-        pk: {**summarize(states[pk], statuses[pk]), **corrected_fields(stored.get(pk))}
+        pk: {
+            **summarize(states[pk], statuses[pk]),
+            **corrected_fields(stored.get(pk)),
+            "model_versions": used.get(pk, []),
+        }
         for pk in ids
     }
 
@@ -153,13 +158,43 @@ CHANGE_VERDICTS = {
 
 def dashboard_headline(analysed: list[dict]) -> dict:
     """The dashboard's numbers, shown before any chart: faces and engagement over the range, the
-    latest session, and how its engagement moved since the analysed session before it."""
+    latest session, how its engagement moved since the analysed session before it, and the
+    model versions whose faces these are (`model_versions`, each with its share of faces).
+
+    The engagement over the range is never a pool of raw counts from several models: when every
+    session has corrected shares it is their counts-weighted mean (each session already
+    corrected per model version), `corrected` is True and `interval` holds the same weighted
+    mean of the sessions' bounds. That interval is conservative on purpose: sessions analysed
+    by one model share its calibration's error, so they are not independent, and a weighted sum
+    of bounds is at least as wide as the interval of any correlation between them. Otherwise
+    the raw index is shown with `corrected` False.
+    """
     faces = sum(row["faces"] for row in analysed)
-    engaged = sum(row["counts"].get(ENGAGED, 0) for row in analysed)
+    corrected = bool(analysed) and all(row["corrected_shares"] for row in analysed)
+    if corrected:
+        weights = [row["faces"] / faces for row in analysed]
+        engagement = sum(
+            w * r["corrected_shares"][ENGAGED] for w, r in zip(weights, analysed, strict=True)
+        )
+        interval = [
+            round(
+                sum(
+                    w * r["intervals"][ENGAGED][end] for w, r in zip(weights, analysed, strict=True)
+                ),
+                4,
+            )
+            for end in (0, 1)
+        ]
+    else:
+        engaged = sum(row["counts"].get(ENGAGED, 0) for row in analysed)
+        engagement, interval = (engaged / faces if faces else None), None
     return {
         "sessions": len(analysed),
         "faces": faces,
-        "engagement_index": engaged / faces if faces else None,
+        "engagement_index": engagement,
+        "corrected": corrected,
+        "interval": interval,
+        "model_versions": combined_versions({r["session"]: r["model_versions"] for r in analysed}),
         "latest": analysed[-1] if analysed else None,
         "change": engagement_verdict(*analysed[-2:]) if len(analysed) >= 2 else None,
     }
