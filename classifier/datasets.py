@@ -56,7 +56,22 @@ def save_upload(uploaded) -> str:
     if not zipfile.is_zipfile(target):
         target.unlink()
         raise DatasetImportError("The file is not a zip archive.")
+    if _flat_images(target):
+        target.unlink()
+        raise DatasetImportError(
+            "The zip holds images outside class folders. Put each class's images in a folder "
+            "named after the class (e.g. happy/001.png, sad/002.png) and zip those folders."
+        )
     return relative
+
+
+def _flat_images(zip_path: Path) -> bool:
+    """Whether a zip has images directly at its top level, where no folder names their class."""
+    from ml.data import IMAGE_EXTENSIONS
+
+    with zipfile.ZipFile(zip_path) as archive:
+        names = [PurePosixPath(n.replace("\\", "/")) for n in archive.namelist()]
+    return any(len(n.parts) == 1 and n.suffix.lower() in IMAGE_EXTENSIONS for n in names)
 
 
 def resolve_server_folder(folder: str) -> Path:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from edumood_site.work import WorkCancelled, perform
 from ml.scorecard import MeasuredOn, build_scorecard, shipped_scorecard
 
-from .choices import JobKind
+from .choices import JobKind, JobStatus
 from .models import Job, ModelVersion
 
 JOB_HANDLERS: dict[str, Callable[[Job], dict | None]] = {}
@@ -41,6 +41,21 @@ def create_job(kind: str, params: dict | None = None, *, user=None, queue: str =
     job = Job.objects.create(kind=kind, params=params, requested_by=user)
     transaction.on_commit(job.enqueue)
     return job
+
+
+def cancel_outcome(job: Job) -> str:
+    """What a cancelled job of this kind keeps, in words for the admin who cancels it."""
+    if job.status == JobStatus.CANCELLED and job.started_at is None:
+        return "It had not started: nothing was made, nothing is lost."
+    if job.kind in (JobKind.TRAIN, JobKind.MITIGATE):
+        if job.params.get("keep_if_cancelled"):
+            return "The best epoch finished so far is kept as a model version (named cancelled)."
+        return "No model version is kept; the epochs' history stays on the job page."
+    if job.kind == JobKind.KFOLD:
+        return "The folds finished so far stay on the job page; no mean is computed."
+    if job.kind == JobKind.IMPORT_DATASET:
+        return "No dataset version is made; earlier versions are untouched."
+    return "No result is stored; the model version and the data are untouched."
 
 
 def retry_job(job: Job, *, user=None) -> Job:

@@ -19,6 +19,7 @@ from .models import AuditReport, Dataset, DatasetVersion, Job, ModelVersion
 from .services import (
     SCORECARD_ROWS,
     PromotionNeedsConfirmation,
+    cancel_outcome,
     create_job,
     promote,
     promotion_review,
@@ -87,11 +88,13 @@ def job_list(request):
         jobs = jobs.filter(kind=kind)
     if status:
         jobs = jobs.filter(status=status)
+    jobs = list(jobs[:200])
+    name_jobs(jobs)
     return render(
         request,
         "classifier/job_list.html",
         {
-            "jobs": jobs[:200],
+            "jobs": jobs,
             "kinds": JobKind.choices,
             "statuses": JobStatus.choices,
             "kind": kind,
@@ -99,6 +102,28 @@ def job_list(request):
             "start_kinds": [(k, JobKind(k).label) for k in JOB_FORMS],
         },
     )
+
+
+def name_jobs(jobs: list[Job]) -> None:
+    """Give each job a `subject`: the dataset version and model version it is about, in words
+    (two queries for the whole list), so a list of jobs tells one from another."""
+
+    def ids(key):
+        return {
+            pk for job in jobs for pk in ((job.result or {}).get(key), job.params.get(key))
+            if isinstance(pk, int)
+        }  # fmt: skip
+
+    datasets = DatasetVersion.objects.select_related("dataset").in_bulk(ids("dataset_version"))
+    models = ModelVersion.objects.in_bulk(ids("model_version"))
+    for job in jobs:
+        result = job.result or {}
+        dataset = datasets.get(result.get("dataset_version") or job.params.get("dataset_version"))
+        model = models.get(job.params.get("model_version") or result.get("model_version"))
+        parts = [f"model {model.name} (#{model.pk})" if model else "", str(dataset or "")]
+        if job.kind == JobKind.IMPORT_DATASET and not dataset:
+            parts.append(job.params.get("name", ""))
+        job.subject = " · ".join(p for p in parts if p)
 
 
 @staff_required
@@ -166,7 +191,8 @@ def job_cancel(request, pk):
     job = get_object_or_404(Job, pk=pk)
     if not job.is_terminal:
         job.request_cancel()
-        messages.info(request, "Cancel requested; the job stops after the current batch.")
+        stops = "" if job.is_terminal else "The job stops after the current batch. "
+        messages.info(request, f"Cancel requested. {stops}{cancel_outcome(job)}")
     return redirect("classifier:job", pk)
 
 

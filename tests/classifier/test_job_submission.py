@@ -1,0 +1,75 @@
+"""Jobs that fail fast and speak plainly: refused at submission, plain import errors, a cancel
+that says what was kept, a jobs list that names each job."""
+
+import pytest
+from django.urls import reverse
+
+from classifier.models import Dataset, DatasetVersion, Job
+from tests.classifier.conftest import dataset_zip_bytes, face_like, png_bytes, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def _animals() -> DatasetVersion:
+    dataset = Dataset.objects.create(name="animals")
+    return DatasetVersion.objects.create(
+        dataset=dataset, number=1, content_hash="a" * 64, classes=["cat", "dog"],
+        attribute_counts={"age": {"young": 3}},
+    )  # fmt: skip
+
+
+def test_an_evaluation_or_audit_whose_classes_the_model_lacks_is_refused_at_submission(
+    admin_client, model_version
+):
+    animals = _animals()
+    for kind in ("evaluate", "audit"):
+        body = {"kind": kind, "model_version": model_version.pk, "dataset_version": animals.pk}
+        reply = admin_client.post("/api/jobs/", body, content_type="application/json")
+        assert reply.status_code == 400, kind
+        message = str(reply.json())
+        assert "animals v1 has classes cat, dog that test model does not predict" in message
+    page = admin_client.post(
+        reverse("classifier:job_start", args=["evaluate"]),
+        {"model_version": model_version.pk, "dataset_version": animals.pk},
+    )
+    assert page.status_code == 200 and "does not predict" in page.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_a_flat_zip_is_refused_in_plain_words_without_a_stored_name(admin_client, media):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(4):
+            archive.writestr(f"{i}.png", png_bytes(face_like(i % 2, i)))
+    reply = admin_client.post(
+        "/api/datasets/", {"name": "flat", "file": upload(buffer.getvalue(), "flat.zip")}
+    )
+    assert reply.status_code == 400
+    message = reply.json()["file"][0]
+    assert "Put each class's images in a folder named after the class" in message
+    assert "uploads" not in message and ".zip" not in message
+    assert not list((media / "uploads").glob("*")) if (media / "uploads").exists() else True
+    # A zip in the expected layout is still taken.
+    good = admin_client.post(
+        "/api/datasets/", {"name": "good", "file": upload(dataset_zip_bytes(per_class=2))}
+    )
+    assert good.status_code == 202
+
+
+def test_cancel_says_what_was_kept_and_the_jobs_list_names_each_job(admin_client, model_version):
+    from classifier.services import create_job
+
+    animals = _animals()
+    job = create_job("train", {"dataset_version": animals.pk, "epochs": 1})
+    reply = admin_client.post(reverse("classifier:job_cancel", args=[job.pk]), follow=True)
+    assert "It had not started: nothing was made, nothing is lost." in reply.content.decode()
+    Job.objects.create(
+        kind="evaluate", status="running", params={"model_version": model_version.pk,
+                                                   "dataset_version": animals.pk},
+    )  # fmt: skip
+    page = admin_client.get(reverse("classifier:jobs")).content.decode()
+    subjects = [c.split("</td>")[0] for c in page.split('class="job-subject">')[1:]]
+    assert subjects == [f"model test model (#{model_version.pk}) · animals v1", "animals v1"]
