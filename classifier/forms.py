@@ -125,6 +125,8 @@ def _with_fields(fields: dict[str, forms.Field], before: str | None = None):
 @_with_fields(recipe_fields(), before="val_fraction")
 class TrainForm(JobForm):
     kind = JobKind.TRAIN
+    # Shown first; the page folds the rest of the recipe under "Advanced".
+    basic_fields = ("dataset_version", "arch", "epochs", "name")
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
     name = forms.CharField(max_length=120, required=False)
     val_fraction = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2)

@@ -223,6 +223,10 @@ class ModelVersion(models.Model):
             source="training, at the epoch it kept", calibration=self.calibration,
         )  # fmt: skip
 
+    def refresh_from_db(self, *args, **kwargs):
+        self.__dict__.pop("card", None)  # re-read with the row
+        super().refresh_from_db(*args, **kwargs)
+
     @cached_property
     def card(self) -> Scorecard:
         """The version's scorecard (ml.scorecard): its numbers and flags, read everywhere."""

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from edumood_site.work import WorkCancelled, perform
 from ml.scorecard import MeasuredOn, build_scorecard, shipped_scorecard
 
 from .choices import JobKind, JobStatus
-from .models import Job, ModelVersion
+from .models import DatasetVersion, Job, ModelVersion
 
 JOB_HANDLERS: dict[str, Callable[[Job], dict | None]] = {}
 
@@ -41,6 +42,41 @@ def create_job(kind: str, params: dict | None = None, *, user=None, queue: str =
     job = Job.objects.create(kind=kind, params=params, requested_by=user)
     transaction.on_commit(job.enqueue)
     return job
+
+
+# Finished training runs per architecture whose speed the estimate takes the median of.
+SPEED_SAMPLES = 10
+
+
+def training_speeds() -> dict[str, float]:
+    """Training images per second, per architecture, measured on this installation's finished
+    training jobs: (training images x epochs run) / wall time from start to finish, validation
+    and checkpoints included; the median of the latest SPEED_SAMPLES of each architecture."""
+    from ml.recipe import DEFAULT_ARCH
+
+    jobs = list(
+        Job.objects.filter(
+            kind=JobKind.TRAIN, status=JobStatus.SUCCEEDED,
+            started_at__isnull=False, finished_at__isnull=False,
+        ).order_by("-finished_at")[:200]
+    )  # fmt: skip
+    sizes = dict(
+        DatasetVersion.objects.filter(
+            pk__in={job.params.get("dataset_version") for job in jobs}
+        ).values_list("pk", "size")
+    )
+    speeds: dict[str, list[float]] = {}
+    for job in jobs:
+        seconds = (job.finished_at - job.started_at).total_seconds()
+        epochs = len((job.result or {}).get("history") or [])
+        size = sizes.get(job.params.get("dataset_version"))
+        if seconds <= 0 or not epochs or not size:
+            continue
+        train_images = size * (1 - float(job.params.get("val_fraction", 0.2)))
+        arch_speeds = speeds.setdefault(job.params.get("arch") or DEFAULT_ARCH, [])
+        if len(arch_speeds) < SPEED_SAMPLES:
+            arch_speeds.append(train_images * epochs / seconds)
+    return {arch: round(statistics.median(values), 1) for arch, values in speeds.items()}
 
 
 def cancel_outcome(job: Job) -> str:

@@ -24,6 +24,7 @@ from .services import (
     promote,
     promotion_review,
     retry_job,
+    training_speeds,
 )
 
 # --- datasets -------------------------------------------------------------------------------
@@ -135,9 +136,17 @@ def job_start(request, kind):
     if request.method == "POST" and form.is_valid():
         job = create_job(form.kind, form.params(), user=request.user)
         return redirect("classifier:job", job.pk)
-    return render(
-        request, "classifier/job_start.html", {"form": form, "kind_label": JobKind(kind).label}
-    )
+    basic = getattr(form, "basic_fields", None)
+    context = {"form": form, "kind_label": JobKind(kind).label}
+    if basic:
+        context["basic"] = [form[name] for name in basic]
+        context["advanced"] = [field for field in form if field.name not in basic]
+        context["advanced_errors"] = any(field.errors for field in context["advanced"])
+        context["estimate"] = {
+            "speeds": training_speeds(),
+            "sizes": dict(DatasetVersion.objects.values_list("pk", "size")),
+        }
+    return render(request, "classifier/job_start.html", context)
 
 
 @staff_required

@@ -73,3 +73,37 @@ def test_cancel_says_what_was_kept_and_the_jobs_list_names_each_job(admin_client
     page = admin_client.get(reverse("classifier:jobs")).content.decode()
     subjects = [c.split("</td>")[0] for c in page.split('class="job-subject">')[1:]]
     assert subjects == [f"model test model (#{model_version.pk}) · animals v1", "animals v1"]
+
+
+def test_the_training_form_shows_basic_fields_first_and_a_measured_speed(admin_client):
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    animals = _animals()
+    DatasetVersion.objects.filter(pk=animals.pk).update(size=1000)
+    start = timezone.now() - timedelta(minutes=10)
+    # 800 training images x 3 epochs in 100 s: 24 images/s.
+    Job.objects.create(
+        kind="train", status="succeeded", params={"dataset_version": animals.pk,
+                                                  "arch": "edu-vgg-s", "val_fraction": 0.2},
+        result={"history": [{"epoch": e} for e in (1, 2, 3)]},
+        started_at=start, finished_at=start + timedelta(seconds=100),
+    )  # fmt: skip
+    page = admin_client.get(reverse("classifier:job_start", args=["train"])).content.decode()
+    basic, advanced = page.split('<details id="advanced"')
+    for name in ("dataset_version", "arch", "epochs", "name"):
+        assert f'name="{name}"' in basic and f'name="{name}"' not in advanced
+    for name in ("batch_size", "lr", "val_fraction", "keep_if_cancelled"):
+        assert f'name="{name}"' in advanced
+    estimate = json.loads(
+        page.split('id="train-estimate" type="application/json">')[1].split("</script>")[0]
+    )
+    assert estimate == {"speeds": {"edu-vgg-s": 24.0}, "sizes": {str(animals.pk): 1000}}
+    # A field under "Advanced" with an error opens it.
+    refused = admin_client.post(
+        reverse("classifier:job_start", args=["train"]),
+        {"dataset_version": animals.pk, "arch": "edu-vgg-s", "epochs": 1, "batch_size": 0},
+    ).content.decode()
+    assert '<details id="advanced" open>' in refused
