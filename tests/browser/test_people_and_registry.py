@@ -6,33 +6,7 @@ from datetime import date
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.browser.conftest import launch_chromium
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def orm_beside_playwright(monkeypatch):
-    """The checks read the database between clicks, in the thread where Playwright's sync API
-    runs an event loop; nothing here is concurrent, so Django's async guard may stand aside."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def page():
-    """A laptop-sized Chromium page; a script error on any page fails the test."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=LAPTOP)
-        errors = []
-        page.on("pageerror", lambda error: errors.append(error))
-        page.set_default_timeout(20_000)
-        yield page
-        browser.close()
-    if errors:
-        pytest.fail(f"script errors: {errors}")
 
 
 LAPTOP = {"width": 1366, "height": 768}

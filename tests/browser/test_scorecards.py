@@ -6,15 +6,7 @@ test-output/<test>/."""
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.browser.test_people_and_registry import (  # noqa: F401  (fixtures)
-    PASSWORD,
-    log_in,
-    log_out,
-    model,
-    orm_beside_playwright,
-    page,
-    shoot,
-)
+from tests.browser.test_people_and_registry import PASSWORD, log_in, log_out, model, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
