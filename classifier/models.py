@@ -67,6 +67,13 @@ class Job(BackgroundWork):
             self.save(update_fields=["started_at"])
         return claimed
 
+    def failure_reason(self, exc: Exception) -> str:
+        # Errors written for the admin (`plain = True`: bad parameters, a dataset that cannot be
+        # imported) are shown as they are; anything else keeps its type for whoever debugs it.
+        if getattr(exc, "plain", False):
+            return str(exc)
+        return super().failure_reason(exc)
+
     def not_claimed(self) -> None:
         # A job cancelled while queued for a worker that had already taken the message.
         if self.cancel_requested and not self.is_terminal:

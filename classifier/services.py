@@ -25,6 +25,8 @@ JOB_HANDLERS: dict[str, Callable[[Job], dict | None]] = {}
 class JobParamsError(Exception):
     """Parameters that name something missing or unusable; the message is shown as the error."""
 
+    plain = True  # a failed job shows the message alone (Job.failure_reason)
+
 
 def job_handler(kind: str):
     """Register the function that performs jobs of one kind."""

@@ -107,3 +107,22 @@ def test_the_training_form_shows_basic_fields_first_and_a_measured_speed(admin_c
         {"dataset_version": animals.pk, "arch": "edu-vgg-s", "epochs": 1, "batch_size": 0},
     ).content.decode()
     assert '<details id="advanced" open>' in refused
+
+
+def test_an_import_without_class_folders_fails_in_plain_words_without_a_server_path(
+    settings, media, tmp_path, admin_user
+):
+    from classifier.datasets import start_import
+    from tests.classifier.conftest import run_queued
+
+    root = tmp_path / "import-root"
+    (root / "flat").mkdir(parents=True)
+    for i in range(3):
+        (root / "flat" / f"{i}.png").write_bytes(png_bytes(face_like(0, i)))
+    settings.EDUMOOD_DATASET_IMPORT_ROOT = root
+    _, job = start_import("flat folder", user=admin_user, folder="flat")
+    job = run_queued(job)
+    assert job.status == "failed"
+    assert job.error.startswith("No class folders with images found in the folder flat.")
+    assert "Put each class's images in a folder named after the class" in job.error
+    assert str(tmp_path) not in job.error and str(tmp_path) not in " ".join(job.log)
