@@ -119,15 +119,31 @@ class Job(BackgroundWork):
         self._close(JobStatus.FAILED, error=str(error)[:5000], message="Failed")
 
     def mark_cancelled(self, result=None) -> None:
-        self._close(JobStatus.CANCELLED, result=result, message="Cancelled")
+        message = f"Cancelled. {self.cancel_outcome()}"[:500]
+        self._close(JobStatus.CANCELLED, result=result, message=message)
 
     def request_cancel(self) -> None:
         """Ask a running job to stop; a queued job is cancelled at once."""
         Job.objects.filter(pk=self.pk).update(cancel_requested=True)
         Job.objects.filter(pk=self.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELLED, finished_at=timezone.now(), message="Cancelled"
-        )
+            status=JobStatus.CANCELLED, finished_at=timezone.now(),
+            message=f"Cancelled. {self.cancel_outcome()}"[:500],
+        )  # fmt: skip
         self.refresh_from_db()
+
+    def cancel_outcome(self) -> str:
+        """What a cancelled job of this kind keeps, in words for the admin who cancels it."""
+        if self.started_at is None:
+            return "It had not started: nothing was made, nothing is lost."
+        if self.kind in (JobKind.TRAIN, JobKind.MITIGATE):
+            if self.params.get("keep_if_cancelled"):
+                return "The best epoch so far is kept as a model version (named cancelled)."
+            return "No model version is kept; the epochs' history stays on the job page."
+        if self.kind == JobKind.KFOLD:
+            return "The folds finished so far stay on the job page; no mean is computed."
+        if self.kind == JobKind.IMPORT_DATASET:
+            return "No dataset version is made; earlier versions are untouched."
+        return "No result is stored; the model version and the data are untouched."
 
     def _close(self, status, *, result=None, error="", message="", progress=None) -> None:
         self.status = status

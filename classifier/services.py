@@ -81,21 +81,6 @@ def training_speeds() -> dict[str, float]:
     return {arch: round(statistics.median(values), 1) for arch, values in speeds.items()}
 
 
-def cancel_outcome(job: Job) -> str:
-    """What a cancelled job of this kind keeps, in words for the admin who cancels it."""
-    if job.status == JobStatus.CANCELLED and job.started_at is None:
-        return "It had not started: nothing was made, nothing is lost."
-    if job.kind in (JobKind.TRAIN, JobKind.MITIGATE):
-        if job.params.get("keep_if_cancelled"):
-            return "The best epoch finished so far is kept as a model version (named cancelled)."
-        return "No model version is kept; the epochs' history stays on the job page."
-    if job.kind == JobKind.KFOLD:
-        return "The folds finished so far stay on the job page; no mean is computed."
-    if job.kind == JobKind.IMPORT_DATASET:
-        return "No dataset version is made; earlier versions are untouched."
-    return "No result is stored; the model version and the data are untouched."
-
-
 def retry_job(job: Job, *, user=None) -> Job:
     """A new job with the same kind and parameters; the old one stays as it ended."""
     params = {k: v for k, v in job.params.items() if k != "queue"}

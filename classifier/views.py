@@ -19,7 +19,6 @@ from .models import AuditReport, Dataset, DatasetVersion, Job, ModelVersion
 from .services import (
     SCORECARD_ROWS,
     PromotionNeedsConfirmation,
-    cancel_outcome,
     create_job,
     promote,
     promotion_review,
@@ -201,7 +200,7 @@ def job_cancel(request, pk):
     if not job.is_terminal:
         job.request_cancel()
         stops = "" if job.is_terminal else "The job stops after the current batch. "
-        messages.info(request, f"Cancel requested. {stops}{cancel_outcome(job)}")
+        messages.info(request, f"Cancel requested. {stops}{job.cancel_outcome()}")
     return redirect("classifier:job", pk)
 
 

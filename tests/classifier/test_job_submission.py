@@ -66,13 +66,23 @@ def test_cancel_says_what_was_kept_and_the_jobs_list_names_each_job(admin_client
     job = create_job("train", {"dataset_version": animals.pk, "epochs": 1})
     reply = admin_client.post(reverse("classifier:job_cancel", args=[job.pk]), follow=True)
     assert "It had not started: nothing was made, nothing is lost." in reply.content.decode()
+    # The API's job says it too, and so does a running training job once it stops.
+    job = admin_client.get(f"/api/jobs/{job.pk}/").json()
+    assert job["message"] == "Cancelled. It had not started: nothing was made, nothing is lost."
+    running = create_job("train", {"dataset_version": animals.pk})
+    running.started_at = running.created_at
+    running.mark_cancelled()
+    assert running.message == (
+        "Cancelled. No model version is kept; the epochs' history stays on the job page."
+    )
     Job.objects.create(
         kind="evaluate", status="running", params={"model_version": model_version.pk,
                                                    "dataset_version": animals.pk},
     )  # fmt: skip
     page = admin_client.get(reverse("classifier:jobs")).content.decode()
     subjects = [c.split("</td>")[0] for c in page.split('class="job-subject">')[1:]]
-    assert subjects == [f"model test model (#{model_version.pk}) · animals v1", "animals v1"]
+    model = f"model test model (#{model_version.pk}) · animals v1"
+    assert subjects == [model, "animals v1", "animals v1"]
 
 
 def test_the_training_form_shows_basic_fields_first_and_a_measured_speed(admin_client):
