@@ -51,14 +51,20 @@ def _model_note(session_ids) -> dict:
 
     The versions that produced the results, not the active one: a session analysed before a
     promotion keeps the old model's results and error rates. Pages without results yet name
-    the active model, which will produce them.
+    the active model, which will produce them. Each version carries its share of the page's
+    faces (`share`); `flagged` lists the broken ones among them and the active one, whose
+    warning the page shows instead of any accuracy.
     """
-    used = services.model_versions_used(session_ids)
-    ids = {version["id"] for versions in used.values() for version in versions}
-    return {
-        "note_versions": list(ModelVersion.objects.filter(pk__in=ids).order_by("pk")),
-        "active_version": active_model_version(),
-    }
+    used = services.combined_versions(services.model_versions_used(session_ids))
+    shares = {version["id"]: version["share"] for version in used}
+    versions = list(ModelVersion.objects.filter(pk__in=shares).order_by("pk"))
+    for version in versions:
+        version.share = shares[version.pk]
+    active = active_model_version()
+    flagged = [v for v in versions if v.card.broken]
+    if active is not None and active.card.broken and active.pk not in shares:
+        flagged.append(active)
+    return {"note_versions": versions, "active_version": active, "flagged_versions": flagged}
 
 
 def _session_of(classroom, value) -> Session | None:

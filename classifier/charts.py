@@ -8,11 +8,13 @@ FOLD_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 LAYOUT = {"margin": {"l": 50, "r": 20, "t": 50, "b": 50}, "height": 360}
 
 
-def confusion_matrix(metrics: dict, normalised: bool) -> go.Figure | None:
-    key = "confusion_matrix_normalised" if normalised else "confusion_matrix"
-    matrix, classes = metrics.get(key), metrics.get("classes")
+def confusion_matrix(card, normalised: bool) -> go.Figure | None:
+    """A scorecard's confusion matrix, in counts or normalised by true class."""
+    matrix, classes = card.confusion, list(card.classes)
     if not matrix or not classes:
         return None
+    if normalised:
+        matrix = [[v / sum(row) if sum(row) else 0.0 for v in row] for row in matrix]
     text = [[f"{v:.2f}" if normalised else str(v) for v in row] for row in matrix]
     figure = go.Figure(
         go.Heatmap(
@@ -87,6 +89,28 @@ def kfold_chart(result: dict) -> go.Figure | None:
     figure.update_layout(
         title="Metrics per fold", xaxis=epoch_axis(len(folds), "fold"),
         yaxis={"range": [0, 1], "tickformat": ".0%"}, **LAYOUT,
+    )  # fmt: skip
+    return figure
+
+
+def recall_chart(versions) -> go.Figure | None:
+    """Per-class recall of model versions side by side (their scorecards), one bar group per
+    class; a class a version was not measured on has no bar."""
+    classes = list(dict.fromkeys(c for v in versions for c in v.card.recall))
+    if not classes:
+        return None
+    figure = go.Figure()
+    for version in versions:
+        figure.add_bar(
+            x=classes, y=[version.card.recall.get(c) for c in classes],
+            name=f"#{version.pk} {version.name}"[:40],
+            text=[f"n={version.card.support[c]}" if c in version.card.support else ""
+                  for c in classes],
+        )  # fmt: skip
+    figure.update_layout(
+        title="Recall per class", barmode="group",
+        yaxis={"title": "recall", "range": [0, 1], "tickformat": ".0%"},
+        legend={"orientation": "h", "y": -0.2}, **LAYOUT,
     )  # fmt: skip
     return figure
 

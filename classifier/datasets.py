@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from edumood_site.work import WorkCancelled
+from ml.errors import DataError
 
 from .choices import JobKind
 from .models import AttributeSource, Dataset, DatasetVersion, Job
@@ -32,6 +33,8 @@ MAX_LOGGED_ERRORS = 50
 
 class DatasetImportError(Exception):
     """An upload or server folder that cannot be imported; the message is shown to the admin."""
+
+    plain = True  # a failed job shows the message alone (Job.failure_reason)
 
 
 def media_path(relative: str) -> Path:
@@ -56,7 +59,22 @@ def save_upload(uploaded) -> str:
     if not zipfile.is_zipfile(target):
         target.unlink()
         raise DatasetImportError("The file is not a zip archive.")
+    if _flat_images(target):
+        target.unlink()
+        raise DatasetImportError(
+            "The zip holds images outside class folders. Put each class's images in a folder "
+            "named after the class (e.g. happy/001.png, sad/002.png) and zip those folders."
+        )
     return relative
+
+
+def _flat_images(zip_path: Path) -> bool:
+    """Whether a zip has images directly at its top level, where no folder names their class."""
+    from ml.data import IMAGE_EXTENSIONS
+
+    with zipfile.ZipFile(zip_path) as archive:
+        names = [PurePosixPath(n.replace("\\", "/")) for n in archive.namelist()]
+    return any(len(n.parts) == 1 and n.suffix.lower() in IMAGE_EXTENSIONS for n in names)
 
 
 def resolve_server_folder(folder: str) -> Path:
@@ -283,6 +301,18 @@ def import_dataset(job: Job) -> dict:
             dataset.delete()
 
 
+def plain_import_error(error: Exception, source: Path, named: str) -> str:
+    """An ml.data error in words for the admin: the stored file's path becomes what they gave
+    (the uploaded zip, their folder), and a set without class folders says how to fix it."""
+    message = str(error).replace(repr(str(source)), named).replace(str(source), named)
+    if message.startswith("no class folders"):
+        message += (
+            ". Put each class's images in a folder named after the class (e.g. happy/001.png) "
+            "and import those folders."
+        )
+    return message[:1].upper() + message[1:]
+
+
 def _other_imports_pending(job: Job, dataset: Dataset) -> bool:
     return (
         Job.objects.filter(kind=JobKind.IMPORT_DATASET, params__dataset=dataset.pk)
@@ -308,15 +338,23 @@ def _import(job: Job, dataset: Dataset) -> dict:
             f"The images add up to {total_bytes} bytes; the limit is "
             f"{settings.EDUMOOD_MAX_DATASET_BYTES}."
         )
-    job.add_log(f"Importing {count} images from {source.name}")
+    if job.params.get("upload"):
+        named = "the uploaded zip"
+    else:
+        root = Path(settings.EDUMOOD_DATASET_IMPORT_ROOT).resolve()
+        named = f"the folder {source.relative_to(root)}"
+    job.add_log(f"Importing {count} images from {named}")
     job.set_progress(0.05, f"Decoding {count} images", force=True)
     decoder = _Decoder(job, count, job.params.get("face_crop", "auto"))
     workdir = Path(tempfile.mkdtemp(prefix="edumood-import-"))
     try:
-        data = load_images(
-            source, size=48, face_crop=decoder,
-            max_pixels=settings.EDUMOOD_MAX_IMAGE_PIXELS, zip_limits=zip_limits(),
-        )  # fmt: skip
+        try:
+            data = load_images(
+                source, size=48, face_crop=decoder,
+                max_pixels=settings.EDUMOOD_MAX_IMAGE_PIXELS, zip_limits=zip_limits(),
+            )  # fmt: skip
+        except DataError as exc:
+            raise DatasetImportError(plain_import_error(exc, source, named)) from exc
         attributes_csv = _extract_attributes(source, workdir)
         if attributes_csv is not None:
             data = attach_attributes(data, attributes_csv, age_bins=_age_column(attributes_csv))

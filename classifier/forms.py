@@ -125,6 +125,8 @@ def _with_fields(fields: dict[str, forms.Field], before: str | None = None):
 @_with_fields(recipe_fields(), before="val_fraction")
 class TrainForm(JobForm):
     kind = JobKind.TRAIN
+    # Shown first; the page folds the rest of the recipe under "Advanced".
+    basic_fields = ("dataset_version", "arch", "epochs", "name")
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
     name = forms.CharField(max_length=120, required=False)
     val_fraction = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2)
@@ -138,10 +140,30 @@ class TrainForm(JobForm):
     )
 
 
+def check_classes(cleaned: dict) -> None:
+    """Refuse, at submission, a dataset version with classes the model does not know: scoring
+    it would fail in the worker after loading every image (ml.evaluate.true_labels_for)."""
+    model, data = cleaned.get("model_version"), cleaned.get("dataset_version")
+    if model is None or data is None:
+        return
+    unknown = [c for c in data.classes if c not in model.classes]
+    if unknown:
+        raise forms.ValidationError(
+            f"{data} has classes {', '.join(unknown)} that {model.name} does not predict (it "
+            f"knows {', '.join(model.classes)}). Choose a dataset version labelled with the "
+            "model's classes."
+        )
+
+
 class EvaluateForm(JobForm):
     kind = JobKind.EVALUATE
     model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
+
+    def clean(self):
+        cleaned = super().clean()
+        check_classes(cleaned)
+        return cleaned
 
 
 @_with_fields(recipe_fields(overrides=True), before="group_column")
@@ -182,6 +204,7 @@ class AuditForm(JobForm):
 
     def clean(self):
         cleaned = super().clean()
+        check_classes(cleaned)
         version, columns = cleaned.get("dataset_version"), cleaned.get("attributes")
         if version is not None:
             known = set(version.attribute_columns)

@@ -10,6 +10,7 @@ from django.db.models import F
 
 from edumood_site.work import PROGRESS_WRITE_INTERVAL, Throttle, WorkCancelled
 from ml.errors import DataError
+from ml.scorecard import MeasuredOn
 
 from .choices import JobKind
 from .datasets import load_version, media_path
@@ -19,6 +20,7 @@ from .services import (
     job_handler,
     load_classifier,
     measure_calibration,
+    record_measurement,
     register_model_version,
     set_calibration,
 )
@@ -103,6 +105,15 @@ def _split(job: Job, version: DatasetVersion, params: dict):
     return stratified_split(data, fraction, seed)
 
 
+def validation_measured_on(job: Job, version: DatasetVersion, params: dict, val_set):
+    """What a trained model's validation scores were measured on (its scorecard's data): a
+    separate dataset version is a reference set, a split of its own upload is not."""
+    if params.get("val_dataset_version"):
+        other = _dataset_version(job, "val_dataset_version")
+        return MeasuredOn(f"all of {other}", len(val_set), True, other.pk)
+    return MeasuredOn(f"the validation split of {version}", len(val_set), False, version.pk)
+
+
 def score(checkpoint: dict, val_set) -> tuple[dict, dict | None]:
     """(metrics, calibration) of a checkpoint's best weights on val_set: its own metrics plus
     ml.evaluate's, and the state-level errors that correct session shares (None without
@@ -119,7 +130,7 @@ def score(checkpoint: dict, val_set) -> tuple[dict, dict | None]:
 
 
 def store_checkpoint(
-    job: Job, checkpoint: dict, dataset_version, name: str, calibration: dict | None
+    job: Job, checkpoint: dict, dataset_version, name: str, calibration: dict | None, measured_on
 ) -> ModelVersion:
     """Write a checkpoint atomically under MEDIA_ROOT and register it as a model version."""
     from ml.checkpoint import save_checkpoint
@@ -128,13 +139,11 @@ def store_checkpoint(
     save_checkpoint(path, checkpoint)
     try:
         version = register_model_version(
-            path, name=name, job=job, user=job.requested_by, calibration=calibration
-        )
+            path, name=name, job=job, user=job.requested_by, calibration=calibration,
+            dataset_version=dataset_version, measured_on=measured_on,
+        )  # fmt: skip
     finally:
         path.unlink(missing_ok=True)
-    if version.dataset_version_id is None:
-        ModelVersion.objects.filter(pk=version.pk).update(dataset_version=dataset_version)
-        version.dataset_version = dataset_version
     job.add_log(f"Model version #{version.pk} stored (trained on {checkpoint['device']})")
     return version
 
@@ -171,7 +180,8 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
     if cancelled:
         name = f"{name} (cancelled after epoch {checkpoint['epoch']})"
     checkpoint["metrics"], calibration = score(checkpoint, val_set)
-    version = store_checkpoint(job, checkpoint, dataset_version, name, calibration)
+    measured_on = validation_measured_on(job, dataset_version, job.params, val_set)
+    version = store_checkpoint(job, checkpoint, dataset_version, name, calibration, measured_on)
     if cancelled:
         raise WorkCancelled({**(job.result or {}), "model_version": version.pk})
     return version
@@ -203,18 +213,20 @@ def train_job(job: Job) -> dict:
 
 
 def evaluation_data(version: ModelVersion, dataset_version: DatasetVersion):
-    """(ImageSet, what it is): the images a model version is fairly scored on.
+    """(ImageSet, MeasuredOn): the images a model version is fairly scored on, and what they are.
 
     On the version it was trained on, that is the validation split its training job held out
-    (the same stratified split again: same data, fraction and seed); anywhere else, all images.
+    (the same stratified split again: same data, fraction and seed), which is no reference set;
+    anywhere else, all images.
     """
     data = load_version(dataset_version)
     params = version.job.params if version.job else {}
     trained_here = version.dataset_version_id == dataset_version.pk and version.job is not None
     if trained_here and not params.get("val_dataset_version"):
         _, held_out = _split(version.job, dataset_version, params)
-        return held_out, f"the validation split of {dataset_version} held out from training"
-    return data, f"all of {dataset_version}"
+        name = f"the validation split of {dataset_version} held out from training"
+        return held_out, MeasuredOn(name, len(held_out), False, dataset_version.pk)
+    return data, MeasuredOn(f"all of {dataset_version}", len(data), True, dataset_version.pk)
 
 
 @job_handler(JobKind.EVALUATE)
@@ -223,7 +235,8 @@ def evaluate_job(job: Job) -> dict:
     from ml.evaluate import classification_metrics, predict_labels, true_labels_for
 
     version, dataset_version = _model_version(job), _dataset_version(job)
-    data, subset = evaluation_data(version, dataset_version)
+    data, measured_on = evaluation_data(version, dataset_version)
+    subset = measured_on.name
     job.set_progress(0.1, f"Predicting {len(data)} images", force=True)
     classifier = load_classifier(version)
     y_true = true_labels_for(data, list(version.classes))
@@ -235,11 +248,16 @@ def evaluate_job(job: Job) -> dict:
             job.add_log(f"Calibration of {version} measured on {subset}")
         except DataError as exc:
             job.add_log(f"No calibration measured: {exc}")
+    metrics = classification_metrics(y_true, y_pred, list(version.classes))
+    if record_measurement(version, metrics, measured_on, f"evaluation job #{job.pk}"):
+        job.add_log(f"Scorecard of {version} now from {subset}")
+    else:
+        job.add_log(f"Scorecard kept: {subset} is not a reference set, its current one is")
     return {
         "model_version": version.pk,
         "dataset_version": dataset_version.pk,
         "evaluated_on": subset,
-        "metrics": classification_metrics(y_true, y_pred, list(version.classes)),
+        "metrics": metrics,
     }
 
 
@@ -304,7 +322,8 @@ def audit_job(job: Job) -> dict:
     from ml.fairness import audit_classifier
 
     version, dataset_version = _model_version(job), _dataset_version(job)
-    data, subset = evaluation_data(version, dataset_version)
+    data, measured_on = evaluation_data(version, dataset_version)
+    subset = measured_on.name
     job.set_progress(0.1, f"Predicting {len(data)} images", force=True)
     report = audit_classifier(
         load_classifier(version), data, job.params.get("attributes") or None,
@@ -360,7 +379,12 @@ def mitigate_job(job: Job) -> dict:
         raise WorkCancelled(result)
     mitigated["metrics"], calibration = score(mitigated, val_set)
     after = store_checkpoint(
-        job, mitigated, train_version, f"{before.name} · {strategy} {attribute}", calibration
+        job,
+        mitigated,
+        train_version,
+        f"{before.name} · {strategy} {attribute}",
+        calibration,
+        validation_measured_on(job, train_version, recipe, val_set),
     )
     audit_before = store_audit(job, before, eval_version, result["before"], subset)
     audit_after = store_audit(job, after, eval_version, result["after"], subset)

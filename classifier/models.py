@@ -7,9 +7,9 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from edumood_site.work import BackgroundWork, write_when_unlocked
+from ml.scorecard import MeasuredOn, Scorecard, build_scorecard
 
 from .choices import TERMINAL_JOB_STATUSES, JobKind, JobStatus
-from .quality import QualityFlag, quality_flags
 
 
 class Job(BackgroundWork):
@@ -67,6 +67,16 @@ class Job(BackgroundWork):
             self.save(update_fields=["started_at"])
         return claimed
 
+    def failure_reason(self, exc: Exception) -> str:
+        from ml.errors import without_server_paths
+
+        # Errors written for the admin (`plain = True`: bad parameters, a dataset that cannot be
+        # imported) are shown as they are; anything else keeps its type for whoever debugs it.
+        # Neither names a server path.
+        if getattr(exc, "plain", False):
+            return without_server_paths(str(exc))
+        return without_server_paths(super().failure_reason(exc))
+
     def not_claimed(self) -> None:
         # A job cancelled while queued for a worker that had already taken the message.
         if self.cancel_requested and not self.is_terminal:
@@ -110,24 +120,35 @@ class Job(BackgroundWork):
         message = outcome or "Finished"
         self._close(JobStatus.SUCCEEDED, result=result, message=message[:500], progress=1.0)
 
-    def failure_reason(self, exc: Exception) -> str:
-        from ml.errors import without_server_paths
-
-        return without_server_paths(super().failure_reason(exc))
-
     def fail(self, error: str) -> None:
         self._close(JobStatus.FAILED, error=str(error)[:5000], message="Failed")
 
     def mark_cancelled(self, result=None) -> None:
-        self._close(JobStatus.CANCELLED, result=result, message="Cancelled")
+        message = f"Cancelled. {self.cancel_outcome()}"[:500]
+        self._close(JobStatus.CANCELLED, result=result, message=message)
 
     def request_cancel(self) -> None:
         """Ask a running job to stop; a queued job is cancelled at once."""
         Job.objects.filter(pk=self.pk).update(cancel_requested=True)
         Job.objects.filter(pk=self.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.CANCELLED, finished_at=timezone.now(), message="Cancelled"
-        )
+            status=JobStatus.CANCELLED, finished_at=timezone.now(),
+            message=f"Cancelled. {self.cancel_outcome()}"[:500],
+        )  # fmt: skip
         self.refresh_from_db()
+
+    def cancel_outcome(self) -> str:
+        """What a cancelled job of this kind keeps, in words for the admin who cancels it."""
+        if self.started_at is None:
+            return "It had not started: nothing was made, nothing is lost."
+        if self.kind in (JobKind.TRAIN, JobKind.MITIGATE):
+            if self.params.get("keep_if_cancelled"):
+                return "The best epoch so far is kept as a model version (named cancelled)."
+            return "No model version is kept; the epochs' history stays on the job page."
+        if self.kind == JobKind.KFOLD:
+            return "The folds finished so far stay on the job page; no mean is computed."
+        if self.kind == JobKind.IMPORT_DATASET:
+            return "No dataset version is made; earlier versions are untouched."
+        return "No result is stored; the model version and the data are untouched."
 
     def _close(self, status, *, result=None, error="", message="", progress=None) -> None:
         """Close the job, if the claim this run took is still its own (`held_claim`)."""
@@ -176,6 +197,9 @@ class ModelVersion(models.Model):
     # ml.quantify.Calibration.to_json(): the version's state-level errors on labelled
     # validation faces, which correct session shares. Null: not measured, shares stay raw.
     calibration = models.JSONField(null=True, blank=True)
+    # ml.scorecard.Scorecard.to_json(): the one record of how the version was measured, that
+    # every page, the API and the teachers' banners read (see `card`).
+    scorecard = models.JSONField(null=True, blank=True)
     job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
     )
@@ -207,16 +231,37 @@ class ModelVersion(models.Model):
     def __str__(self):
         return f"{self.name} ({self.arch})"
 
-    @property
-    def accuracy(self) -> float | None:
-        # Evaluated versions carry "accuracy"; a checkpoint straight from training has only
-        # its selection score on the validation split.
-        return self.metrics.get("accuracy", self.metrics.get("val_accuracy"))
+    def save(self, *args, **kwargs):
+        # Every version has a scorecard: one registered without a measurement named (a
+        # checkpoint's own training metrics) is scored on its validation split.
+        if self.scorecard is None:
+            self.scorecard = self.training_scorecard().to_json()
+        super().save(*args, **kwargs)
+
+    def training_scorecard(self, measured_on: MeasuredOn | None = None) -> Scorecard:
+        """The scorecard of the metrics the checkpoint brought from training: measured on the
+        validation split of its own training upload unless `measured_on` says otherwise."""
+        if measured_on is None:
+            name = "its training validation split (not recorded)"
+            if self.dataset_version_id:
+                name = f"the validation split of {self.dataset_version}"
+            size = (self.metrics or {}).get("n") or sum(
+                map(sum, (self.metrics or {}).get("confusion_matrix") or [])
+            )
+            measured_on = MeasuredOn(name, int(size), False, self.dataset_version_id)
+        return build_scorecard(
+            self.metrics, self.classes, self.state_mapping, measured_on=measured_on,
+            source="training, at the epoch it kept", calibration=self.calibration,
+        )  # fmt: skip
+
+    def refresh_from_db(self, *args, **kwargs):
+        self.__dict__.pop("card", None)  # re-read with the row
+        super().refresh_from_db(*args, **kwargs)
 
     @cached_property
-    def quality_flags(self) -> list[QualityFlag]:
-        """Why promoting this version would be a mistake (one class, near chance); [] if none."""
-        return quality_flags(self.metrics, self.classes)
+    def card(self) -> Scorecard:
+        """The version's scorecard (ml.scorecard): its numbers and flags, read everywhere."""
+        return Scorecard.from_json(self.scorecard or self.training_scorecard().to_json())
 
 
 class Dataset(models.Model):

@@ -17,23 +17,14 @@ from .forms import JOB_FORMS, DatasetImportForm
 from .handlers import jobs_about
 from .models import AuditReport, Dataset, DatasetVersion, Job, ModelVersion
 from .services import (
+    SCORECARD_ROWS,
     PromotionNeedsConfirmation,
     create_job,
     promote,
     promotion_review,
     retry_job,
+    training_speeds,
 )
-
-METRIC_ROWS = (
-    ("accuracy", "Accuracy"),
-    ("macro_precision", "Macro precision"),
-    ("macro_recall", "Macro recall"),
-    ("macro_f1", "Macro F1"),
-    ("micro_precision", "Micro precision"),
-    ("micro_recall", "Micro recall"),
-    ("micro_f1", "Micro F1"),
-)
-
 
 # --- datasets -------------------------------------------------------------------------------
 
@@ -97,11 +88,13 @@ def job_list(request):
         jobs = jobs.filter(kind=kind)
     if status:
         jobs = jobs.filter(status=status)
+    jobs = list(jobs[:200])
+    name_jobs(jobs)
     return render(
         request,
         "classifier/job_list.html",
         {
-            "jobs": jobs[:200],
+            "jobs": jobs,
             "kinds": JobKind.choices,
             "statuses": JobStatus.choices,
             "kind": kind,
@@ -109,6 +102,28 @@ def job_list(request):
             "start_kinds": [(k, JobKind(k).label) for k in JOB_FORMS],
         },
     )
+
+
+def name_jobs(jobs: list[Job]) -> None:
+    """Give each job a `subject`: the dataset version and model version it is about, in words
+    (two queries for the whole list), so a list of jobs tells one from another."""
+
+    def ids(key):
+        return {
+            pk for job in jobs for pk in ((job.result or {}).get(key), job.params.get(key))
+            if isinstance(pk, int)
+        }  # fmt: skip
+
+    datasets = DatasetVersion.objects.select_related("dataset").in_bulk(ids("dataset_version"))
+    models = ModelVersion.objects.in_bulk(ids("model_version"))
+    for job in jobs:
+        result = job.result or {}
+        dataset = datasets.get(result.get("dataset_version") or job.params.get("dataset_version"))
+        model = models.get(job.params.get("model_version") or result.get("model_version"))
+        parts = [f"model {model.name} (#{model.pk})" if model else "", str(dataset or "")]
+        if job.kind == JobKind.IMPORT_DATASET and not dataset:
+            parts.append(job.params.get("name", ""))
+        job.subject = " · ".join(p for p in parts if p)
 
 
 @staff_required
@@ -120,9 +135,17 @@ def job_start(request, kind):
     if request.method == "POST" and form.is_valid():
         job = create_job(form.kind, form.params(), user=request.user)
         return redirect("classifier:job", job.pk)
-    return render(
-        request, "classifier/job_start.html", {"form": form, "kind_label": JobKind(kind).label}
-    )
+    basic = getattr(form, "basic_fields", None)
+    context = {"form": form, "kind_label": JobKind(kind).label}
+    if basic:
+        context["basic"] = [form[name] for name in basic]
+        context["advanced"] = [field for field in form if field.name not in basic]
+        context["advanced_errors"] = any(field.errors for field in context["advanced"])
+        context["estimate"] = {
+            "speeds": training_speeds(),
+            "sizes": dict(DatasetVersion.objects.values_list("pk", "size")),
+        }
+    return render(request, "classifier/job_start.html", context)
 
 
 @staff_required
@@ -176,7 +199,8 @@ def job_cancel(request, pk):
     job = get_object_or_404(Job, pk=pk)
     if not job.is_terminal:
         job.request_cancel()
-        messages.info(request, "Cancel requested; the job stops after the current batch.")
+        stops = "" if job.is_terminal else "The job stops after the current batch. "
+        messages.info(request, f"Cancel requested. {stops}{job.cancel_outcome()}")
     return redirect("classifier:job", pk)
 
 
@@ -196,29 +220,8 @@ def job_retry(request, pk):
 @staff_required
 def model_list(request):
     versions = list(ModelVersion.objects.select_related("dataset_version__dataset", "created_by"))
-    flagged = sum(1 for version in versions if version.quality_flags)
+    flagged = sum(1 for version in versions if version.card.broken)
     return render(request, "classifier/model_list.html", {"versions": versions, "flagged": flagged})
-
-
-def shown_metrics(version: ModelVersion) -> tuple[dict, str]:
-    """The metrics pages show for a version, and where they come from: its stored metrics when
-    they are full, else its latest evaluation's; a checkpoint straight from training has at
-    least the validation accuracy it was selected by."""
-    metrics = dict(version.metrics or {})
-    if metrics.get("macro_f1") is None:
-        evaluation = (
-            jobs_about(version, JobKind.EVALUATE).filter(status=JobStatus.SUCCEEDED).first()
-        )
-        if evaluation is not None and evaluation.result.get("metrics"):
-            return evaluation.result["metrics"], f"evaluation job #{evaluation.pk}"
-    if metrics.get("accuracy") is None and version.accuracy is not None:
-        metrics["accuracy"] = version.accuracy
-        return metrics, "validation split, at the epoch training kept"
-    return metrics, "validation split"
-
-
-def _metric_rows(metrics: dict) -> list[tuple[str, float]]:
-    return [(label, metrics[key]) for key, label in METRIC_ROWS if metrics.get(key) is not None]
 
 
 def kfold_summary(result: dict) -> list[tuple[str, float, float]]:
@@ -232,7 +235,6 @@ def model_detail(request, pk):
     version = get_object_or_404(
         ModelVersion.objects.select_related("dataset_version__dataset"), pk=pk
     )
-    metrics, metrics_source = shown_metrics(version)
     kfolds = [
         {"job": j, "summary": kfold_summary(j.result)}
         for j in jobs_about(version, JobKind.KFOLD)
@@ -241,10 +243,11 @@ def model_detail(request, pk):
     evaluations = [
         j for j in jobs_about(version, JobKind.EVALUATE) if j.status == JobStatus.SUCCEEDED
     ]
+    card = version.card
     figures = plain_figures(
         {
-            "confusion_counts": charts.confusion_matrix(metrics, normalised=False),
-            "confusion_normalised": charts.confusion_matrix(metrics, normalised=True),
+            "confusion_counts": charts.confusion_matrix(version.card, normalised=False),
+            "confusion_normalised": charts.confusion_matrix(version.card, normalised=True),
             "curves": charts.training_curves(version.history),
             **{f"kfold_{k['job'].pk}": charts.kfold_chart(k["job"].result) for k in kfolds},
         }
@@ -254,10 +257,10 @@ def model_detail(request, pk):
         "classifier/model_detail.html",
         {
             "version": version,
-            "metric_rows": _metric_rows(metrics),
-            "metrics_source": metrics_source,
+            "card": version.card,
+            "rows": [(label, getattr(version.card, key)) for key, label in SCORECARD_ROWS],
+            "per_class": [(c, r, version.card.support.get(c)) for c, r in card.recall.items()],
             "loss_warning": loss_warning(version.history),
-            "per_class": metrics.get("per_class", {}),
             "figures": figures,
             "kfolds": kfolds,
             "evaluations": evaluations,
@@ -266,32 +269,46 @@ def model_detail(request, pk):
     )
 
 
+def better_marks(values: list, comparable: bool) -> list[bool]:
+    """Which cells of a compare row hold the best figure (higher is better): none when the
+    versions cannot be ranked, or when all are equal."""
+    known = [v for v in values if v is not None]
+    if not comparable or len(known) < 2 or len({round(v, 3) for v in known}) == 1:
+        return [False] * len(values)
+    best = round(max(known), 3)
+    return [v is not None and round(v, 3) == best for v in values]
+
+
 @staff_required
 def model_compare(request):
+    """Versions side by side from their scorecards, flags first, the better figure per row
+    marked where the scorecards can rank them (same reference set, none flagged)."""
     ids = [int(i) for i in request.GET.getlist("ids") if i.isdigit()]
-    versions = list(ModelVersion.objects.filter(pk__in=ids).order_by("pk"))
+    versions = list(
+        ModelVersion.objects.filter(pk__in=ids).select_related("dataset_version__dataset")
+    )
     if len(versions) < 2:
         messages.error(request, "Tick two or more versions to compare.")
         return redirect("classifier:models")
-    shown = [shown_metrics(v) for v in versions]
-    metrics = [m for m, _ in shown]
-    rows = [
-        (label, [m.get(key) for m in metrics])
-        for key, label in METRIC_ROWS
-        if any(m.get(key) is not None for m in metrics)
-    ]
-    classes = sorted({c for m in metrics for c in m.get("per_class", {})})
-    per_class = [
-        (c, [m.get("per_class", {}).get(c, {}).get("f1") for m in metrics]) for c in classes
-    ]
+    cards = [v.card for v in versions]
+    comparable = all(cards[0].comparable_with(card) for card in cards[1:])
+    rows = []
+    for key, label in SCORECARD_ROWS:
+        values = [getattr(card, key) for card in cards]
+        rows.append((label, list(zip(values, better_marks(values, comparable), strict=True))))
+    classes = list(dict.fromkeys(c for card in cards for c in card.recall))
+    for name in classes:
+        values = [card.recall.get(name) for card in cards]
+        marks = better_marks(values, comparable)
+        rows.append((f"Recall {name}", list(zip(values, marks, strict=True))))
     return render(
         request,
         "classifier/model_compare.html",
         {
             "versions": versions,
-            "sources": [source for _, source in shown],
             "rows": rows,
-            "per_class": per_class,
+            "comparable": comparable,
+            "figures": plain_figures({"recall": charts.recall_chart(versions)}),
         },
     )
 

@@ -277,10 +277,67 @@ def quantify(
     `state_posteriors`), `predicted_states` their predicted state names. The same inputs and
     seed give the same numbers. Each interval is widened, where needed, to hold its estimate.
     """
+    combined, _ = quantify_parts(
+        [(posteriors, predicted_states, calibration)], method,
+        level=level, resamples=resamples, seed=seed,
+    )  # fmt: skip
+    return combined
+
+
+def quantify_parts(
+    parts: Sequence[tuple[np.ndarray, Sequence[str], Calibration]],
+    method: str = DEFAULT_METHOD,
+    *,
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[Quantification, list[Quantification]]:
+    """The shares of faces classified by several models, each part corrected with its own
+    model's calibration, and combined; also each part's own quantification.
+
+    A part is (posteriors, predicted states, calibration), as `quantify` takes them; every
+    calibration must have the same states. The combined shares are the parts' corrected shares
+    weighted by their face counts (the faces of each model are a fixed part of the set). Its
+    intervals come from a stratified bootstrap: each replicate resamples every part's faces
+    and redraws its calibration, independently, and the replicate's combined share is the same
+    counts-weighted sum; the percentiles of those sums are the interval. This is the variance of
+    a weighted sum of independent estimates without assuming the estimates are normal (near 0
+    or 1 they are not).
+    """
     if method not in METHODS:
         raise DataError(f"unknown quantification method {method!r}; choose from {METHODS}")
     if not 0 < level < 1 or resamples < 1:
         raise DataError("level must lie in (0, 1) and resamples be positive")
+    if not parts:
+        raise DataError("no faces to quantify")
+    states = parts[0][2].states
+    if any(calibration.states != states for _, _, calibration in parts):
+        raise DataError("the calibrations of the parts have different states")
+    rng = np.random.default_rng(seed)
+    tail = (1 - level) / 2
+    each, sizes = [], []
+    total_shares = np.zeros(len(states))
+    total_replicates = np.zeros((resamples, len(states)))
+    total_counts = np.zeros(len(states))
+    for posteriors, predicted_states, calibration in parts:
+        shares, replicates, predicted = _bootstrap(
+            posteriors, predicted_states, calibration, method, resamples, rng
+        )
+        each.append(_summarise(method, states, shares, replicates, predicted, level, tail))
+        sizes.append(len(predicted))
+        total_shares += len(predicted) * shares
+        total_replicates += len(predicted) * replicates
+        total_counts += np.bincount(predicted, minlength=len(states))
+    n = sum(sizes)
+    shares, replicates = total_shares / n, total_replicates / n
+    low, high = np.quantile(replicates, [tail, 1 - tail], axis=0)
+    intervals = np.stack([np.minimum(low, shares), np.maximum(high, shares)], axis=1)
+    combined = Quantification(method, states, n, total_counts / n, shares, intervals, level)
+    return combined, each
+
+
+def _bootstrap(posteriors, predicted_states, calibration, method, resamples, rng):
+    """(corrected shares, (resamples, S) bootstrap replicates, predicted state indices)."""
     states = calibration.states
     posteriors = _check_posteriors(posteriors, len(states))
     predicted = _state_index(predicted_states, states, "predicted")
@@ -291,7 +348,6 @@ def quantify(
     shares = _estimate(
         method, posteriors, predicted, calibration.confusion, calibration.posterior_sums
     )
-    rng = np.random.default_rng(seed)
     replicates = np.empty((resamples, len(states)))
     totals = calibration.confusion.sum(1, keepdims=True)
     for b in range(resamples):
@@ -299,7 +355,10 @@ def quantify(
         confusion = totals * _dirichlet_rows(calibration.confusion, rng)
         soft = totals * _dirichlet_rows(calibration.posterior_sums, rng)
         replicates[b] = _estimate(method, posteriors[faces], predicted[faces], confusion, soft)
-    tail = (1 - level) / 2
+    return shares, replicates, predicted
+
+
+def _summarise(method, states, shares, replicates, predicted, level, tail) -> Quantification:
     low, high = np.quantile(replicates, [tail, 1 - tail], axis=0)
     intervals = np.stack([np.minimum(low, shares), np.maximum(high, shares)], axis=1)
     raw = np.bincount(predicted, minlength=len(states)) / len(predicted)

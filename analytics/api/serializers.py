@@ -26,6 +26,13 @@ class ClassroomSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "consent", "created_at"]
 
 
+class ModelVersionRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    faces = serializers.IntegerField(help_text="Faces of these results this version analysed.")
+    share = serializers.FloatField(help_text="Its share of the faces (0 to 1).")
+
+
 class SummarySerializer(serializers.Serializer):
     """The per-session aggregates; shares and the index are null while there are no faces (and
     see `counts_rounded`)."""
@@ -37,14 +44,17 @@ class SummarySerializer(serializers.Serializer):
         allow_null=True, help_text="Share of detected faces whose state is Engaged (0 to 1)."
     )
     photos = serializers.DictField(child=serializers.IntegerField())
+    model_versions = ModelVersionRefSerializer(
+        many=True, help_text="The model versions whose faces these are, with each one's share."
+    )
     corrected_shares = serializers.DictField(
         child=serializers.FloatField(),
         allow_null=True,
         help_text=(
-            "Share of each state corrected for the errors the model version that analysed the "
-            "faces is known to make (measured on labelled validation faces). Null when that "
-            "version has no calibration, the faces come from several versions, or there are "
-            "no faces; `shares` stays the raw count."
+            "Share of each state corrected for the errors the model versions that analysed the "
+            "faces are known to make (measured on labelled validation faces): each version's "
+            "faces with its own calibration, combined weighted by their face counts. Null when "
+            "a version has no calibration or there are no faces; `shares` stays the raw count."
         ),
     )
     intervals = serializers.DictField(
@@ -52,7 +62,8 @@ class SummarySerializer(serializers.Serializer):
         allow_null=True,
         help_text=(
             "Per state, the [lower, upper] bound of a 90 % interval around the corrected share "
-            "(bootstrap over the faces and the uncertainty of the error rates)."
+            "(bootstrap over the faces and the uncertainty of the error rates; with several "
+            "versions, a stratified bootstrap of the counts-weighted sum)."
         ),
     )
     counts_rounded = serializers.BooleanField(
@@ -71,11 +82,6 @@ class SummarySerializer(serializers.Serializer):
             "when uncorrected."
         ),
     )
-
-
-class ModelVersionRefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
 
 
 class SessionSerializer(serializers.ModelSerializer):

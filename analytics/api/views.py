@@ -261,8 +261,11 @@ class SessionViewSet(viewsets.ModelViewSet):
         """A serializer whose sessions' summaries and model versions are read once, up front,
         not once per field that needs them (`summary`, `model_versions`, `uncorrected_reason`)."""
         context = self.get_serializer_context()
-        context["summaries"] = services.session_summaries(s.pk for s in sessions)
-        context["model_versions"] = services.model_versions_used(s.pk for s in sessions)
+        summaries = services.session_summaries(s.pk for s in sessions)
+        context["summaries"] = summaries
+        context["model_versions"] = {
+            pk: summary["model_versions"] for pk, summary in summaries.items()
+        }
         instance = sessions if kwargs.get("many") else sessions[0]
         return self.get_serializer_class()(instance, context=context, **kwargs)
 

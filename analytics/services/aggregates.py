@@ -116,12 +116,14 @@ def session_summaries(session_ids: Iterable[int]) -> dict[int, dict]:
             "pk", "quantification", "classroom__hide_face_detail"
         )
     }
+    used = model_versions_used(ids)
     summaries = {}
     for pk in ids:
         quantification, hidden = stored.get(pk, (None, False))
         summary = {
             **summarize(states[pk], statuses[pk]),
             **corrected_fields(quantification),
+            "model_versions": used.get(pk, []),
             "counts_rounded": False,
         }
         summaries[pk] = without_exact_counts(summary) if hidden else summary
@@ -133,17 +135,39 @@ def session_summary(session: Session) -> dict:
 
 
 def model_versions_used(session_ids: Iterable[int]) -> dict[int, list[dict]]:
-    """Per session, the model versions its current results come from."""
+    """Per session, the model versions whose faces its current results are, each with its
+    faces and share of the session's faces, in one query."""
     used: dict[int, list[dict]] = defaultdict(list)
     rows = (
-        Photo.objects.filter(session_id__in=list(session_ids), model_version__isnull=False)
-        .values_list("session_id", "model_version_id", "model_version__name")
-        .distinct()
-        .order_by("session_id", "model_version_id")
+        FaceResult.objects.filter(photo__session_id__in=list(session_ids))
+        .exclude(model_version=None)
+        .values_list("photo__session_id", "model_version_id", "model_version__name")
+        .annotate(n=Count("id"))
+        .order_by("photo__session_id", "model_version_id")
     )
-    for session_id, version_id, name in rows:
-        used[session_id].append({"id": version_id, "name": name})
+    for session_id, version_id, name, n in rows:
+        used[session_id].append({"id": version_id, "name": name, "faces": n})
+    for versions in used.values():
+        total = sum(v["faces"] for v in versions)
+        for version in versions:
+            version["share"] = round(version["faces"] / total, 4)
     return used
+
+
+def combined_versions(used: dict[int, list[dict]]) -> list[dict]:
+    """The model versions of several sessions together, each with its share of all faces."""
+    faces: Counter = Counter()
+    names = {}
+    for versions in used.values():
+        for version in versions:
+            faces[version["id"]] += version["faces"]
+            names[version["id"]] = version["name"]
+    total = sum(faces.values())
+    return [
+        {"id": pk, "name": names[pk], "faces": faces[pk],
+         "share": round(faces[pk] / total, 4) if total else None}
+        for pk in sorted(names)
+    ]  # fmt: skip
 
 
 def classroom_sessions(classroom: Classroom, after=None, before=None):
@@ -193,15 +217,46 @@ CHANGE_VERDICTS = {
 
 def dashboard_headline(analysed: list[dict]) -> dict:
     """The dashboard's numbers, shown before any chart: faces and engagement over the range, the
-    latest session, and how its engagement moved since the analysed session before it."""
-    # Sessions whose index is withheld (per-face detail hidden, few faces) add no counts.
-    counted = [row for row in analysed if row["engagement_index"] is not None]
-    total = sum(sum(row["counts"].values()) for row in counted)
-    engaged = sum(row["counts"].get(ENGAGED, 0) for row in counted)
+    latest session, how its engagement moved since the analysed session before it, and the
+    model versions whose faces these are (`model_versions`, each with its share of faces).
+
+    The engagement over the range is never a pool of raw counts from several models: when every
+    session has corrected shares it is their counts-weighted mean (each session already
+    corrected per model version), `corrected` is True and `interval` holds the same weighted
+    mean of the sessions' bounds. That interval is conservative on purpose: sessions analysed
+    by one model share its calibration's error, so they are not independent, and a weighted sum
+    of bounds is at least as wide as the interval of any correlation between them. Otherwise
+    the raw index is shown with `corrected` False.
+    """
+    faces = sum(row["faces"] for row in analysed)
+    corrected = bool(analysed) and all(row["corrected_shares"] for row in analysed)
+    if corrected:
+        weights = [row["faces"] / faces for row in analysed]
+        engagement = sum(
+            w * r["corrected_shares"][ENGAGED] for w, r in zip(weights, analysed, strict=True)
+        )
+        interval = [
+            round(
+                sum(
+                    w * r["intervals"][ENGAGED][end] for w, r in zip(weights, analysed, strict=True)
+                ),
+                4,
+            )
+            for end in (0, 1)
+        ]
+    else:
+        # Sessions whose index is withheld (per-face detail hidden, few faces) add no counts.
+        counted = [row for row in analysed if row["engagement_index"] is not None]
+        total = sum(sum(row["counts"].values()) for row in counted)
+        engaged = sum(row["counts"].get(ENGAGED, 0) for row in counted)
+        engagement, interval = (engaged / total if total else None), None
     return {
         "sessions": len(analysed),
-        "faces": sum(row["faces"] for row in analysed),
-        "engagement_index": engaged / total if total else None,
+        "faces": faces,
+        "engagement_index": engagement,
+        "corrected": corrected,
+        "interval": interval,
+        "model_versions": combined_versions({r["session"]: r["model_versions"] for r in analysed}),
         "latest": analysed[-1] if analysed else None,
         "change": engagement_verdict(*analysed[-2:]) if len(analysed) >= 2 else None,
     }

@@ -4,6 +4,8 @@ Computing them imports QuaPy, which loads torch, so only the inference worker do
 photo's analysis; pages and the API read the stored JSON (numpy only).
 """
 
+from collections import defaultdict
+
 import numpy as np
 from django.db import transaction
 from django.db.models import Count, Max, Sum
@@ -13,7 +15,7 @@ from ml.quantify import (
     Calibration,
     Quantification,
     change,
-    quantify,
+    quantify_parts,
     state_posteriors,
 )
 
@@ -34,10 +36,11 @@ CORRECTION_NOTE = (
 def quantify_session(session_id: int) -> dict | None:
     """Store (and return) the quantification of a session's faces, or None when there is none.
 
-    The faces are corrected with the calibration of the model version that produced them, so a
-    session keeps its numbers when the active model changes, until it is analysed again. No
-    faces, faces from several versions (a re-analysis under way, or photos analysed by
-    different models) or a version without a calibration leave the shares uncorrected (None).
+    The faces of each model version are corrected with that version's calibration and the
+    results combined, counts-weighted (ml.quantify.quantify_parts); `versions` in the result
+    keeps each version's faces and own corrected shares. So a session keeps corrected numbers
+    when the active model changes and new photos come in, with no need for its originals. No
+    faces, or a version without a calibration, leave the shares uncorrected (None).
 
     Computed outside any transaction (the first call imports QuaPy, seconds; on SQLite a
     transaction that writes locks the whole database), then written only if the faces are still
@@ -67,20 +70,34 @@ def _faces_fingerprint(session_id: int) -> dict:
 
 
 def _quantify_faces(session_id: int) -> dict | None:
-    faces = list(
+    faces = (
         FaceResult.objects.filter(photo__session_id=session_id)
         .select_related("model_version")
         .order_by("id")
     )
-    versions = {face.model_version for face in faces}
-    version = versions.pop() if len(versions) == 1 else None
-    if version is None or not version.calibration:
+    by_version = defaultdict(list)
+    for face in faces:
+        by_version[face.model_version].append(face)
+    if not by_version or not all(v is not None and v.calibration for v in by_version):
         return None
+    versions = sorted(by_version, key=lambda v: v.pk)
+    combined, each = quantify_parts([_part(version, by_version[version]) for version in versions])
+    return {
+        **combined.to_json(),
+        "versions": [
+            {"id": v.pk, "name": v.name, "faces": q.faces, "shares": q.to_json()["shares"]}
+            for v, q in zip(versions, each, strict=True)
+        ],
+    }
+
+
+def _part(version, faces) -> tuple:
+    """(posteriors, predicted states, calibration) of one version's faces."""
     calibration = Calibration.from_json(version.calibration)
     classes = list(version.classes)
     probabilities = np.array([[f.probabilities.get(c, 0.0) for c in classes] for f in faces])
     posteriors = state_posteriors(probabilities, classes, version.state_mapping, calibration.states)
-    return quantify(posteriors, [f.state for f in faces], calibration).to_json()
+    return posteriors, [f.state for f in faces], calibration
 
 
 def uncorrected_reason(quantification: dict | None, summary: dict, versions: list) -> str:
@@ -97,9 +114,11 @@ def uncorrected_reason(quantification: dict | None, summary: dict, versions: lis
         return "no faces analysed yet"
     if not versions:
         return "its faces were stored without the model version that produced them"
-    if len(versions) > 1:
-        return "its faces come from several model versions; re-analyse the session"
-    return "the model version that analysed it has no measured error rates (calibration)"
+    return (
+        "a model version that analysed it has no measured error rates (calibration)"
+        if len(versions) > 1
+        else "the model version that analysed it has no measured error rates (calibration)"
+    )
 
 
 def corrected_fields(quantification: dict | None) -> dict:

@@ -5,6 +5,8 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from ml.scorecard import BROKEN, UNMEASURED
+
 from ..forms import JOB_FORMS, NameListField
 from ..models import AttributeSource, AuditReport, Dataset, DatasetVersion, Job, ModelVersion
 
@@ -180,22 +182,63 @@ class JobCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class QualityFlagSerializer(serializers.Serializer):
-    code = serializers.ChoiceField(choices=["one_class", "near_chance"])
+class FlagSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=["one_class", "near_chance", "few_test_faces", "own_split", "no_matrix"]
+    )
+    kind = serializers.ChoiceField(
+        choices=[BROKEN, UNMEASURED],
+        help_text=f"`{BROKEN}`: the model is useless (promoting it needs confirmation); "
+        f"`{UNMEASURED}`: its numbers were not measured on a reference set.",
+    )
     label = serializers.CharField()
     message = serializers.CharField()
+
+
+class MeasuredOnSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The data, in words (dataset version or split).")
+    size = serializers.IntegerField(help_text="Faces measured on.")
+    reference = serializers.BooleanField(
+        help_text="False for a split of the model's own training upload."
+    )
+    dataset_version = serializers.IntegerField(allow_null=True)
+
+
+class ScorecardSerializer(serializers.Serializer):
+    """The one record of how a version was measured (ml.scorecard); every page shows these."""
+
+    measured_on = MeasuredOnSerializer(allow_null=True)
+    source = serializers.CharField(help_text="Where the measurement came from.")
+    classes = serializers.ListField(child=serializers.CharField())
+    accuracy = serializers.FloatField(allow_null=True, help_text="On the model's classes.")
+    macro_f1 = serializers.FloatField(allow_null=True)
+    state_accuracy = serializers.FloatField(allow_null=True, help_text="On the 4 states.")
+    state_macro_f1 = serializers.FloatField(allow_null=True)
+    recall = serializers.DictField(child=serializers.FloatField(), help_text="Per class.")
+    support = serializers.DictField(child=serializers.IntegerField(), help_text="Test faces.")
+    calibration_faces = serializers.IntegerField(
+        allow_null=True, help_text="Labelled faces its share correction was measured on."
+    )
+    headline = serializers.FloatField(
+        allow_null=True,
+        help_text="The accuracy that may be shown as a quality claim: null while any flag "
+        "stands (then it was not measured on a reference set, or the model is broken).",
+    )
+    flags = FlagSerializer(many=True)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     promoted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     audits = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
-    warnings = QualityFlagSerializer(
-        source="quality_flags",
+    scorecard = serializers.SerializerMethodField()
+    flags = FlagSerializer(source="card.flags", many=True, read_only=True)
+    warnings = FlagSerializer(
+        source="card.broken",
         many=True,
         read_only=True,
-        help_text="Why promoting this version is likely a mistake, from its validation "
-        "metrics: it predicts one class, or scores near chance. Empty when none.",
+        help_text="The flags that make promoting this version likely a mistake: it predicts "
+        'one class, or scores near chance (promote needs `{"confirm": true}`). Empty when none.',
     )
 
     class Meta:
@@ -204,8 +247,12 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "id", "name", "arch", "classes", "state_mapping", "input_size", "normalisation",
             "source", "params", "metrics", "history", "device", "dataset_version", "job",
             "checkpoint_sha256", "created_by", "created_at", "is_active", "promoted_at",
-            "promoted_by", "audits", "warnings",
+            "promoted_by", "audits", "scorecard", "flags", "warnings",
         ]  # fmt: skip
+
+    @extend_schema_field(ScorecardSerializer)
+    def get_scorecard(self, version) -> dict:
+        return {**version.card.to_json(), "headline": version.card.headline}
 
 
 class PromoteSerializer(serializers.Serializer):

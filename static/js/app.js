@@ -1,7 +1,7 @@
 /* Behaviour every page may use, declared with data attributes instead of inline handlers (so a
    strict Content-Security-Policy holds): data-confirm on forms, data-print on buttons,
    data-autosubmit on selects, data-select-all on read-only inputs, data-nav-toggle on the
-   phone menu button. */
+   phone menu button, data-estimate on the training form's duration line. */
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
@@ -26,4 +26,33 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("input[data-select-all]").forEach((input) => {
     input.addEventListener("click", () => input.select());
   });
+  document.querySelectorAll("[data-estimate]").forEach(estimateTraining);
 });
+
+// The training form's estimated duration: training images x epochs / the speed measured on
+// this installation's finished runs of the chosen architecture (JSON from the page).
+function estimateTraining(line) {
+  const { speeds, sizes } = JSON.parse(document.getElementById(line.dataset.estimate).textContent);
+  const form = line.closest("form");
+  const value = (name) => (form.elements[name] ? form.elements[name].value : "");
+  const update = () => {
+    const size = sizes[value("dataset_version")];
+    const speed = speeds[value("arch")];
+    const epochs = Number(value("epochs"));
+    const images = size * (1 - Number(value("val_fraction") || 0.2));
+    if (!size || !epochs) {
+      line.textContent = "Choose a dataset version and epochs for an estimated duration.";
+    } else if (!speed) {
+      line.textContent = `No finished ${value("arch")} run here yet to measure its speed: ` +
+        "the first run measures it (its progress shows an ETA after the first epoch).";
+    } else {
+      const minutes = Math.max(1, Math.round((images * epochs) / speed / 60));
+      line.textContent = `Estimated duration: about ${minutes} min (${Math.round(images)} ` +
+        `training images x ${epochs} epochs at ${speed} images/s, measured on this ` +
+        `installation's finished ${value("arch")} runs).`;
+    }
+  };
+  form.addEventListener("change", update);
+  form.addEventListener("input", update);
+  update();
+}

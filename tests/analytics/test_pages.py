@@ -12,6 +12,7 @@ from django.utils import timezone
 from analytics import services
 from analytics.models import AccessRecord, Classroom, Consent, Photo, Session
 from tests.analytics.conftest import add_results, image_bytes, make_classroom, upload
+from tests.conftest import measure_on_reference
 
 pytestmark = pytest.mark.django_db
 
@@ -412,6 +413,37 @@ def _note(page: bytes) -> str:
     return page.decode().split('id="estimate-note"')[1].split("</p>")[0]
 
 
+def test_teachers_see_a_warning_not_a_number_for_a_flagged_or_unmeasured_model(
+    web, session, model_version
+):
+    from classifier.models import ModelVersion
+    from classifier.services import promote, record_measurement
+    from ml.scorecard import MeasuredOn
+
+    # The issue's case: a one-class model scored on 24 faces of each class of its own upload.
+    one_class = ModelVersion.objects.create(
+        name="one-class", arch="edu-vgg-s", classes=["happy", "sad"], state_mapping={},
+        normalisation="per-image", checkpoint="models/o.pt", checkpoint_sha256="o" * 64,
+    )  # fmt: skip
+    own = MeasuredOn("the validation split of mine v1", 48, False, None)
+    metrics = {"confusion_matrix": [[24, 0], [23, 1]]}
+    record_measurement(one_class, metrics, own, "training")
+    promote(one_class, confirmed=True)
+    url = reverse("analytics:session", args=[session.pk])
+    page = web.get(url).content.decode()
+    warning = page.split('id="model-warning"')[1].split("</div>")[0]
+    assert "which analyses photos now" in warning and "“happy” for 98%" in warning
+    assert "not a reliable signal" in warning
+    assert "51.0%" not in _note(page.encode()) and "flagged" in _note(page.encode())
+    # Unmeasured (own split, few faces) but not broken: no warning, no number either.
+    record_measurement(one_class, {"confusion_matrix": [[20, 4], [4, 20]]}, own, "training")
+    page = web.get(url).content
+    assert b'id="model-warning"' not in page
+    assert "not measured on a reference set" in _note(page) and "83.3%" not in _note(page)
+    home = web.get(reverse("home")).content.decode()
+    assert 'id="model-warning"' not in home
+
+
 def test_the_disclaimer_names_the_model_that_produced_the_results_not_the_active_one(
     web, session, model_version
 ):
@@ -424,7 +456,7 @@ def test_the_disclaimer_names_the_model_that_produced_the_results_not_the_active
         normalisation="per-image", checkpoint="models/n.pt", checkpoint_sha256="n" * 64,
         metrics={"accuracy": 0.61},
     )  # fmt: skip
-    promote(newer)
+    promote(measure_on_reference(newer, 0.61))
     pages = [
         reverse("analytics:session", args=[session.pk]),
         reverse("analytics:dashboard", args=[session.classroom_id]),

@@ -78,17 +78,62 @@ def test_a_new_active_model_does_not_alter_an_analysed_session(session, model_ve
     assert before["corrected_shares"]["Bored"] == pytest.approx(0.4, abs=1e-4)
 
 
-def test_faces_from_two_versions_are_not_corrected_with_either(session, model_version, tmp_path):
-    set_calibration(model_version, calibration(0))
-    add_faces(session, model_version, READ)
+def test_faces_from_two_versions_are_corrected_each_with_its_own_and_combined(
+    session, model_version, tmp_path, teacher
+):
+    """The issue's case: a model change mid-session, originals not kept (the default retention
+    blurs them). The session keeps corrected shares: each version's faces corrected with its
+    own calibration, combined counts-weighted, the interval from the combined bootstrap."""
     import torch
 
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    add_faces(session, model_version, READ * 8)  # 80 faces: Bored corrected 0.2 -> 0.4
     checkpoint = torch.load(model_version.checkpoint.path, weights_only=False)
     checkpoint["metrics"] = {"accuracy": 0.3}
     torch.save(checkpoint, tmp_path / "other.pt")
-    other = register_model_version(tmp_path / "other.pt", name="other", calibration=calibration(0))
+    other = promote(
+        register_model_version(tmp_path / "other.pt", name="other", calibration=calibration(0))
+    )
+    add_faces(session, other, ["Engaged"] * 20)  # 20 faces, a perfect calibration: all Engaged
+    result = services.quantify_session(session.pk)
+    assert [(v["name"], v["faces"]) for v in result["versions"]] == [
+        ("test model", 80), ("other", 20)
+    ]  # fmt: skip
+    assert result["versions"][0]["shares"]["Bored"] == pytest.approx(0.4, abs=1e-4)
+    summary = services.session_summary(session)
+    # 0.8 * 0.2 + 0.2 * 1.0 Engaged; 0.8 * 0.4 Bored.
+    assert summary["corrected_shares"]["Engaged"] == pytest.approx(0.36, abs=1e-4)
+    assert summary["corrected_shares"]["Bored"] == pytest.approx(0.32, abs=1e-4)
+    low, high = summary["intervals"]["Bored"]
+    assert low < 0.32 < high
+    assert [(v["id"], v["share"]) for v in summary["model_versions"]] == [
+        (model_version.pk, 0.8), (other.pk, 0.2)
+    ]  # fmt: skip
+    client = APIClient()
+    client.force_authenticate(teacher)
+    body = client.get(f"/api/sessions/{session.pk}/").json()
+    assert body["uncorrected_reason"] == ""
+    assert body["summary"]["model_versions"] == body["model_versions"]
+    assert [v["share"] for v in body["model_versions"]] == [0.8, 0.2]
+
+
+def test_a_version_without_calibration_leaves_a_mixed_session_uncorrected(
+    session, model_version, tmp_path
+):
+    import torch
+
+    set_calibration(model_version, calibration(0))
+    add_faces(session, model_version, READ)
+    checkpoint = torch.load(model_version.checkpoint.path, weights_only=False)
+    checkpoint["metrics"] = {"accuracy": 0.3}
+    torch.save(checkpoint, tmp_path / "other.pt")
+    other = register_model_version(tmp_path / "other.pt", name="other")
     add_faces(session, other, ["Engaged"])
     assert services.quantify_session(session.pk) is None
+    versions = services.model_versions_used([session.pk])[session.pk]
+    assert "a model version that analysed it has no measured error rates" in (
+        services.uncorrected_reason(None, 6, versions)
+    )
 
 
 def test_api_csv_and_trends_carry_the_corrected_shares(session, model_version, teacher):
@@ -274,7 +319,11 @@ def test_the_shares_are_computed_without_holding_the_database_write_lock(
         pytest.skip("the database-wide write lock is SQLite's")
     set_calibration(model_version, calibration(bored_as_neutral=50))
     add_faces(session, model_version, READ)
-    path, real_quantify, written = connection.settings_dict["NAME"], quantification.quantify, []
+    path, real_quantify, written = (
+        connection.settings_dict["NAME"],
+        quantification.quantify_parts,
+        [],
+    )
 
     def quantify_while_another_process_writes(*args, **kwargs):
         other = sqlite3.connect(path, timeout=0.2)
@@ -286,7 +335,7 @@ def test_the_shares_are_computed_without_holding_the_database_write_lock(
             other.close()
         return real_quantify(*args, **kwargs)
 
-    monkeypatch.setattr(quantification, "quantify", quantify_while_another_process_writes)
+    monkeypatch.setattr(quantification, "quantify_parts", quantify_while_another_process_writes)
     assert services.quantify_session(session.pk)["method"] == "pacc"
     assert written == [True]
     assert Session.objects.get(pk=session.pk).quantification["method"] == "pacc"
@@ -301,7 +350,7 @@ def test_shares_computed_from_faces_that_changed_meanwhile_are_computed_again(
 
     set_calibration(model_version, calibration(bored_as_neutral=50))
     add_faces(session, model_version, READ)
-    real_quantify, calls = quantification.quantify, []
+    real_quantify, calls = quantification.quantify_parts, []
 
     def quantify_while_another_photo_finishes(*args, **kwargs):
         if not calls:  # another analysis stores its faces meanwhile
@@ -309,8 +358,47 @@ def test_shares_computed_from_faces_that_changed_meanwhile_are_computed_again(
         calls.append(True)
         return real_quantify(*args, **kwargs)
 
-    monkeypatch.setattr(quantification, "quantify", quantify_while_another_photo_finishes)
+    monkeypatch.setattr(quantification, "quantify_parts", quantify_while_another_photo_finishes)
     result = services.quantify_session(session.pk)
     assert len(calls) == 2
     assert result["faces"] == len(READ) + 10
     assert Session.objects.get(pk=session.pk).quantification == result
+
+
+def test_the_dashboard_never_pools_two_models_raw_and_names_them(
+    client, teacher, classroom, model_version, tmp_path
+):
+    """The issue's case: two sessions by two models. The headline is the counts-weighted mean
+    of the sessions' corrected engagement, with the weighted bounds, and names both models."""
+    import torch
+    from django.urls import reverse
+
+    set_calibration(model_version, calibration(bored_as_neutral=50))
+    first = Session.objects.create(classroom=classroom, title="Before")
+    add_faces(first, model_version, READ * 8)
+    checkpoint = torch.load(model_version.checkpoint.path, weights_only=False)
+    checkpoint["metrics"] = {"accuracy": 0.3}
+    torch.save(checkpoint, tmp_path / "other.pt")
+    other = promote(
+        register_model_version(tmp_path / "other.pt", name="other", calibration=calibration(0))
+    )
+    second = Session.objects.create(classroom=classroom, title="After")
+    add_faces(second, other, ["Engaged"] * 20)
+    for session in (first, second):
+        services.quantify_session(session.pk)
+    rows = [r for r in services.classroom_trends(classroom) if r["faces"]]
+    headline = services.dashboard_headline(rows)
+    assert headline["corrected"] and headline["engagement_index"] == pytest.approx(0.36, abs=1e-4)
+    low, high = headline["interval"]
+    a, b = rows[0]["intervals"]["Engaged"], rows[1]["intervals"]["Engaged"]
+    assert (low, high) == pytest.approx(
+        (0.8 * a[0] + 0.2 * b[0], 0.8 * a[1] + 0.2 * b[1]), abs=1e-4
+    )
+    assert [(v["name"], v["share"]) for v in headline["model_versions"]] == [
+        ("test model", 0.8), ("other", 0.2)
+    ]  # fmt: skip
+    client.force_login(teacher)
+    page = client.get(reverse("analytics:dashboard", args=[classroom.pk])).content.decode()
+    versions = page.split('id="headline-versions">')[1].split("</span>")[0]
+    assert "test model" in versions and "80% of faces" in versions and "other" in versions
+    assert "corrected (90 % range" in page.split('id="headline"')[1].split("</div>")[0]

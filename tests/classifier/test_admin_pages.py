@@ -65,27 +65,31 @@ def test_a_group_without_samples_shows_no_data(admin_client, audit):
     assert "<td>Senior</td><td>–</td><td>–</td>" in compared
 
 
-def test_model_pages_show_validation_accuracy_and_evaluated_numbers(admin_client, model_version):
-    from classifier.models import Job, ModelVersion
+def test_model_pages_show_the_scorecard_from_training_then_from_evaluation(
+    admin_client, model_version
+):
+    from classifier.models import ModelVersion
+    from classifier.services import record_measurement
+    from ml.scorecard import MeasuredOn
 
     # A checkpoint straight from training stores only the accuracy it was selected by.
     trained = ModelVersion.objects.get(pk=model_version.pk)
     trained.pk, trained.is_active, trained.metrics = None, False, {"val_accuracy": 0.583}
-    trained.checkpoint_sha256 = "f" * 64
+    trained.checkpoint_sha256, trained.scorecard = "f" * 64, None
     trained.save()
     page = admin_client.get(reverse("classifier:model", args=[trained.pk])).content.decode()
-    assert "No metrics yet" not in page and "0.583" in page
+    assert "0.583 · not on a reference set" in page and 'data-flag="no_matrix"' in page
     listed = admin_client.get(reverse("classifier:models")).content.decode()
-    assert "0.583" in listed
-    # An evaluated version: the compare page shows the evaluation's numbers, not "–".
-    Job.objects.create(
-        kind="evaluate", status="succeeded", params={"model_version": trained.pk},
-        result={"metrics": {"accuracy": 0.61, "macro_f1": 0.52}},
-    )  # fmt: skip
+    assert "0.583 · not on a reference set" in listed
+    # An evaluation's measurement becomes the scorecard every page shows.
+    measured = MeasuredOn("all of faces v2", 300, True, None)
+    record_measurement(trained, {"accuracy": 0.61, "macro_f1": 0.52}, measured, "evaluation job #7")
     compared = admin_client.get(
         reverse("classifier:model_compare"), {"ids": [model_version.pk, trained.pk]}
     ).content.decode()
-    assert "0.520" in compared and "evaluation job #" in compared
+    assert "0.520" in compared and "evaluation job #7" in compared and "all of faces v2" in compared
+    listed = admin_client.get(reverse("classifier:models")).content.decode()
+    assert "0.610" in listed and "0.583" not in listed
 
 
 def _job(kind="train", status="succeeded", result=None):

@@ -158,7 +158,7 @@ def test_teachers_get_403_on_every_admin_action_and_page_staff_see_the_pages(
         assert response.status_code == 200, url
         assert_strict_csp_possible(response.content.decode(), url)
     model_page = client.get(reverse("classifier:model", args=[objects["model"]])).content.decode()
-    assert 'data-figure="confusion_counts"' in model_page and "Macro F1" in model_page
+    assert 'data-figure="confusion_counts"' in model_page and "Macro-F1" in model_page
     audit_page = client.get(reverse("classifier:audit", args=[objects["audit"]])).content.decode()
     assert "Attribute labels: Annotator" in audit_page and "audit_0" in audit_page
     same_twice = f"?ids={objects['model']}&ids={objects['model']}"

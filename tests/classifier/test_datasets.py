@@ -75,7 +75,7 @@ def _zip(members: dict) -> bytes:
     [
         ({"../escape/a.png": b"x", "ok/b.png": b"y"}, "leading outside the archive"),
         ({"happy/bomb.png": b"\0" * (8 * 1024 * 1024)}, "zip bomb"),
-        ({"readme.txt": b"no images"}, "no class folders with images"),
+        ({"readme.txt": b"no images"}, "No class folders with images found in the uploaded zip."),
     ],
     ids=["zip-slip", "zip-bomb", "no-images"],
 )

@@ -35,6 +35,13 @@ def test_a_trained_version_has_metrics_history_and_data_and_can_be_evaluated_and
     calibration = version.calibration
     assert calibration["states"] == ["Engaged", "Bored"]
     assert calibration["confusion"] == metrics["confusion_matrix"]
+    # Its scorecard: measured on a split of its own upload, 5 faces a class: no headline.
+    card = version.card
+    assert card.measured_on.name == f"the validation split of {imported_version}"
+    assert (card.measured_on.size, card.measured_on.reference) == (10, False)
+    assert card.accuracy == round(metrics["accuracy"], 4) and card.headline is None
+    assert {"own_split", "few_test_faces"} <= {f.code for f in card.flags}
+    assert card.calibration_faces == 10
     ModelVersion.objects.filter(pk=version.pk).update(calibration=None)
 
     evaluation = run_queued(create_job(JobKind.EVALUATE, {
@@ -47,6 +54,8 @@ def test_a_trained_version_has_metrics_history_and_data_and_can_be_evaluated_and
     # An evaluation measures the calibration of a version that has none, on the same faces.
     version.refresh_from_db()
     assert version.calibration["confusion"] == calibration["confusion"]
+    assert version.card.source == f"evaluation job #{evaluation.pk}"
+    assert version.card.measured_on.reference is False
 
     audit_job = run_queued(create_job(JobKind.AUDIT, {
         "model_version": trained_version.pk, "dataset_version": imported_version.pk,

@@ -39,6 +39,30 @@ def test_acc_undoes_a_known_confusion():
     assert result.shares == pytest.approx([0.5, 0.5])
 
 
+def test_parts_are_corrected_each_with_their_own_calibration_and_weighted_by_faces():
+    # 20 faces of a leaky model (true 50/50, as above) and 5 of a perfect one, all Engaged.
+    leaky = ["Engaged"] * 11 + ["Bored"] * 9
+    perfect = ["Engaged"] * 5
+    combined, (first, second) = q.quantify_parts(
+        [(one_hot(leaky), leaky, calibration(LEAKY)),
+         (one_hot(perfect), perfect, calibration([[50, 0], [0, 50]]))], "acc",
+    )  # fmt: skip
+    assert first.shares == pytest.approx([0.5, 0.5]) and second.shares == pytest.approx([1, 0])
+    assert combined.faces == 25 and combined.raw == pytest.approx([16 / 25, 9 / 25])
+    assert combined.shares == pytest.approx([0.8 * 0.5 + 0.2 * 1.0, 0.8 * 0.5])
+    for share, (low, high) in zip(combined.shares, combined.intervals, strict=True):
+        assert low <= share <= high
+    # One part is exactly quantify(): the same numbers, seed for seed.
+    alone = q.quantify(one_hot(leaky), leaky, calibration(LEAKY), "acc", seed=3)
+    again, _ = q.quantify_parts([(one_hot(leaky), leaky, calibration(LEAKY))], "acc", seed=3)
+    assert again.shares == pytest.approx(alone.shares)
+    assert again.intervals == pytest.approx(alone.intervals)
+    with pytest.raises(DataError, match="different states"):
+        other = calibration([[5, 0], [0, 5]], states=("Angry", "Neutral"))
+        angry = (one_hot(["Angry"], ("Angry", "Neutral")), ["Angry"], other)
+        q.quantify_parts([(one_hot(leaky), leaky, calibration(LEAKY)), angry])
+
+
 def test_acc_clips_an_impossible_count_into_the_simplex():
     # 20 % Engaged is below what even an all-Bored class shows (30 %): solved p = -0.2 -> 0.
     predicted = ["Engaged"] * 2 + ["Bored"] * 8
