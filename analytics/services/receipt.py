@@ -51,8 +51,17 @@ KEPT_PHOTOS = {
 def _model_facts(version: ModelVersion) -> dict:
     """A model version's limits in plain words: how often a face's state is right, per state
     (its calibration, measured on faces it was not trained on), and its bias audit."""
-    facts = {"version": version, "accuracy": version.accuracy, "per_state": [], "audit": None}
-    if version.calibration:
+    card = version.card
+    # A flagged or unmeasured model's numbers are no quality claim (its scorecard's flags say
+    # why): the receipt gives the flags instead.
+    facts = {
+        "version": version,
+        "accuracy": card.headline,
+        "flags": card.flags,
+        "per_state": [],
+        "audit": None,
+    }
+    if card.headline is not None and version.calibration:
         calibration = Calibration.from_json(version.calibration)
         totals = calibration.confusion.sum(1)
         facts["per_state"] = [

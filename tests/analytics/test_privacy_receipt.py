@@ -14,12 +14,13 @@ from analytics.models import AccessRecord, Consent, Photo, Session
 from classifier.models import AuditReport, Dataset, DatasetVersion, ModelVersion
 from ml.predict import DEFAULT_CALIBRATION
 from tests.analytics.conftest import add_results, make_classroom
+from tests.conftest import measure_on_reference
 from tests.strict_csp import assert_strict_csp_possible
 
 pytestmark = pytest.mark.django_db
 
 
-def receipt_world(teacher) -> dict:
+def receipt_world(teacher, measured: bool = True) -> dict:
     """A classroom with two consent records, photos in every stored state analysed by a model
     with the shipped calibration and a bias audit, and access records on two days."""
     classroom = make_classroom(teacher, name="7B Science", subject="Science")
@@ -33,6 +34,8 @@ def receipt_world(teacher) -> dict:
         checkpoint_sha256="d" * 64, metrics={"accuracy": 0.668}, is_active=True,
         calibration=json.loads(DEFAULT_CALIBRATION.read_text()),
     )  # fmt: skip
+    if measured:
+        measure_on_reference(version, 0.67)  # its scorecard: what the receipt may state
     dataset = DatasetVersion.objects.create(
         dataset=Dataset.objects.create(name="FER val"), number=1, content_hash="0" * 64
     )
@@ -99,6 +102,15 @@ def test_the_receipt_says_what_was_agreed_kept_measured_and_opened(client, teach
     # Nothing about one student: no consent notes, file names, photo ids, faces' states.
     for private in ("Tom", "tom.jpg", "photo 7", "Fractions", "probabilit"):
         assert private not in page.replace("probabilities, and the model", ""), private
+
+
+def test_a_model_without_a_reference_measurement_gets_no_accuracy_claim(client, teacher):
+    world = receipt_world(teacher, measured=False)
+    client.force_login(teacher)
+    page = client.get(reverse("analytics:privacy-receipt", args=[world["classroom"].pk]))
+    text = page.content.decode()
+    assert "How often it is right is not stated here" in text and "67% of faces" not in text
+    assert "of faces is read wrongly" not in text
 
 
 @pytest.mark.parametrize(
