@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UsernameField
 
 from .login_limits import retry_after, wait_message
+from .services import admins_to_ask
 
 
 class TokenForm(forms.Form):
@@ -15,7 +16,7 @@ class TokenForm(forms.Form):
 class LoginLimitMixin:
     """Says "too many failed log-ins" instead of "wrong password" when the log-in limits
     (accounts/login_limits.py) refused the attempt; `retry_after` then holds the seconds to
-    wait."""
+    wait. The right password of a deactivated account is told so, and whom to ask."""
 
     retry_after = 0
 
@@ -28,7 +29,29 @@ class LoginLimitMixin:
                 raise forms.ValidationError(
                     wait_message(self.retry_after), code="throttled"
                 ) from None
+            if self._deactivated():
+                raise forms.ValidationError(
+                    "Your account is deactivated, so you cannot log in. Ask an admin of this "
+                    f"EduMood to reactivate it: {admins_to_ask()}.",
+                    code="inactive",
+                ) from None
             raise
+
+    def _deactivated(self) -> bool:
+        """Whether the username and password are right but the account is deactivated.
+
+        Only said to someone who knows the password (the attempt was already counted against
+        the log-in limits), so it tells a guesser nothing new."""
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if not username or not password:
+            return False
+        user = (
+            get_user_model()
+            ._default_manager.filter(**{get_user_model().USERNAME_FIELD: username}, is_active=False)
+            .first()
+        )
+        return user is not None and user.check_password(password)
 
 
 class LoginForm(LoginLimitMixin, AuthenticationForm):

@@ -1,6 +1,7 @@
 /* Behaviour every page may use, declared with data attributes instead of inline handlers (so a
    strict Content-Security-Policy holds): data-confirm on forms, data-print on buttons,
-   data-autosubmit on selects, data-select-all on read-only inputs, data-nav-toggle on the
+   data-autosubmit on selects, data-select-all on read-only inputs, data-copy="<input id>" on
+   buttons that copy that input (saying so in its [data-copy-status]), data-nav-toggle on the
    phone menu button. */
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
@@ -21,6 +22,20 @@ document.addEventListener("DOMContentLoaded", () => {
       const open = button.getAttribute("aria-expanded") !== "true";
       button.setAttribute("aria-expanded", String(open));
       menu.classList.toggle("open", open);
+    });
+  });
+  document.querySelectorAll("[data-copy]").forEach((button) => {
+    const input = document.getElementById(button.dataset.copy);
+    const status = document.querySelector(`[data-copy-status="${button.dataset.copy}"]`);
+    button.addEventListener("click", async () => {
+      input.select();
+      try {
+        await navigator.clipboard.writeText(input.value);
+        status.textContent = "Copied.";
+      } catch (error) {
+        // No clipboard access (an http:// address, a refused permission): it stays selected.
+        status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+      }
     });
   });
   document.querySelectorAll("input[data-select-all]").forEach((input) => {
