@@ -29,6 +29,8 @@ SESSION_AXIS = GRID | {"type": "category"}
 INDEX_LINE = {"color": "#152043", "width": 4}
 # The engagement index is the Engaged share: the index line stands for it, the other states are
 # drawn beside it (two identical lines would hide one another).
+# Notes hang from the top of the share axis (0-100 %), in a colour no state uses.
+NOTE_Y, NOTE_COLOUR = 0.99, "#6b21a8"
 KIND_COLOURS = {SessionKind.IN_PERSON: "#2457d6", SessionKind.ONLINE: "#9a6700"}
 
 
@@ -76,14 +78,33 @@ def _index_and_shares(x: list, points: list[dict], hover: str) -> list[dict]:
     return traces
 
 
-def engagement_over_time(trends: list[dict]) -> dict | None:
-    """Engagement index and the other states' shares, one point per analysed session."""
+def engagement_over_time(trends: list[dict], notes: list[dict] = ()) -> dict | None:
+    """Engagement index and the other states' shares, one point per analysed session; the
+    teacher's notes (numbered, as the page lists them) marked at their sessions."""
     rows = [row for row in trends if row["faces"]]
     if not rows:
         return None
     x = [_session_label(row) for row in rows]
     traces = _index_and_shares(x, rows, "%{x}<br>") + _corrected_engagement(rows)
+    traces += _note_marks([note for note in notes if note["faces"]])
     return _figure(traces, xaxis=SESSION_AXIS, yaxis=SHARE_AXIS)
+
+
+def _note_marks(notes: list[dict]) -> list[dict]:
+    """A numbered pin at the top of each session that has a note; its text on hover."""
+    if not notes:
+        return []
+    return [
+        {
+            "type": "scatter", "x": [_session_label(note) for note in notes],
+            "y": [NOTE_Y] * len(notes), "name": "Your note (numbered below the chart)",
+            "mode": "markers+text", "text": [f"✎{note['number']}" for note in notes],
+            "textposition": "bottom center", "textfont": {"color": NOTE_COLOUR, "size": 13},
+            "marker": {"symbol": "triangle-down", "size": 11, "color": NOTE_COLOUR},
+            "customdata": [note["note"] for note in notes],
+            "hovertemplate": "%{x}<br>Note: %{customdata}<extra></extra>",
+        }
+    ]  # fmt: skip
 
 
 def _corrected_engagement(rows: list[dict]) -> list[dict]:
@@ -98,6 +119,7 @@ def _corrected_engagement(rows: list[dict]) -> list[dict]:
     traces = [
         {
             "type": "scatter", "x": x + x[::-1], "y": high + low[::-1], "fill": "toself",
+            "mode": "lines",  # Plotly's default adds markers to a short trace: stray dots
             "fillcolor": "rgba(21, 32, 67, 0.15)", "line": {"width": 0},
             "name": "Corrected engagement, 90 % range", "hoverinfo": "skip",
         },

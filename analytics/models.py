@@ -122,6 +122,15 @@ class Session(models.Model):
     kind = models.CharField(
         max_length=10, choices=SessionKind.choices, default=SessionKind.IN_PERSON
     )
+    # The teacher's own reminder of what happened in the lesson ("moved the quiz to the start"),
+    # shown beside the session on the trend and in the report. Private like the results: only
+    # the classroom's owner sees it (the Django admin leaves it out).
+    note = models.CharField(
+        "Private note",
+        max_length=300,
+        blank=True,
+        help_text="Only you see it; it appears on the classroom trend and in the report.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # ml.quantify.Quantification.to_json() of the session's faces, computed by the worker after
     # each analysis with the calibration of the model version that produced the faces; null

@@ -30,6 +30,7 @@ from .forms import (
     FaceDetailForm,
     RetentionForm,
     SessionForm,
+    SessionNoteForm,
 )
 from .models import AccessRecord, Classroom, Photo, Session
 
@@ -246,6 +247,36 @@ def create_session(request, pk):
     return render(request, "analytics/session_form.html", {"classroom": classroom, "form": form})
 
 
+def _session_notes(trends: list[dict]) -> list[dict]:
+    """The notes on the sessions of a trend, numbered in the trend's order (the chart marks
+    each session with its number)."""
+    notes = dict(
+        Session.objects.filter(pk__in=[row["session"] for row in trends])
+        .exclude(note="")
+        .values_list("pk", "note")
+    )
+    numbered = [row for row in trends if row["session"] in notes]
+    return [
+        {"number": number, "session": row["session"], "title": row["title"],
+         "started_at": row["started_at"], "faces": row["faces"], "note": notes[row["session"]]}
+        for number, row in enumerate(numbered, start=1)
+    ]  # fmt: skip
+
+
+@login_required
+@require_POST
+def session_note(request, pk):
+    """Save the teacher's private note on their session."""
+    session = _session(request, pk)
+    form = SessionNoteForm(request.POST, instance=session)
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Note saved." if session.note else "Note removed.")
+    else:
+        messages.error(request, "; ".join(form.errors["note"]))
+    return redirect(reverse("analytics:session", args=[session.pk]) + "#session-note")
+
+
 @login_required
 def session_detail(request, pk):
     session = _session(request, pk)
@@ -260,6 +291,7 @@ def session_detail(request, pk):
         "session": session,
         "classroom": session.classroom,
         "consent": session.classroom.consent,
+        "note_form": SessionNoteForm(instance=session),
         "summary": summary,
         "state_rows": [
             (state, summary["counts"][state], summary["shares"][state])
@@ -397,8 +429,9 @@ def dashboard(request, pk):
         services.session_timeline(Session.objects.get(pk=chosen["session"])) if chosen else None
     )
     kinds = services.compare_kinds(analysed)
+    notes = _session_notes(trends)
     figures = {
-        "engagement": charts.engagement_over_time(trends),
+        "engagement": charts.engagement_over_time(trends, notes),
         "distribution": charts.state_distribution(trends),
         "timeline": charts.session_timeline(timeline) if chosen else None,
         "kinds": charts.kind_comparison(kinds),
@@ -411,6 +444,7 @@ def dashboard(request, pk):
         "chosen": chosen,
         "timeline": timeline,
         "kinds": kinds,
+        "notes": notes,
         "figures": figures,
         "headline": services.dashboard_headline(analysed),
         "query": request.GET.urlencode(),
@@ -430,8 +464,9 @@ def report(request, pk):
     versions = services.model_versions_used(row["session"] for row in trends)
     kinds = services.compare_kinds([row for row in trends if row["faces"]])
     states = list(trends[0]["counts"]) if trends else list(charts.STATE_COLOURS)
+    notes = _session_notes(trends)
     figures = {
-        "engagement": charts.for_print(charts.engagement_over_time(trends)),
+        "engagement": charts.for_print(charts.engagement_over_time(trends, notes)),
         "distribution": charts.for_print(charts.state_distribution(trends)),
         "kinds": charts.for_print(charts.kind_comparison(kinds)),
     }
@@ -456,6 +491,7 @@ def report(request, pk):
             for row in trends
         ],
         "kinds": kinds,
+        "notes": notes,
         "figures": figures,
         "generated_at": timezone.now(),
         "definition": services.ENGAGEMENT_DEFINITION,

@@ -81,7 +81,8 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Session
-        fields = ["id", "classroom", "title", "started_at", "kind", "summary", "model_versions"]
+        fields = ["id", "classroom", "title", "started_at", "kind", "note", "summary"]
+        fields += ["model_versions"]
         fields += ["uncorrected_reason", "created_at"]
         read_only_fields = ["id", "summary", "model_versions", "uncorrected_reason", "created_at"]
 
