@@ -172,9 +172,20 @@ def state_distribution(trends: list[dict]) -> dict | None:
     return _figure(traces, barmode="stack", xaxis=SESSION_AXIS, yaxis=SHARE_AXIS, legend=legend)
 
 
+# A photo's shares move by 1/faces when one face reads differently: from 10 faces up a step is
+# at most 10 points, below that single faces make the photo-to-photo line swing by chance.
+TIMELINE_MIN_FACES = 10
+
+
+def timeline_photos(timeline: dict) -> list[dict]:
+    """The photos of a session timeline with enough faces for their shares to mean something."""
+    return [p for p in timeline["points"] if p["faces"] >= TIMELINE_MIN_FACES]
+
+
 def session_timeline(timeline: dict) -> dict | None:
-    """Within one session: the engagement index and the other states' shares photo by photo."""
-    points = [p for p in timeline["points"] if p["faces"]]
+    """Within one session: the engagement index and the other states' shares photo by photo,
+    over the photos with at least TIMELINE_MIN_FACES faces (at least two of them)."""
+    points = timeline_photos(timeline)
     if len(points) < 2:
         return None
     by_time = timeline["order"] == "capture time"

@@ -162,6 +162,9 @@ class Photo(BackgroundWork):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="photos")
     image = models.FileField(upload_to=photo_upload_to, max_length=255, null=True, blank=True)
     original_name = models.CharField(max_length=255, blank=True)
+    # The uploaded file's SHA-256: the same photo uploaded to a session again is recognised
+    # (and not counted twice) even after the stored copy was blurred or deleted.
+    content_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     status = models.CharField(
         max_length=10, choices=PhotoStatus.choices, default=PhotoStatus.QUEUED, db_index=True
     )

@@ -283,7 +283,7 @@ def session_detail(request, pk):
     services.record_access(
         request.user, AccessAction.VIEWED_SESSION, session.classroom, session=session
     )
-    photos = session.photos.prefetch_related("faces").order_by("uploaded_at", "id")
+    photos = session.photos.prefetch_related("faces__model_version").order_by("uploaded_at", "id")
     summary = services.session_summary(session)
     corrected, intervals = summary["corrected_shares"] or {}, summary["intervals"] or {}
     note = _model_note([session.pk])
@@ -443,6 +443,8 @@ def dashboard(request, pk):
         "analysed": analysed,
         "chosen": chosen,
         "timeline": timeline,
+        "timeline_photos": len(charts.timeline_photos(timeline)) if timeline else 0,
+        "timeline_min_faces": charts.TIMELINE_MIN_FACES,
         "kinds": kinds,
         "notes": notes,
         "figures": figures,
