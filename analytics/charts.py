@@ -220,13 +220,24 @@ def kind_comparison(kinds: dict[str, dict]) -> dict | None:
 # An A4 page with 15 mm margins is 180 mm wide: 680 CSS px. The report's charts are drawn at that
 # width so that the printed page shows them whole.
 PRINT_WIDTH = 680
+# A term of sessions slants their names under the axis, where the legend overprinted them: on
+# paper the legend goes above the plot, in height the page has room for.
+PRINT_HEIGHT = 430
+PRINT_LEGEND = {"y": 1.02, "yanchor": "bottom"}
 
 
 def for_print(figure: dict | None) -> dict | None:
-    """A figure at a fixed width and height that fits an A4 page."""
+    """A figure at a fixed width and height that fits an A4 page, its labels clear of each
+    other."""
     if figure is None:
         return None
+    layout = figure["layout"]
     return {
         "data": figure["data"],
-        "layout": figure["layout"] | {"width": PRINT_WIDTH, "height": 300},
+        "layout": layout
+        | {
+            "width": PRINT_WIDTH,
+            "height": PRINT_HEIGHT,
+            "legend": layout.get("legend", LAYOUT["legend"]) | PRINT_LEGEND,
+        },
     }

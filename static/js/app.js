@@ -2,7 +2,8 @@
    strict Content-Security-Policy holds): data-confirm on forms, data-print on buttons,
    data-autosubmit on selects, data-select-all on read-only inputs, data-copy="<input id>" on
    buttons that copy that input (saying so in its [data-copy-status]), data-nav-toggle on the
-   phone menu button. */
+   phone menu button; table.stack cells get their column's header as data-label, which a phone
+   shows beside each value when it stacks the table's rows (app.css). */
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
@@ -37,6 +38,20 @@ document.addEventListener("DOMContentLoaded", () => {
         status.textContent = "Selected: press Ctrl+C (⌘C) to copy.";
       }
     });
+  });
+  document.querySelectorAll("table.stack").forEach((table) => {
+    const label = () => {
+      const headers = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+      table.querySelectorAll("tbody tr").forEach((row) => {
+        [...row.children].forEach((cell, column) => {
+          if (headers[column] && !cell.hasAttribute("colspan")) cell.dataset.label = headers[column];
+        });
+      });
+    };
+    label();
+    // Live lists (jobs) replace their rows while the page is open.
+    new MutationObserver(label).observe(table, { childList: true, subtree: false });
+    table.querySelectorAll("tbody").forEach((body) => new MutationObserver(label).observe(body, { childList: true }));
   });
   document.querySelectorAll("input[data-select-all]").forEach((input) => {
     input.addEventListener("click", () => input.select());
