@@ -108,6 +108,8 @@ def test_dashboard_charts_use_a_phones_width_and_the_timeline_title_clears_its_l
     model_version,
     out_dir,
 ):
+    from playwright.sync_api import expect
+
     classroom = _dashboard_classroom(model_version)
     log_in(page, live_server.url, "teacher", "pw-for-tests-1")
     page.goto(f"{live_server.url}/classrooms/{classroom.pk}/dashboard/")
@@ -131,6 +133,17 @@ def test_dashboard_charts_use_a_phones_width_and_the_timeline_title_clears_its_l
     legend = timeline.locator(".legend").bounding_box()
     assert not _overlap(title, legend), (title, legend)
     timeline.screenshot(path=out_dir / "timeline-390.png")
+
+    # A session whose photos hold a few faces each: no line, and the page says why.
+    quiz = Session.objects.create(classroom=classroom, title="Quiz")
+    for _ in range(3):
+        add_faces(quiz, model_version, READ[::2])  # 5 faces a photo
+    page.goto(f"{live_server.url}/classrooms/{classroom.pk}/dashboard/?session={quiz.pk}")
+    too_few = page.locator("#timeline-too-few")
+    expect(too_few).to_contain_text("Not shown for “Quiz”: 0 of its 3 analysed photos have")
+    expect(page.locator("#chart-timeline")).to_have_count(0)
+    too_few.scroll_into_view_if_needed()
+    assert _both_widths(page, out_dir, "timeline-too-few") == []
 
 
 def test_the_printed_reports_chart_labels_are_not_clipped(
