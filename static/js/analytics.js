@@ -109,6 +109,7 @@
   const lightbox = document.getElementById("lightbox");
   function openLightbox(frame, width, height) {
     const copy = frame.cloneNode(true);
+    copy.classList.remove("zoomable"); // already as large as it gets
     copy.querySelectorAll("[tabindex]").forEach((node) => node.removeAttribute("tabindex"));
     const scale = Math.min(0.94 * window.innerWidth / width, 0.82 * window.innerHeight / height);
     copy.style.width = `${Math.round(width * scale)}px`;
