@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UsernameField
 
 from .login_limits import retry_after, wait_message
-from .services import admins_to_ask
+from .services import deactivated_message
 
 
 class TokenForm(forms.Form):
@@ -29,29 +29,11 @@ class LoginLimitMixin:
                 raise forms.ValidationError(
                     wait_message(self.retry_after), code="throttled"
                 ) from None
-            if self._deactivated():
-                raise forms.ValidationError(
-                    "Your account is deactivated, so you cannot log in. Ask an admin of this "
-                    f"EduMood to reactivate it: {admins_to_ask()}.",
-                    code="inactive",
-                ) from None
+            username, password = (self.cleaned_data.get(f) for f in ("username", "password"))
+            deactivated = username and password and deactivated_message(username, password)
+            if deactivated:
+                raise forms.ValidationError(deactivated, code="inactive") from None
             raise
-
-    def _deactivated(self) -> bool:
-        """Whether the username and password are right but the account is deactivated.
-
-        Only said to someone who knows the password (the attempt was already counted against
-        the log-in limits), so it tells a guesser nothing new."""
-        username = self.cleaned_data.get("username")
-        password = self.cleaned_data.get("password")
-        if not username or not password:
-            return False
-        user = (
-            get_user_model()
-            ._default_manager.filter(**{get_user_model().USERNAME_FIELD: username}, is_active=False)
-            .first()
-        )
-        return user is not None and user.check_password(password)
 
 
 class LoginForm(LoginLimitMixin, AuthenticationForm):

@@ -114,14 +114,28 @@ def generate_password() -> str:
 ADMINS_NAMED = 3
 
 
-def admins_to_ask() -> str:
-    """Whom a deactivated teacher should ask: the active admins' names (with their e-mail)."""
-    admins = get_user_model().objects.filter(is_active=True, is_staff=True).order_by("username")
+def deactivated_message(username: str, password: str) -> str | None:
+    """What to tell someone whose log-in failed, when the username and password are right but
+    the account is deactivated: that, and whom to ask (the active admins, with their e-mail).
+    None otherwise.
+
+    Only said to someone who knows the password, after the attempt was counted against the
+    log-in limits, so it tells a guesser nothing new.
+    """
+    User = get_user_model()
+    user = User._default_manager.filter(**{User.USERNAME_FIELD: username}, is_active=False).first()
+    if user is None or not user.check_password(password):
+        return None
+    admins = User.objects.filter(is_active=True, is_staff=True).order_by("username")
     names = [
         f"{admin.username} ({admin.email})" if admin.email else admin.username
         for admin in admins[:ADMINS_NAMED]
     ]
-    return ", ".join(names) or "the person who runs EduMood at your school"
+    ask = ", ".join(names) or "the person who runs EduMood at your school"
+    return (
+        "Your account is deactivated, so you cannot log in. Ask an admin of this EduMood to "
+        f"reactivate it: {ask}."
+    )
 
 
 @transaction.atomic
