@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UsernameField
 
 from .login_limits import retry_after, wait_message
+from .services import deactivated_message
 
 
 class TokenForm(forms.Form):
@@ -15,7 +16,7 @@ class TokenForm(forms.Form):
 class LoginLimitMixin:
     """Says "too many failed log-ins" instead of "wrong password" when the log-in limits
     (accounts/login_limits.py) refused the attempt; `retry_after` then holds the seconds to
-    wait."""
+    wait. The right password of a deactivated account is told so, and whom to ask."""
 
     retry_after = 0
 
@@ -28,6 +29,10 @@ class LoginLimitMixin:
                 raise forms.ValidationError(
                     wait_message(self.retry_after), code="throttled"
                 ) from None
+            username, password = (self.cleaned_data.get(f) for f in ("username", "password"))
+            deactivated = username and password and deactivated_message(username, password)
+            if deactivated:
+                raise forms.ValidationError(deactivated, code="inactive") from None
             raise
 
 

@@ -96,9 +96,46 @@ class PeopleError(Exception):
     """An account change that is not allowed; the message says why."""
 
 
+# Handed-over passwords are read aloud, copied from a screen or typed on a phone: lower case
+# and digits only, without the look-alikes 0/o, 1/l/i; 4 groups of 5 from 31 symbols = 99 bits.
+PASSWORD_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+PASSWORD_GROUPS, PASSWORD_GROUP_LENGTH = 4, 5
+
+
 def generate_password() -> str:
-    """A random password to hand to a new teacher: 16 URL-safe characters (96 bits)."""
-    return secrets.token_urlsafe(12)
+    """A random password to hand to a new teacher, e.g. "k7rm2-p3xaq-9hdwe-tn4cz"."""
+    return "-".join(
+        "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_GROUP_LENGTH))
+        for _ in range(PASSWORD_GROUPS)
+    )
+
+
+# The deactivated log-in message names at most this many admins to ask.
+ADMINS_NAMED = 3
+
+
+def deactivated_message(username: str, password: str) -> str | None:
+    """What to tell someone whose log-in failed, when the username and password are right but
+    the account is deactivated: that, and whom to ask (the active admins, with their e-mail).
+    None otherwise.
+
+    Only said to someone who knows the password, after the attempt was counted against the
+    log-in limits, so it tells a guesser nothing new.
+    """
+    User = get_user_model()
+    user = User._default_manager.filter(**{User.USERNAME_FIELD: username}, is_active=False).first()
+    if user is None or not user.check_password(password):
+        return None
+    admins = User.objects.filter(is_active=True, is_staff=True).order_by("username")
+    names = [
+        f"{admin.username} ({admin.email})" if admin.email else admin.username
+        for admin in admins[:ADMINS_NAMED]
+    ]
+    ask = ", ".join(names) or "the person who runs EduMood at your school"
+    return (
+        "Your account is deactivated, so you cannot log in. Ask an admin of this EduMood to "
+        f"reactivate it: {ask}."
+    )
 
 
 @transaction.atomic

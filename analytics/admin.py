@@ -23,6 +23,7 @@ class ClassroomAdmin(admin.ModelAdmin):
 class SessionAdmin(admin.ModelAdmin):
     list_display = ("id", "title", "classroom", "kind", "started_at")
     list_filter = ("kind",)
+    exclude = ("note",)  # the teacher's private note: staff see sessions, not what they wrote
 
 
 @admin.register(Photo)

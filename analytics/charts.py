@@ -29,6 +29,8 @@ SESSION_AXIS = GRID | {"type": "category"}
 INDEX_LINE = {"color": "#152043", "width": 4}
 # The engagement index is the Engaged share: the index line stands for it, the other states are
 # drawn beside it (two identical lines would hide one another).
+# Notes hang from the top of the share axis (0-100 %), in a colour no state uses.
+NOTE_Y, NOTE_COLOUR = 0.99, "#6b21a8"
 KIND_COLOURS = {SessionKind.IN_PERSON: "#2457d6", SessionKind.ONLINE: "#9a6700"}
 
 
@@ -76,14 +78,33 @@ def _index_and_shares(x: list, points: list[dict], hover: str) -> list[dict]:
     return traces
 
 
-def engagement_over_time(trends: list[dict]) -> dict | None:
-    """Engagement index and the other states' shares, one point per analysed session."""
+def engagement_over_time(trends: list[dict], notes: list[dict] = ()) -> dict | None:
+    """Engagement index and the other states' shares, one point per analysed session; the
+    teacher's notes (numbered, as the page lists them) marked at their sessions."""
     rows = [row for row in trends if row["faces"]]
     if not rows:
         return None
     x = [_session_label(row) for row in rows]
     traces = _index_and_shares(x, rows, "%{x}<br>") + _corrected_engagement(rows)
+    traces += _note_marks([note for note in notes if note["faces"]])
     return _figure(traces, xaxis=SESSION_AXIS, yaxis=SHARE_AXIS)
+
+
+def _note_marks(notes: list[dict]) -> list[dict]:
+    """A numbered pin at the top of each session that has a note; its text on hover."""
+    if not notes:
+        return []
+    return [
+        {
+            "type": "scatter", "x": [_session_label(note) for note in notes],
+            "y": [NOTE_Y] * len(notes), "name": "Your note (numbered below the chart)",
+            "mode": "markers+text", "text": [f"✎{note['number']}" for note in notes],
+            "textposition": "bottom center", "textfont": {"color": NOTE_COLOUR, "size": 13},
+            "marker": {"symbol": "triangle-down", "size": 11, "color": NOTE_COLOUR},
+            "customdata": [note["note"] for note in notes],
+            "hovertemplate": "%{x}<br>Note: %{customdata}<extra></extra>",
+        }
+    ]  # fmt: skip
 
 
 def _corrected_engagement(rows: list[dict]) -> list[dict]:
@@ -98,6 +119,7 @@ def _corrected_engagement(rows: list[dict]) -> list[dict]:
     traces = [
         {
             "type": "scatter", "x": x + x[::-1], "y": high + low[::-1], "fill": "toself",
+            "mode": "lines",  # Plotly's default adds markers to a short trace: stray dots
             "fillcolor": "rgba(21, 32, 67, 0.15)", "line": {"width": 0},
             "name": "Corrected engagement, 90 % range", "hoverinfo": "skip",
         },
@@ -150,9 +172,20 @@ def state_distribution(trends: list[dict]) -> dict | None:
     return _figure(traces, barmode="stack", xaxis=SESSION_AXIS, yaxis=SHARE_AXIS, legend=legend)
 
 
+# A photo's shares move by 1/faces when one face reads differently: from 10 faces up a step is
+# at most 10 points, below that single faces make the photo-to-photo line swing by chance.
+TIMELINE_MIN_FACES = 10
+
+
+def timeline_photos(timeline: dict) -> list[dict]:
+    """The photos of a session timeline with enough faces for their shares to mean something."""
+    return [p for p in timeline["points"] if p["faces"] >= TIMELINE_MIN_FACES]
+
+
 def session_timeline(timeline: dict) -> dict | None:
-    """Within one session: the engagement index and the other states' shares photo by photo."""
-    points = [p for p in timeline["points"] if p["faces"]]
+    """Within one session: the engagement index and the other states' shares photo by photo,
+    over the photos with at least TIMELINE_MIN_FACES faces (at least two of them)."""
+    points = timeline_photos(timeline)
     if len(points) < 2:
         return None
     by_time = timeline["order"] == "capture time"
@@ -187,13 +220,24 @@ def kind_comparison(kinds: dict[str, dict]) -> dict | None:
 # An A4 page with 15 mm margins is 180 mm wide: 680 CSS px. The report's charts are drawn at that
 # width so that the printed page shows them whole.
 PRINT_WIDTH = 680
+# A term of sessions slants their names under the axis, where the legend overprinted them: on
+# paper the legend goes above the plot, in height the page has room for.
+PRINT_HEIGHT = 430
+PRINT_LEGEND = {"y": 1.02, "yanchor": "bottom"}
 
 
 def for_print(figure: dict | None) -> dict | None:
-    """A figure at a fixed width and height that fits an A4 page."""
+    """A figure at a fixed width and height that fits an A4 page, its labels clear of each
+    other."""
     if figure is None:
         return None
+    layout = figure["layout"]
     return {
         "data": figure["data"],
-        "layout": figure["layout"] | {"width": PRINT_WIDTH, "height": 300},
+        "layout": layout
+        | {
+            "width": PRINT_WIDTH,
+            "height": PRINT_HEIGHT,
+            "legend": layout.get("legend", LAYOUT["legend"]) | PRINT_LEGEND,
+        },
     }

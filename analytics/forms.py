@@ -78,6 +78,15 @@ class DetectionModeForm(forms.ModelForm):
         widgets = {"detection_mode": forms.RadioSelect}
 
 
+class SessionNoteForm(forms.ModelForm):
+    """The teacher's private note on a session (session page)."""
+
+    class Meta:
+        model = Session
+        fields = ["note"]
+        widgets = {"note": forms.Textarea(attrs={"rows": 2, "maxlength": 300})}
+
+
 class SessionForm(forms.ModelForm):
     class Meta:
         model = Session

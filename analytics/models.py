@@ -123,6 +123,15 @@ class Session(models.Model):
     kind = models.CharField(
         max_length=10, choices=SessionKind.choices, default=SessionKind.IN_PERSON
     )
+    # The teacher's own reminder of what happened in the lesson ("moved the quiz to the start"),
+    # shown beside the session on the trend and in the report. Private like the results: only
+    # the classroom's owner sees it (the Django admin leaves it out).
+    note = models.CharField(
+        "Private note",
+        max_length=300,
+        blank=True,
+        help_text="Only you see it; it appears on the classroom trend and in the report.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # ml.quantify.Quantification.to_json() of the session's faces, computed by the worker after
     # each analysis with the calibration of the model version that produced the faces; null
@@ -154,6 +163,9 @@ class Photo(BackgroundWork):
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="photos")
     image = models.FileField(upload_to=photo_upload_to, max_length=255, null=True, blank=True)
     original_name = models.CharField(max_length=255, blank=True)
+    # The uploaded file's SHA-256: the same photo uploaded to a session again is recognised
+    # (and not counted twice) even after the stored copy was blurred or deleted.
+    content_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     status = models.CharField(
         max_length=10, choices=PhotoStatus.choices, default=PhotoStatus.QUEUED, db_index=True
     )

@@ -18,6 +18,7 @@ urlpatterns = [
     path("classrooms/<int:pk>/report/", views.report, name="report"),
     path("classrooms/<int:pk>/privacy/", views.privacy_receipt, name="privacy-receipt"),
     path("sessions/<int:pk>/", views.session_detail, name="session"),
+    path("sessions/<int:pk>/note/", views.session_note, name="session-note"),
     path("sessions/<int:pk>/reanalyse/", views.reanalyse_session, name="session-reanalyse"),
     path("sessions/<int:pk>/delete/", views.delete_session, name="session-delete"),
     path("photos/<int:pk>/image", views.photo_image, name="photo-image"),

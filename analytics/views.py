@@ -29,6 +29,7 @@ from .forms import (
     FaceDetailForm,
     RetentionForm,
     SessionForm,
+    SessionNoteForm,
 )
 from .models import AccessRecord, Classroom, Photo, Session
 
@@ -251,13 +252,43 @@ def create_session(request, pk):
     return render(request, "analytics/session_form.html", {"classroom": classroom, "form": form})
 
 
+def _session_notes(trends: list[dict]) -> list[dict]:
+    """The notes on the sessions of a trend, numbered in the trend's order (the chart marks
+    each session with its number)."""
+    notes = dict(
+        Session.objects.filter(pk__in=[row["session"] for row in trends])
+        .exclude(note="")
+        .values_list("pk", "note")
+    )
+    numbered = [row for row in trends if row["session"] in notes]
+    return [
+        {"number": number, "session": row["session"], "title": row["title"],
+         "started_at": row["started_at"], "faces": row["faces"], "note": notes[row["session"]]}
+        for number, row in enumerate(numbered, start=1)
+    ]  # fmt: skip
+
+
+@login_required
+@require_POST
+def session_note(request, pk):
+    """Save the teacher's private note on their session."""
+    session = _session(request, pk)
+    form = SessionNoteForm(request.POST, instance=session)
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Note saved." if session.note else "Note removed.")
+    else:
+        messages.error(request, "; ".join(form.errors["note"]))
+    return redirect(reverse("analytics:session", args=[session.pk]) + "#session-note")
+
+
 @login_required
 def session_detail(request, pk):
     session = _session(request, pk)
     services.record_access(
         request.user, AccessAction.VIEWED_SESSION, session.classroom, session=session
     )
-    photos = session.photos.prefetch_related("faces").order_by("uploaded_at", "id")
+    photos = session.photos.prefetch_related("faces__model_version").order_by("uploaded_at", "id")
     summary = services.session_summary(session)
     corrected, intervals = summary["corrected_shares"] or {}, summary["intervals"] or {}
     note = _model_note([session.pk])
@@ -265,6 +296,7 @@ def session_detail(request, pk):
         "session": session,
         "classroom": session.classroom,
         "consent": session.classroom.consent,
+        "note_form": SessionNoteForm(instance=session),
         "summary": summary,
         "state_rows": [
             (state, summary["counts"][state], summary["shares"][state])
@@ -402,8 +434,9 @@ def dashboard(request, pk):
         services.session_timeline(Session.objects.get(pk=chosen["session"])) if chosen else None
     )
     kinds = services.compare_kinds(analysed)
+    notes = _session_notes(trends)
     figures = {
-        "engagement": charts.engagement_over_time(trends),
+        "engagement": charts.engagement_over_time(trends, notes),
         "distribution": charts.state_distribution(trends),
         "timeline": charts.session_timeline(timeline) if chosen else None,
         "kinds": charts.kind_comparison(kinds),
@@ -415,7 +448,10 @@ def dashboard(request, pk):
         "analysed": analysed,
         "chosen": chosen,
         "timeline": timeline,
+        "timeline_photos": len(charts.timeline_photos(timeline)) if timeline else 0,
+        "timeline_min_faces": charts.TIMELINE_MIN_FACES,
         "kinds": kinds,
+        "notes": notes,
         "figures": figures,
         "headline": services.dashboard_headline(analysed),
         "query": request.GET.urlencode(),
@@ -435,8 +471,9 @@ def report(request, pk):
     versions = services.model_versions_used(row["session"] for row in trends)
     kinds = services.compare_kinds([row for row in trends if row["faces"]])
     states = list(trends[0]["counts"]) if trends else list(charts.STATE_COLOURS)
+    notes = _session_notes(trends)
     figures = {
-        "engagement": charts.for_print(charts.engagement_over_time(trends)),
+        "engagement": charts.for_print(charts.engagement_over_time(trends, notes)),
         "distribution": charts.for_print(charts.state_distribution(trends)),
         "kinds": charts.for_print(charts.kind_comparison(kinds)),
     }
@@ -461,6 +498,7 @@ def report(request, pk):
             for row in trends
         ],
         "kinds": kinds,
+        "notes": notes,
         "figures": figures,
         "generated_at": timezone.now(),
         "definition": services.ENGAGEMENT_DEFINITION,

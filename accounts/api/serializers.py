@@ -3,6 +3,7 @@ from rest_framework import exceptions, serializers
 
 from ..login_limits import retry_after, wait_message
 from ..models import ApiToken
+from ..services import deactivated_message
 
 
 class TokenObtainSerializer(serializers.Serializer):
@@ -25,9 +26,11 @@ class TokenObtainSerializer(serializers.Serializer):
         if wait:
             raise exceptions.Throttled(wait, detail=wait_message(wait))
         if user is None:
-            # One message for a wrong password, an unknown user and an inactive one.
+            # One message for a wrong password and an unknown user; the right password of a
+            # deactivated account is told so, and whom to ask.
             raise serializers.ValidationError(
-                "Unable to log in with the given username and password."
+                deactivated_message(attrs["username"], attrs["password"])
+                or "Unable to log in with the given username and password."
             )
         attrs["user"] = user
         return attrs

@@ -2,6 +2,8 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ml.labels import default_state_mapping, to_state
+
 from ..models import Classroom, Consent, FaceResult, Photo, Session, validate_consent_date
 from ..services import model_versions_used, session_summary, uncorrected_reason
 
@@ -96,7 +98,8 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Session
-        fields = ["id", "classroom", "title", "started_at", "kind", "summary", "model_versions"]
+        fields = ["id", "classroom", "title", "started_at", "kind", "note", "summary"]
+        fields += ["model_versions"]
         fields += ["uncorrected_reason", "created_at"]
         read_only_fields = ["id", "summary", "model_versions", "uncorrected_reason", "created_at"]
 
@@ -140,10 +143,29 @@ class BoxSerializer(serializers.Serializer):
 
 class FaceSerializer(serializers.ModelSerializer):
     box = serializers.SerializerMethodField()
+    state_probabilities = serializers.SerializerMethodField()
 
     class Meta:
         model = FaceResult
-        fields = ["box", "score", "label", "state", "probabilities", "model_version"]
+        fields = ["box", "score", "label", "state", "state_probabilities", "probabilities"]
+        fields += ["model_version"]
+
+    @extend_schema_field(
+        serializers.DictField(
+            child=serializers.FloatField(),
+            help_text="Probability of each classroom state: the sum of its expressions' "
+            "`probabilities`, by the analysing model version's state mapping.",
+        )
+    )
+    def get_state_probabilities(self, face) -> dict[str, float]:
+        version = face.model_version
+        mapping = version.state_mapping if version else {}
+        mapping = mapping or default_state_mapping(face.probabilities)
+        totals = {}
+        for label, p in face.probabilities.items():
+            state = to_state(label, mapping)
+            totals[state] = totals.get(state, 0.0) + p
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
     @extend_schema_field(BoxSerializer)
     def get_box(self, face) -> dict:
@@ -210,6 +232,11 @@ class FileErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(
         help_text="One sentence for the person who chose the file: it names the file, says "
         "what is wrong and what to do."
+    )
+    duplicate_of = serializers.CharField(
+        required=False,
+        help_text="Only for a photo the session already holds (same content): the earlier "
+        "photo's file name. It was not stored or counted again.",
     )
 
 

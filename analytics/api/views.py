@@ -383,7 +383,7 @@ class PhotoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return (
             Photo.objects.filter(session__classroom__owner=self.request.user)
             .select_related("session__classroom")
-            .prefetch_related("faces")
+            .prefetch_related("faces__model_version")
             .order_by("uploaded_at", "id")
         )
 

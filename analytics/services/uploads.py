@@ -2,6 +2,7 @@
 a batch is stored whole or not at all, then queued for analysis. Each refused file gets one
 sentence a teacher understands: what is wrong with it and what to do."""
 
+import hashlib
 import logging
 import os
 import time
@@ -71,6 +72,7 @@ class Candidate:
     height: int
     captured_at: datetime | None
     read: Callable[[], bytes]
+    sha256: str
 
 
 @dataclass
@@ -151,7 +153,9 @@ def inspect_image(
             image.load()  # decodes every pixel: a truncated or corrupt file fails here
     except InvalidImage as exc:
         raise InvalidUpload(_plain(name, exc)) from None
-    return Candidate(name, ALLOWED_FORMATS[image.format], width, height, captured_at, read)
+    extension = ALLOWED_FORMATS[image.format]
+    sha256 = hashlib.sha256(data).hexdigest()
+    return Candidate(name, extension, width, height, captured_at, read, sha256)
 
 
 def zip_limits() -> ZipLimits:
@@ -304,7 +308,32 @@ def upload_photos(session: Session, files: Sequence) -> UploadOutcome:
             "groups."
         )
     candidates, errors = _candidates(files)
-    return UploadOutcome(photos=_store(session, candidates), errors=errors)
+    candidates, duplicates = _without_duplicates(session, candidates)
+    return UploadOutcome(photos=_store(session, candidates), errors=errors + duplicates)
+
+
+def _without_duplicates(session: Session, candidates: list[Candidate]):
+    """The candidates whose content the session does not hold yet, and an error naming the
+    earlier photo for each one it does (a second copy would count its faces twice)."""
+    earlier = {
+        sha256: name or f"photo #{pk}"
+        for pk, sha256, name in session.photos.filter(
+            content_sha256__in=[c.sha256 for c in candidates]
+        ).values_list("pk", "content_sha256", "original_name")
+    }
+    kept, errors = [], []
+    for candidate in candidates:
+        first = earlier.get(candidate.sha256)
+        if first is None:
+            earlier[candidate.sha256] = candidate.name
+            kept.append(candidate)
+        else:
+            detail = (
+                f"{candidate.name} is the same photo as {first}, already in this session, so it "
+                "was not stored or counted again."
+            )
+            errors.append({"file": candidate.name, "detail": detail, "duplicate_of": first})
+    return kept, errors
 
 
 def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
@@ -322,6 +351,7 @@ def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
                 photo = Photo(
                     session=session,
                     original_name=candidate.name[-255:],
+                    content_sha256=candidate.sha256,
                     width=candidate.width,
                     height=candidate.height,
                     captured_at=candidate.captured_at,

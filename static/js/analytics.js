@@ -47,6 +47,10 @@
     return Math.max(...Object.values(face.probabilities));
   }
 
+  function stateProbability(face) {
+    return (face.state_probabilities || {})[face.state];
+  }
+
   function uncertain(face) {
     return confidence(face) < cfg.lowConfidence;
   }
@@ -55,22 +59,78 @@
     return `Face ${index + 1}`;
   }
 
-  // The detail of one face: state, confidence (the top probability) and every probability.
-  function faceDetail(face, index) {
-    const probabilities = Object.entries(face.probabilities).sort((a, b) => b[1] - a[1]);
+  // How an expression label reads in "from a sad-looking expression".
+  const LOOKING = { angry: "an angry", disgust: "a disgusted", fear: "a fearful", happy: "a happy",
+    neutral: "a neutral", sad: "a sad", surprise: "a surprised" };
+
+  function probabilityList(probabilities) {
     const rows = el("ul", { class: "probabilities" });
-    for (const [label, p] of probabilities) {
+    for (const [label, p] of Object.entries(probabilities).sort((a, b) => b[1] - a[1])) {
       rows.append(el("li", {},
         el("span", { class: "label", text: label }),
         el("span", { class: "bar" }, el("span", { style: `width: ${Math.round(p * 100)}%` })),
         el("span", { class: "value", text: pct(p) })));
     }
-    return el("div", { class: "face-detail", "data-face-detail": index },
-      el("strong", { text: `${faceName(index)}: ` }),
-      el("span", { class: "state-" + face.state, text: face.state }),
-      ` (${face.label}), confidence ${pct(confidence(face))}`,
-      uncertain(face) ? el("span", { class: "uncertain-tag", text: "low confidence" }) : null,
-      rows);
+    return rows;
+  }
+
+  // The detail of one face, the state first: "Bored (from a sad-looking expression), 53%" with
+  // the probability of each state; the model's own expression classes under "details".
+  function faceDetail(face, index, close) {
+    const states = face.state_probabilities || {};
+    const looking = LOOKING[face.label] || `a “${face.label}”`;
+    return el("div", { class: "face-detail", "data-face-detail": index, role: "dialog",
+      "aria-label": faceName(index) },
+      close,
+      el("p", { class: "face-state" },
+        el("strong", { text: `${faceName(index)}: ` }),
+        el("span", { class: "state-" + face.state, text: face.state }),
+        ` (from ${looking}-looking expression), ${pct(states[face.state])}`,
+        uncertain(face) ? el("span", { class: "uncertain-tag", text: "low confidence" }) : null),
+      el("p", { class: "muted", text: "Each state's probability:" }),
+      probabilityList(states),
+      el("details", {},
+        el("summary", { text: `Details: the ${Object.keys(face.probabilities).length} expressions` }),
+        probabilityList(face.probabilities)));
+  }
+
+  // Where a face's detail opens: beside its box, on the side of the photo with more room (a
+  // phone shows it as a sheet along the bottom of the screen instead, by CSS).
+  function placeBeside(popover, face, width, height) {
+    const left = face.box.x / width, right = (face.box.x + face.box.w) / width;
+    const top = face.box.y / height, bottom = (face.box.y + face.box.h) / height;
+    popover.style.left = left + right < 1 ? `${right * 100}%` : "";
+    popover.style.right = left + right < 1 ? "" : `${(1 - left) * 100}%`;
+    popover.style.top = top + bottom < 1 ? `${top * 100}%` : "";
+    popover.style.bottom = top + bottom < 1 ? "" : `${(1 - bottom) * 100}%`;
+  }
+
+  // The photo, its boxes and their numbers, larger, in a modal dialog (Escape closes it).
+  const lightbox = document.getElementById("lightbox");
+  function openLightbox(frame, width, height) {
+    const copy = frame.cloneNode(true);
+    copy.classList.remove("zoomable"); // already as large as it gets
+    copy.querySelectorAll("[tabindex]").forEach((node) => node.removeAttribute("tabindex"));
+    const scale = Math.min(0.94 * window.innerWidth / width, 0.82 * window.innerHeight / height);
+    copy.style.width = `${Math.round(width * scale)}px`;
+    lightbox.querySelector("[data-lightbox-frame]").replaceChildren(copy);
+    lightbox.showModal();
+  }
+  // Escape, or a click outside it (and outside the boxes and the face list), closes a face's
+  // detail: it may cover the list under its photo.
+  function closeFaces(except) {
+    document.querySelectorAll(".face-popover:not([hidden])").forEach((node) => {
+      if (node !== except) node.closeFace();
+    });
+  }
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeFaces(null); });
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest(".face-popover, .face-box, .face-item")) closeFaces(null);
+  });
+  if (lightbox) {
+    lightbox.addEventListener("click", (event) => {
+      if (event.target === lightbox || event.target.closest("[data-lightbox-close]")) lightbox.close();
+    });
   }
 
   // Without per-face detail (`faces` null: the classroom hides it) a photo has no boxes or list.
@@ -86,16 +146,26 @@
     }
     const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "group", "aria-label": "Face boxes" });
     const list = el("ol", { class: "face-list", "aria-label": "Faces in this photo" });
-    const detail = el("div", { class: "face-detail-slot", "aria-live": "polite" });
+    const popover = el("div", { class: "face-popover", "aria-live": "polite", hidden: "" });
     const boxes = [];
     const items = [];
     function select(index) {
       boxes.forEach((box, i) => box.classList.toggle("selected", i === index));
       items.forEach((item, i) => item.setAttribute("aria-pressed", String(i === index)));
-      detail.replaceChildren(faceDetail(faces[index], index));
+      if (index === null) {
+        popover.hidden = true;
+        return;
+      }
+      closeFaces(popover); // one face's detail open at a time, across photos
+      const close = el("button", { type: "button", class: "close", "aria-label": "Close", text: "×" });
+      close.addEventListener("click", () => { select(null); boxes[index].focus(); });
+      popover.replaceChildren(faceDetail(faces[index], index, close));
+      placeBeside(popover, faces[index], width, height);
+      popover.hidden = false;
     }
+    popover.closeFace = () => select(null);
     faces.forEach((face, index) => {
-      const summary = `${faceName(index)}: ${face.state} ${pct(confidence(face))}` +
+      const summary = `${faceName(index)}: ${face.state} ${pct(stateProbability(face))}` +
         (uncertain(face) ? ", low confidence" : "");
       // A transparent fill makes the whole inside of the box clickable and tappable.
       const box = svgEl("rect", {
@@ -114,20 +184,31 @@
       });
       svg.append(box);
       boxes.push(box);
+      frame.append(el("span", { class: "face-number", "aria-hidden": "true", text: String(index + 1),
+        style: `left: ${(100 * face.box.x) / width}%; top: ${(100 * face.box.y) / height}%` }));
       const item = el("button", { type: "button", class: "face-item" + (uncertain(face) ? " uncertain" : ""),
         "aria-pressed": "false", "data-face-item": index },
         el("span", { class: "chip state-" + face.state }),
-        `${index + 1}. ${face.state} ${pct(confidence(face))}`,
+        `${index + 1}. ${face.state} ${pct(stateProbability(face))}`,
         uncertain(face) ? el("span", { class: "uncertain-tag", text: "?" , title: "low confidence" }) : null);
       item.addEventListener("click", () => select(index));
       items.push(item);
       list.append(el("li", {}, item));
     });
     if (faces.length) frame.append(svg);
+    // A click on the photo (not on a box) opens it larger; so does the button, by keyboard.
+    const enlarge = photo.image_url ? el("button", { type: "button", class: "link-button", text: "Enlarge" }) : null;
+    if (enlarge) {
+      frame.classList.add("zoomable");
+      frame.addEventListener("click", (event) => {
+        if (!event.target.closest(".face-box")) openLightbox(frame, width, height);
+      });
+      enlarge.addEventListener("click", () => openLightbox(frame, width, height));
+    }
     const caption = el("figcaption", {},
       el("span", { class: "status " + photo.status, text: statusText(photo), "data-status": photo.status }),
-      " ", el("span", { class: "muted", text: photo.original_name || "" }));
-    if (faces.length) caption.append(list, detail);
+      " ", el("span", { class: "muted", text: photo.original_name || "" }), " ", enlarge);
+    if (faces.length) caption.append(list);
     if (photo.status === "failed") {
       caption.append(el("div", { class: "error", text: photo.error }));
       if (photo.image_url) {
@@ -136,10 +217,12 @@
         caption.append(retry);
       }
     }
-    return el("figure", { class: "photo", id: "photo-" + photo.id, "data-id": photo.id }, frame, caption);
+    return el("figure", { class: "photo", id: "photo-" + photo.id, "data-id": photo.id },
+      el("div", { class: "stage" }, frame, popover), caption);
   }
 
   function showPhotos(photos) {
+    followUploads(photos);
     document.getElementById("no-photos").hidden = photos.length > 0;
     for (const photo of photos) {
       const signature = JSON.stringify([photo.status, photo.faces, photo.image_url, photo.error]);
@@ -221,6 +304,31 @@
   // batch at a time; a 429 or 503 is waited out (Retry-After) and the batch sent again. A file
   // is shown as stored only when the answer lists a photo stored from it.
   const RETRIES = 8;
+  const followed = new Map(); // photo id -> the upload row of the file it was stored from
+
+  // Each stored file's row follows its photos to done or failed (with the reason).
+  function followUploads(photos) {
+    const byRow = new Map();
+    for (const photo of photos) {
+      const item = followed.get(photo.id);
+      if (item) byRow.set(item, [...(byRow.get(item) || []), photo]);
+    }
+    for (const [item, own] of byRow) {
+      const failed = own.filter((p) => p.status === "failed");
+      const done = own.filter((p) => p.status === "done");
+      const faces = done.reduce((n, p) => n + p.face_count, 0);
+      const busy = own.length - failed.length - done.length;
+      const parts = [];
+      if (done.length) parts.push(`done, ${faces} face${faces === 1 ? "" : "s"}` + (own.length > 1 ? ` in ${done.length} photo${done.length === 1 ? "" : "s"}` : ""));
+      if (failed.length) parts.push(`failed: ${failed.map((p) => p.error).join(" ")}`);
+      if (busy) parts.push(own.some((p) => p.status === "analysing") ? "analysing" : "queued for analysis");
+      const state = busy ? "analysing" : failed.length ? "failed" : "done";
+      item.row.dataset.analysis = state;
+      item.row.classList.toggle("failed", state === "failed");
+      item.message.className = "message-text" + (failed.length ? " error" : "");
+      item.message.textContent = parts.join("; ");
+    }
+  }
 
   function uploadRow(file) {
     const bar = el("span", { style: "width: 0%" });
@@ -242,6 +350,8 @@
 
   function fail(item, text, errors) {
     item.row.dataset.outcome = "failed";
+    item.row.classList.add("failed");
+    item.bar.style.width = "100%";
     item.message.className = "message-text error";
     item.message.textContent = text;
     showErrors(item, errors);
@@ -291,7 +401,9 @@
 
   function settle(item, body) {
     const own = (name) => name === item.file.name || name.startsWith(item.file.name + "/");
-    const stored = (body.photos || []).filter((photo) => own(photo.file)).length;
+    const mine = (body.photos || []).filter((photo) => own(photo.file));
+    mine.forEach((photo) => followed.set(photo.id, item));
+    const stored = mine.length;
     const errors = (body.errors || []).filter((error) => own(error.file));
     if (!stored) {
       fail(item, errors.length ? "not stored" : "not stored: " + (body.detail || "no answer"), errors);

@@ -154,3 +154,51 @@ def test_a_teacher_replaces_the_handed_over_password_with_their_own(client):
     )  # fmt: skip
     assert b"Your password is changed." in done.content
     assert _logs_in("ada", "Quiet-Harbour-31") and not _logs_in("ada", "Handed-Over-77")
+
+
+def test_generated_passwords_have_no_look_alike_characters():
+    from accounts.services import generate_password
+
+    passwords = {generate_password() for _ in range(200)}
+    assert len(passwords) == 200
+    for password in passwords:
+        groups = password.split("-")
+        assert [len(group) for group in groups] == [5, 5, 5, 5]
+        assert not set(password) & set("0Oo1lIi"), password
+        assert password == password.lower()
+
+
+def test_the_one_time_password_has_a_copy_button_and_risky_buttons_ask_first(admin_web):
+    ada = User.objects.create_user("ada", password="Kettle-Mango-42")
+    User.objects.create_user("bob", password="Kettle-Mango-42", is_active=False)
+    page = admin_web.post(reverse("accounts:person-password", args=[ada.pk]), follow=True)
+    html = page.content.decode()
+    assert 'data-copy="new-password-value"' in html and ">Copy</button>" in html
+    assert "Deactivate ada? They can no longer log in" in html
+    assert "Give ada a new password? Their current password stops working" in html
+    assert "Deactivate bob?" not in html  # reactivating asks nothing: it takes nothing away
+    assert "Give bob a new password?" in html
+
+
+def test_a_deactivated_teacher_is_told_so_and_whom_to_ask(client, boss):
+    boss.email = "boss@school.example"
+    boss.save()
+    User.objects.create_user(
+        "zed.former", password="a-Long-pass-123", is_staff=True, is_active=False
+    )
+    User.objects.create_user("ada", password="Kettle-Mango-42", is_active=False)
+    login = reverse("login")
+    right = client.post(login, {"username": "ada", "password": "Kettle-Mango-42"})
+    text = right.content.decode()
+    assert right.status_code == 200 and "_auth_user_id" not in client.session
+    assert "Your account is deactivated" in text
+    assert "boss (boss@school.example)" in text and "zed.former" not in text  # active admins only
+    wrong = client.post(login, {"username": "ada", "password": "not-her-password"})
+    assert "deactivated" not in wrong.content.decode()  # a guesser learns nothing
+    assert "Please enter a correct username and password" in wrong.content.decode()
+
+
+def test_the_login_page_says_how_to_get_an_account(client):
+    page = client.get(reverse("login"))
+    assert b'id="get-account"' in page.content
+    assert b"an admin of this\n  EduMood creates your account" in page.content

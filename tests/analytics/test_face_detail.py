@@ -11,6 +11,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from analytics import services
+from analytics.charts import TIMELINE_MIN_FACES
 from analytics.models import AccessRecord, Classroom
 from tests.analytics.conftest import add_results, make_classroom
 
@@ -133,7 +134,8 @@ def test_no_export_holds_a_face_of_a_hiding_classroom(api, web, session, photo):
 
 
 def test_the_dashboard_leaves_out_shares_photo_by_photo(web, classroom, session, photo):
-    add_results(session, ["Bored"])  # one face alone in a photo: its share is that face's state
+    for _ in range(2):  # photos with enough faces for a timeline, whose shares are the faces'
+        add_results(session, ["Bored"] * TIMELINE_MIN_FACES)
     url = reverse("analytics:dashboard", args=[classroom.pk])
     page = web.get(url).content.decode()
     assert 'data-figure="timeline"' in page and 'id="timeline-hidden"' not in page

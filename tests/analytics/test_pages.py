@@ -138,7 +138,18 @@ def test_dashboard_explains_empty_states_and_draws_charts_with_data(web, classro
     assert figures["timeline"] is None  # the latest session has only one photo
     assert "vendor/plotly-basic.min.js" in page  # scatter and bar only: the small bundle
     chosen = web.get(url, {"session": monday.pk}).content.decode()
-    assert '"timeline": {"data"' in chosen
+    # Monday's two photos of two faces: a photo-by-photo line would swing by single faces.
+    assert '"timeline": null' in chosen and 'id="timeline-too-few"' in chosen
+    assert "Not shown for “Mon”: 0 of its 2 analysed photos have at least 10 faces" in chosen
+    add_results(monday, ["Engaged"] * 10)
+    add_results(monday, ["Engaged"] * 6 + ["Bored"] * 4)
+    chosen = web.get(url, {"session": monday.pk}).content.decode()
+    assert '"timeline": {"data"' in chosen and 'id="timeline-too-few"' not in chosen
+    timeline = json.loads(
+        chosen.split('id="figures" type="application/json">')[1].split("</script")[0]
+    )
+    assert timeline["timeline"]["data"][0]["y"] == [1.0, 0.6]  # the two photos of 10 faces
+    assert "Photos with at least 10 faces: 2 of 4; the others are left out" in chosen
     ranged = web.get(url, {"after": "2024-05-07", "before": "2024-05-07"}).content.decode()
     assert "The comparison needs analysed sessions of both kinds" in ranged
     assert b"in this date range" in web.get(url, {"after": "2030-01-01"}).content

@@ -269,7 +269,8 @@ def test_a_photo_with_a_zip_appended_is_stored_as_the_photo(session, media_root)
 def test_pixel_amplification_is_refused_per_file_and_per_batch(session, settings, media_root):
     flat = io.BytesIO()
     Image.new("RGB", (2000, 1500), (200, 200, 200)).save(flat, "PNG")  # 3 MP in ~10 KB
-    outcome = _upload(session, upload("flat.png", flat.getvalue()), upload("a.jpg", image_bytes()))
+    a = image_bytes(seed=9)  # not the 0.jpg below: the same photo twice would be stored once
+    outcome = _upload(session, upload("flat.png", flat.getvalue()), upload("a.jpg", a))
     assert [p.original_name for p in outcome.photos] == ["a.jpg"]
     assert (
         "flat.png claims far more pixels than its file size allows" in outcome.errors[0]["detail"]
@@ -291,3 +292,37 @@ def test_pixel_amplification_is_refused_per_file_and_per_batch(session, settings
     assert [e["file"] for e in outcome.errors] == ["photos.zip", "3.jpg"]  # a zip: whole
     assert "photos.zip holds more pixels than one upload may analyse" in outcome.errors[0]["detail"]
     assert "3.jpg was not stored: the photos of one upload" in outcome.errors[1]["detail"]
+
+
+def test_the_same_photo_twice_in_a_session_is_stored_once_and_named_as_a_duplicate(
+    session, media_root
+):
+    from analytics.models import Session
+
+    first = _upload(session, upload("front row.jpg", image_bytes(seed=7)))
+    assert first.errors == [] and len(first.photos) == 1
+    again = _upload(
+        session,
+        upload("copy of front row.jpg", image_bytes(seed=7)),
+        upload("back row.jpg", image_bytes(seed=8)),
+        upload("back row again.jpg", image_bytes(seed=8)),
+    )
+    assert [p.original_name for p in again.photos] == ["back row.jpg"]
+    assert again.errors == [
+        {
+            "file": "copy of front row.jpg",
+            "detail": "copy of front row.jpg is the same photo as front row.jpg, already in this "
+            "session, so it was not stored or counted again.",
+            "duplicate_of": "front row.jpg",
+        },
+        {
+            "file": "back row again.jpg",
+            "detail": "back row again.jpg is the same photo as back row.jpg, already in this "
+            "session, so it was not stored or counted again.",
+            "duplicate_of": "back row.jpg",
+        },
+    ]
+    assert session.photos.count() == 2
+    # Another session may hold the same photo: only a session's own photos count twice.
+    other = Session.objects.create(classroom=session.classroom, title="Another lesson")
+    assert len(_upload(other, upload("front row.jpg", image_bytes(seed=7))).photos) == 1

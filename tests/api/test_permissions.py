@@ -83,6 +83,7 @@ MATRIX = [
     ),
     Row("GET", "/api/sessions/{session}/", owner(200)),
     Row("PATCH", "/api/sessions/{session}/", owner(200), lambda _: {"title": "Decimals"}),
+    Row("PATCH", "/api/sessions/{session}/", owner(200), lambda _: {"note": "Quiz first"}),
     Row("DELETE", "/api/sessions/{session}/", owner(204)),
     Row("POST", "/api/sessions/{session}/photos/", owner(202), lambda _: w.photo_upload(), True),
     # A classroom without a consent record takes no uploads.

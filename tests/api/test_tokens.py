@@ -84,7 +84,10 @@ def test_inactive_user_gets_no_token_and_their_tokens_stop_working(teacher):
     _, key = issue_token(teacher, "old")
     teacher.is_active = False
     teacher.save()
-    assert obtain(APIClient(), "teacher").status_code == 400
+    refused = obtain(APIClient(), "teacher")
+    assert refused.status_code == 400
+    # The right password of a deactivated account is told so, and whom to ask (issue 23).
+    assert "Your account is deactivated" in str(refused.json())
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get(TOKENS_URL).status_code == 401

@@ -121,6 +121,7 @@ def test_admin_creates_a_teacher_deactivates_them_and_promotes_a_flagged_model_o
 
     log_in(page, base, "boss", PASSWORD)
     page.goto(f"{base}/people/")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Deactivate ada.lovelace? ..."
     page.click("[data-person='ada.lovelace'] button:has-text('Deactivate')")
     expect(page.locator(".messages")).to_contain_text("is deactivated")
     expect(page.locator("[data-person='ada.lovelace']")).to_contain_text("deactivated")
@@ -173,6 +174,7 @@ def test_admin_unlocks_a_locked_out_teacher_and_reads_the_audit_log(
     expect(ada.locator(".status.locked")).to_have_text("locked out")
     expect(page.locator("[data-person='root'] button:has-text('Make')")).to_have_count(0)
     shoot(page, out_dir, "2-people-locked-out")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Give root a new password? ..."
     page.click("[data-person='root'] button:has-text('New password')")
     expect(page.locator(".messages")).to_contain_text("Only a superuser can set a new password")
     page.click("[data-person='carol'] button:has-text('Make admin')")

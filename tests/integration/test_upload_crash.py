@@ -75,8 +75,8 @@ def test_killing_the_web_process_mid_upload_leaves_no_file_without_a_row(tmp_pat
         capture_output=True, text=True,
     )  # fmt: skip
     session_id, token = made.stdout.split()[-2:]
-    photo = _noise_jpeg(0)
-    files = [("image", (f"p{i}.jpg", photo, "image/jpeg")) for i in range(100)]
+    # 100 different photos: copies of one would be stored once (a session's duplicates are not).
+    files = [("image", (f"p{i}.jpg", _noise_jpeg(i), "image/jpeg")) for i in range(100)]
 
     port, log = free_port(), (tmp_path / "web.log").open("wb")
     base = f"http://127.0.0.1:{port}"
