@@ -221,7 +221,9 @@ def kind_comparison(kinds: dict[str, dict]) -> dict | None:
 # width so that the printed page shows them whole.
 PRINT_WIDTH = 680
 # A term of sessions slants their names under the axis, where the legend overprinted them: on
-# paper the legend goes above the plot, in height the page has room for.
+# paper the legend goes above the plot, in height the page has room for. Below 430 px a term's
+# slanted names are clipped (tests/browser/test_phones_and_print.py), so a report with its
+# tables fills three A4 pages rather than two.
 PRINT_HEIGHT = 430
 PRINT_LEGEND = {"y": 1.02, "yanchor": "bottom"}
 

@@ -6,12 +6,10 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.browser.test_people_and_registry import (  # noqa: F401 (fixtures)
+from tests.browser.test_people_and_registry import (
     PASSWORD,
     log_in,
     log_out,
-    orm_beside_playwright,
-    page,
     shoot,
 )
 

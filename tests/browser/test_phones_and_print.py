@@ -14,13 +14,11 @@ from classifier.choices import JobKind, JobStatus
 from classifier.models import Job
 from classifier.services import set_calibration
 from tests.analytics.conftest import READ, add_faces, calibration, make_classroom, make_user
-from tests.browser.test_people_and_registry import (  # noqa: F401 (fixtures)
+from tests.browser.test_people_and_registry import (
     LAPTOP,
     PASSWORD,
     PHONE,
     log_in,
-    orm_beside_playwright,
-    page,
 )
 from tests.browser.test_phone_layout import _admin_charts, _overlap
 

@@ -10,10 +10,8 @@ from analytics import services
 from analytics.models import Session
 from classifier.services import set_calibration
 from tests.analytics.conftest import READ, add_faces, calibration, make_classroom, make_user
-from tests.browser.test_people_and_registry import (  # noqa: F401 (fixtures)
+from tests.browser.test_people_and_registry import (
     log_in,
-    orm_beside_playwright,
-    page,
     shoot,
 )
 

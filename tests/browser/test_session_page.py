@@ -9,13 +9,11 @@ from analytics import services
 from analytics.models import FaceResult, Photo, Session
 from classifier.models import ModelVersion
 from tests.analytics.conftest import image_bytes, make_classroom, upload
-from tests.browser.test_people_and_registry import (  # noqa: F401 (fixtures)
+from tests.browser.test_people_and_registry import (
     LAPTOP,
     PASSWORD,
     PHONE,
     log_in,
-    orm_beside_playwright,
-    page,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

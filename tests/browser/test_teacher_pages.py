@@ -149,7 +149,8 @@ def test_face_detail_and_fast_dashboard(live_server, model_version, out_dir):
         page.screenshot(path=out_dir / "4-report-printed.png", full_page=True)
         expect(page.locator(".topbar")).to_be_hidden()
         pdf = page.pdf(format="A4", path=out_dir / "report.pdf")
-        assert 1 <= len(re.findall(rb"/Type\s*/Page[^s]", pdf)) <= 2  # two A4 pages
+        # Tables on the first A4 page, each chart whole (430 px keeps slanted names inside it).
+        assert 1 <= len(re.findall(rb"/Type\s*/Page[^s]", pdf)) <= 3
         assert not errors, errors
         # The goal: headline numbers at once, the first chart within 1.5 s (plotly's basic bundle).
         assert painted_ms < DASHBOARD_GOAL_MS and drawn_ms < DASHBOARD_GOAL_MS, timing
