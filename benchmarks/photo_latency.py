@@ -9,8 +9,10 @@ face, on 1 torch thread (--torch-threads) and 2 onnxruntime threads; also for th
 with 20-40 faces, and for those enlarged to a 1600 px long side (the size of a classroom
 photo; the group photos are 1024 px wide). Each detection mode (ml.detect.MODES) runs in
 turn on the same photos; the end-to-end time per photo is given as mean, median and 95th
-percentile. Why 1 torch thread: on 2 busy cores, 2 OpenMP threads that spin-wait made
-one 48x48 forward pass take 290 ms instead of 3.7 ms (OMP_WAIT_POLICY=PASSIVE also cures it).
+percentile. RetinaFace alone (the fast mode before issue 21) runs beside them, in the same
+process, so the times compare. Why 1 torch thread: on 2 busy cores, 2 OpenMP threads that
+spin-wait made one 48x48 forward pass take 290 ms instead of 3.7 ms (OMP_WAIT_POLICY=PASSIVE
+also cures it).
 
 FER faces in scenes (--fer N): N FER2013 validation faces, each pasted 3x enlarged into a
 random background and detected: the detection rate overall and per attribute group (from
@@ -35,7 +37,7 @@ from PIL import Image, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml.data import attach_attributes, load_images  # noqa: E402
-from ml.detect import MODES, get_detector, load_annotations  # noqa: E402
+from ml.detect import MODES, Detector, RetinaFaceDetector, get_detector, load_annotations  # noqa: E402
 from ml.photo import crop_faces, detect_faces, open_image  # noqa: E402
 from ml.predict import Classifier  # noqa: E402
 
@@ -46,11 +48,10 @@ def ms(seconds: float) -> float:
     return 1000 * seconds
 
 
-def latency(folder: Path, classifier: Classifier, mode: str, names: list[str],
+def latency(folder: Path, classifier: Classifier, detector: Detector, names: list[str],
             long_side: int | None = None) -> list[dict]:  # fmt: skip
     """Per-photo stage times (ms) over the named photos of the folder, each enlarged to
     `long_side` first when given (in the load time)."""
-    detector = get_detector(mode=mode)
     detect_faces(open_image(folder / "images" / names[0]), detector)  # warm up
     rows = []
     for name in names:
@@ -182,13 +183,15 @@ def main() -> int:
     truth = load_annotations(folder)
     names = sorted(truth)
     crowded = [n for n in names if 20 <= len(truth[n]) <= 40]
+    detectors = {"RetinaFace alone (fast before issue 21)": RetinaFaceDetector(),
+                 **{mode: get_detector(mode=mode) for mode in MODES}}  # fmt: skip
     result = {}
-    for mode in MODES:
-        rows = latency(folder, classifier, mode, names)
+    for mode, detector in detectors.items():
+        rows = latency(folder, classifier, detector, names)
         result[f"{mode}: all"] = summarise(rows)
         in_crowd = [r for r, n in zip(rows, names, strict=True) if n in crowded]
         result[f"{mode}: 20-40 faces"] = summarise(in_crowd)
-        rows = latency(folder, classifier, mode, crowded, long_side=1600)
+        rows = latency(folder, classifier, detector, crowded, long_side=1600)
         result[f"{mode}: 20-40 faces at 1600 px"] = summarise(rows)
     if args.json:
         print(json.dumps(result, indent=1))

@@ -257,3 +257,27 @@ def test_a_photo_stopped_at_the_soft_time_limit_fails_with_the_reason(
     photo.refresh_from_db()
     assert photo.status == PhotoStatus.FAILED and photo.attempts == 1
     assert "inference queue's time limit of 300 s" in photo.error
+
+
+def test_an_online_sessions_screenshot_is_detected_tile_by_tile(
+    classroom, model_version, analyse, data_dir
+):
+    """The same 7x7 meeting screenshot (48 FER2013 faces of 40-66 px, 1280 px wide) in an
+    in-person and an online session of a classroom in the default mode: only the online
+    session finds every face, with no setting."""
+    from analytics.choices import SessionKind
+    from analytics.models import Session
+    from tests.ml.gallery import fer_faces, meeting_screenshot
+    from tests.ml.test_detect import _findable_alone
+
+    faces = [f for f in fer_faces(data_dir, 70, seed=1) if _findable_alone(f, 144, 0.5)][:48]
+    gallery = meeting_screenshot(faces, 1280, 7, 7, empty=1, seed=1)
+    buffer = io.BytesIO()
+    gallery.image.save(buffer, "PNG")
+    found = {}
+    for kind in (SessionKind.IN_PERSON, SessionKind.ONLINE):
+        session = Session.objects.create(classroom=classroom, title=kind.label, kind=kind)
+        (photo,) = analyse(session, upload("meeting.png", buffer.getvalue()))
+        assert photo.status == PhotoStatus.DONE, photo.error
+        found[kind] = photo.faces.count()
+    assert found[SessionKind.ONLINE] == 48 and found[SessionKind.IN_PERSON] < 46, found
