@@ -1,6 +1,7 @@
 """Face detection: the detector on drawn faces, real group photos and meeting galleries."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,17 +130,19 @@ def test_real_group_photos_recall_and_false_boxes(data_dir):
     assert score["false_per_photo"] <= 0.1, score
 
 
+def _pupils_photo(data_dir) -> Path:
+    """A group photo with a pupil's annotated 109 px face at (459, 149, 109, 134)."""
+    photo = data_dir / "group-photos" / "images"
+    photo /= "29_Students_Schoolkids_Students_Schoolkids_29_21.jpg"
+    if not photo.is_file():
+        pytest.skip(f"{photo} not found")
+    return photo
+
+
 def test_centerface_takes_any_input_size_and_finds_real_faces(data_dir):
     """CenterFace's file declares a fixed 32x32 input; the vendored one takes any size (padded
     to a multiple of 32 inside _run_centerface) and finds the annotated 109 px face there."""
-    photo = (
-        data_dir
-        / "group-photos"
-        / "images"
-        / "29_Students_Schoolkids_Students_Schoolkids_29_21.jpg"
-    )
-    if not photo.is_file():
-        pytest.skip(f"{photo} not found")
+    photo = _pupils_photo(data_dir)
     image = open_image(photo)
     face = np.array([[459, 149, 109, 134]], dtype=np.float64)
     for size in ((image.width, image.height), (777, 519)):
@@ -156,14 +159,7 @@ def test_centerface_takes_any_input_size_and_finds_real_faces(data_dir):
 def test_a_doubtful_large_box_does_not_hide_the_clear_face_inside_it(data_dir):
     """At a low threshold RetinaFace also reports a 0.1-score box around a pupil and her
     neighbours; the clear face (score 1.0) inside it must survive the half-face filter."""
-    photo = (
-        data_dir
-        / "group-photos"
-        / "images"
-        / "29_Students_Schoolkids_Students_Schoolkids_29_21.jpg"
-    )
-    if not photo.is_file():
-        pytest.skip(f"{photo} not found")
+    photo = _pupils_photo(data_dir)
     boxes = RetinaFaceDetector(score_threshold=0.1).detect(open_image(photo))
     face = np.array([[459, 149, 109, 134]], dtype=np.float64)  # annotated, 109 px
     found = np.array([[b.x, b.y, b.w, b.h] for b in boxes], dtype=np.float64)
