@@ -541,7 +541,8 @@ MODES = {
 # The latency budget (a 1600 px photo of 30 faces analysed in 1 s on 2 cores) is for "fast":
 # benchmarks/photo_latency.py measured 0.41 s of CPU time per such photo end to end, 1.11 s wall
 # (median 0.97 s) on 2 cores shared at load average 7 (RetinaFace alone in the same run:
-# 0.19 s CPU, 0.41 s wall): met on idle cores only. Thorough takes about 3x fast's CPU time.
+# 0.19 s CPU, 0.41 s wall): not shown met, idle cores were not available to measure on.
+# Thorough takes about 3x the CPU time of fast.
 DEFAULT_MODE = "fast"
 
 
