@@ -9,8 +9,12 @@ face, on 1 torch thread (--torch-threads) and 2 onnxruntime threads; also for th
 with 20-40 faces, and for those enlarged to a 1600 px long side (the size of a classroom
 photo; the group photos are 1024 px wide). Each detection mode (ml.detect.MODES) runs in
 turn on the same photos; the end-to-end time per photo is given as mean, median and 95th
-percentile. Why 1 torch thread: on 2 busy cores, 2 OpenMP threads that spin-wait made
-one 48x48 forward pass take 290 ms instead of 3.7 ms (OMP_WAIT_POLICY=PASSIVE also cures it).
+percentile, with the CPU time of the process (all threads): on a busy machine the wall time
+also measures the neighbours, while on idle cores the wall time is at most the CPU time.
+RetinaFace alone (the fast mode before issue 21) runs beside them, in the same
+process, so the times compare. Why 1 torch thread: on 2 busy cores, 2 OpenMP threads that
+spin-wait made one 48x48 forward pass take 290 ms instead of 3.7 ms (OMP_WAIT_POLICY=PASSIVE
+also cures it).
 
 FER faces in scenes (--fer N): N FER2013 validation faces, each pasted 3x enlarged into a
 random background and detected: the detection rate overall and per attribute group (from
@@ -35,7 +39,7 @@ from PIL import Image, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml.data import attach_attributes, load_images  # noqa: E402
-from ml.detect import MODES, get_detector, load_annotations  # noqa: E402
+from ml.detect import MODES, Detector, RetinaFaceDetector, get_detector, load_annotations  # noqa: E402
 from ml.photo import crop_faces, detect_faces  # noqa: E402
 from ml.predict import Classifier  # noqa: E402
 from ml.safety import open_image  # noqa: E402
@@ -47,14 +51,14 @@ def ms(seconds: float) -> float:
     return 1000 * seconds
 
 
-def latency(folder: Path, classifier: Classifier, mode: str, names: list[str],
+def latency(folder: Path, classifier: Classifier, detector: Detector, names: list[str],
             long_side: int | None = None) -> list[dict]:  # fmt: skip
     """Per-photo stage times (ms) over the named photos of the folder, each enlarged to
     `long_side` first when given (in the load time)."""
-    detector = get_detector(mode=mode)
     detect_faces(open_image(folder / "images" / names[0]), detector)  # warm up
     rows = []
     for name in names:
+        c0 = time.process_time()
         t0 = time.perf_counter()
         image = open_image(folder / "images" / name)
         if long_side:
@@ -68,12 +72,13 @@ def latency(folder: Path, classifier: Classifier, mode: str, names: list[str],
         if len(crops):
             classifier.predict_proba(crops)
         t4 = time.perf_counter()
+        cpu = time.process_time() - c0
         for crop in crops:
             classifier.predict_proba(crop[None])
         t5 = time.perf_counter()
         rows.append(dict(faces=len(boxes), load=ms(t1 - t0), detect=ms(t2 - t1),
                          crop=ms(t3 - t2), classify_batched=ms(t4 - t3),
-                         classify_per_face=ms(t5 - t4)))  # fmt: skip
+                         classify_per_face=ms(t5 - t4), cpu_batched=ms(cpu)))  # fmt: skip
     return rows
 
 
@@ -158,6 +163,7 @@ def main() -> int:
     parser.add_argument("--weights", default="default")
     parser.add_argument("--fer", type=int, metavar="N", help="run the FER-in-scenes study instead")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--only", help="run only detectors whose name contains this text")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
@@ -183,13 +189,17 @@ def main() -> int:
     truth = load_annotations(folder)
     names = sorted(truth)
     crowded = [n for n in names if 20 <= len(truth[n]) <= 40]
+    detectors = {"RetinaFace alone (fast before issue 21)": RetinaFaceDetector(),
+                 **{mode: get_detector(mode=mode) for mode in MODES}}  # fmt: skip
     result = {}
-    for mode in MODES:
-        rows = latency(folder, classifier, mode, names)
+    for mode, detector in detectors.items():
+        if args.only and args.only not in mode:
+            continue
+        rows = latency(folder, classifier, detector, names)
         result[f"{mode}: all"] = summarise(rows)
         in_crowd = [r for r, n in zip(rows, names, strict=True) if n in crowded]
         result[f"{mode}: 20-40 faces"] = summarise(in_crowd)
-        rows = latency(folder, classifier, mode, crowded, long_side=1600)
+        rows = latency(folder, classifier, detector, crowded, long_side=1600)
         result[f"{mode}: 20-40 faces at 1600 px"] = summarise(rows)
     if args.json:
         print(json.dumps(result, indent=1))
@@ -200,7 +210,8 @@ def main() -> int:
         print(f"  classify: one batch {s['classify_batched']:.1f} ms, one pass per face "
               f"{s['classify_per_face']:.1f} ms")  # fmt: skip
         print(f"  end to end: batched {s['total_batched']:.1f} ms/photo (median "
-              f"{s['median_batched']:.1f}, 95th percentile {s['p95_batched']:.1f}), per face "
+              f"{s['median_batched']:.1f}, 95th percentile {s['p95_batched']:.1f}; CPU time of "
+              f"the process {s['cpu_batched']:.1f} ms), per face "
               f"{s['total_per_face']:.1f} ms/photo")  # fmt: skip
     print(f"torch threads {args.torch_threads}, onnxruntime threads 2, cpus {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f}, model {classifier.arch}")  # fmt: skip

