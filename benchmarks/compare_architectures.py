@@ -95,7 +95,7 @@ def main() -> None:
             {
                 "arch": arch,
                 "epochs": args.epochs,
-                "params": sum(p.numel() for p in classifier.model.parameters()),
+                "params": sum(p.numel() for p in classifier.models[0].parameters()),
                 "accuracy_7": scores["unmapped"]["accuracy"],
                 "macro_f1_7": scores["unmapped"]["macro_f1"],
                 "accuracy_4": scores["accuracy"],

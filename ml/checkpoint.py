@@ -32,8 +32,22 @@ class Resume(TypedDict):
     stale: int
 
 
+class Member(TypedDict):
+    """One more model of an ensemble: its recipe, scores and weights."""
+
+    arch: str
+    config: dict
+    metrics: dict
+    state_dict: dict
+
+
 class Checkpoint(TypedDict):
-    """A model file's content (format CHECKPOINT_FORMAT)."""
+    """A model file's content (format CHECKPOINT_FORMAT).
+
+    Two optional keys: `members`, the further models of an ensemble (combine_checkpoints;
+    predictions average the top-level model and every member), and `int8`, each model's
+    activation ranges for int8 serving on the CPU (ml.int8), top-level model first.
+    """
 
     format: int
     arch: str
@@ -134,11 +148,51 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return checkpoint
 
 
-def model_from_checkpoint(checkpoint: Checkpoint) -> nn.Module:
-    """Build the checkpoint's architecture and load its (best) weights."""
-    model = build_model(checkpoint["arch"], len(checkpoint["classes"]), checkpoint["input_size"])
+def model_from_checkpoint(checkpoint: Checkpoint, member: dict | None = None) -> nn.Module:
+    """Build the checkpoint's architecture and load its (best) weights, or those of `member`."""
+    source = member or checkpoint
+    model = build_model(source["arch"], len(checkpoint["classes"]), checkpoint["input_size"])
     try:
-        model.load_state_dict(checkpoint["state_dict"])
+        model.load_state_dict(source["state_dict"])
     except RuntimeError as exc:
-        raise CheckpointError(f"weights do not fit architecture {checkpoint['arch']!r}") from exc
+        raise CheckpointError(f"weights do not fit architecture {source['arch']!r}") from exc
     return model
+
+
+def models_from_checkpoint(checkpoint: Checkpoint) -> list[nn.Module]:
+    """Every model a checkpoint holds: the top-level one, then its ensemble members."""
+    members = checkpoint.get("members") or []
+    return [model_from_checkpoint(checkpoint)] + [
+        model_from_checkpoint(checkpoint, member) for member in members
+    ]
+
+
+# What every model of an ensemble must share: its inputs and the meaning of its outputs.
+_SHARED = ("classes", "input_size", "normalisation", "input_blur", "state_mapping")
+
+
+def combine_checkpoints(checkpoints: list[Checkpoint]) -> Checkpoint:
+    """One ensemble checkpoint from finished checkpoints of the same classes and inputs.
+
+    The first keeps its place (and its metrics and history) at the top level, so a reader that
+    knows no ensembles still finds a complete model there; the others become `members`.
+    """
+    if len(checkpoints) < 2:
+        raise CheckpointError("an ensemble needs at least two checkpoints")
+    first = checkpoints[0]
+    for number, other in enumerate(checkpoints[1:], start=2):
+        for key in _SHARED:
+            if other[key] != first[key]:
+                raise CheckpointError(f"checkpoint {number} differs from the first in {key}")
+    for number, checkpoint in enumerate(checkpoints, start=1):
+        if checkpoint["resume"] is not None or checkpoint.get("members"):
+            raise CheckpointError(
+                f"checkpoint {number} is an unfinished run or already an ensemble"
+            )
+    combined = Checkpoint(**{**first, "optimizer": None, "resume": None})
+    combined["members"] = [
+        Member(arch=c["arch"], config=c["config"], metrics=c["metrics"], state_dict=c["state_dict"])
+        for c in checkpoints[1:]
+    ]
+    combined.pop("int8", None)  # ranges are measured for the combined set (ml ensemble)
+    return combined

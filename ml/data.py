@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ml.errors import DataError, InvalidImage, UnsafeArchive
+from ml.labels import FERPLUS_TO_FER
 from ml.preprocess import to_grayscale_array
 from ml.safety import DEFAULT_MAX_PIXELS, ZipLimits, opened_image, read_member, zip_members
 
@@ -273,6 +274,37 @@ def _check_cells(row: dict, path: Path, number: int) -> None:
                 f"attributes CSV {str(path)!r} has a cell of {len(value):,} characters in "
                 f"{where} (column {column[:40]!r}); at most {MAX_ATTRIBUTE_CELL_CHARS} are accepted"
             )
+
+
+def crowd_targets(data: ImageSet, votes_csv: str | Path, weight: float) -> np.ndarray:
+    """Soft training targets (N, C) float32: each image's label blended with its crowd votes.
+
+    `votes_csv` holds FER+ vote counts per image (columns `file`, `class` and the FER+
+    categories, as ../shared/data/fer2013/ferplus_train_votes.csv). A target is
+    (1 - weight) x one-hot label + weight x the votes for the dataset's classes, normalised;
+    an image without a row or without a vote for any of its classes keeps its one-hot label.
+    The label keeps a share because evaluation is against the FER2013 labels, which the crowd's
+    majority contradicts for about a third of the images.
+    """
+    if not 0 <= weight <= 1:
+        raise DataError(f"crowd-vote weight must be between 0 and 1, got {weight}")
+    voted = attach_attributes(data, votes_csv)
+    columns = {FERPLUS_TO_FER[c]: c for c in FERPLUS_TO_FER if c in voted.attributes}
+    missing = sorted(set(data.classes) - set(columns))
+    if missing:
+        raise DataError(f"crowd votes CSV {str(votes_csv)!r} has no votes for {missing}")
+    votes = np.zeros((len(data), len(data.classes)), dtype=np.float64)
+    for k, name in enumerate(data.classes):
+        cells = voted.attributes[columns[name]]
+        try:
+            votes[:, k] = [float(v) if v != "" else 0.0 for v in cells]
+        except ValueError as exc:
+            raise DataError(f"crowd votes for {name!r} must be numbers: {exc}") from exc
+    one_hot = np.eye(len(data.classes))[data.labels]
+    totals = votes.sum(1, keepdims=True)
+    has_votes = totals[:, 0] > 0
+    shares = np.where(has_votes[:, None], votes / np.maximum(totals, 1e-12), one_hot)
+    return ((1 - weight) * one_hot + weight * shares).astype(np.float32)
 
 
 def _row_key(rel: str, by_class: bool) -> tuple[str, str]:

@@ -24,6 +24,19 @@ FER_TO_STATE: dict[str, str] = {
 }
 
 
+# FER+ crowd-vote categories (Barsoum et al. 2016) that name a FER2013 class. The others
+# (contempt, unknown, not_face) have no FER2013 class: their votes are left out of soft targets.
+FERPLUS_TO_FER: dict[str, str] = {
+    "anger": "angry",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happiness": "happy",
+    "neutral": "neutral",
+    "sadness": "sad",
+    "surprise": "surprise",
+}
+
+
 def default_state_mapping(classes) -> dict[str, str]:
     """Map each class name to a classroom state.
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ml.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from ml.checkpoint import Checkpoint, load_checkpoint, models_from_checkpoint
 from ml.device import autocast, autocast_dtype, model_input, prepare_model, resolve_device
 from ml.errors import CheckpointError, InvalidImage
 from ml.labels import to_state
@@ -29,7 +29,8 @@ def resolve_weights(weights: str | Path) -> Path:
 
 
 class Classifier:
-    """An expression classifier: a model plus the classes and preprocessing it was trained with."""
+    """An expression classifier: a model (or an ensemble averaged as one) plus the classes and
+    preprocessing it was trained with."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class Classifier:
         device: str = "auto",
         precision: str | None = None,
         mirror_average: bool = False,
+        int8: bool | None = None,
     ):
         self.checkpoint = checkpoint
         # Averaging each face's probabilities with its mirror image's gains about 1 point of
@@ -52,10 +54,26 @@ class Classifier:
         self.arch: str = checkpoint["arch"]
         self.metrics: dict = dict(checkpoint["metrics"])
         self.device = resolve_device(device)
+        ranges = checkpoint.get("int8")
+        if int8 is None:
+            # int8 where the checkpoint was prepared for it (the CPU), unless float32 is asked.
+            int8 = bool(ranges) and self.device.type == "cpu" and precision != "fp32"
         if precision is None:
             precision = checkpoint["config"].get("precision", "auto")
-        self.amp_dtype = autocast_dtype(self.device, precision)
-        self.model = prepare_model(model_from_checkpoint(checkpoint), self.device).eval()
+        if int8 and (not ranges or self.device.type != "cpu"):
+            raise CheckpointError(
+                "int8 serving needs a CPU and a checkpoint with activation ranges "
+                "(python -m ml ensemble --calibrate)"
+            )
+        self.int8 = int8
+        self.amp_dtype = None if int8 else autocast_dtype(self.device, precision)
+        models = [prepare_model(m, self.device).eval() for m in models_from_checkpoint(checkpoint)]
+        if int8:
+            from ml.int8 import quantize  # deferred: torch.ao loads only where int8 serves
+
+            example = model_input(torch.zeros(1, self.input_size, self.input_size), "scale")
+            models = [quantize(m, r, example) for m, r in zip(models, ranges, strict=True)]
+        self.models = models
 
     @classmethod
     def load(cls, weights: str | Path = "default", device: str = "auto") -> "Classifier":
@@ -99,10 +117,12 @@ class Classifier:
                 x = model_input(batch.to(self.device), self.normalisation, self.input_blur)
                 if self.mirror_average:
                     x = torch.cat([x, x.flip(3)])
-                probabilities = self.model(x).float().softmax(1)
+                # Every model (and both mirror halves) votes with equal weight.
+                probabilities = sum(model(x).float().softmax(1) for model in self.models)
             if self.mirror_average:
-                probabilities = (probabilities[: len(batch)] + probabilities[len(batch) :]) / 2
-            out[start : start + len(batch)] = probabilities.cpu().numpy()
+                probabilities = probabilities[: len(batch)] + probabilities[len(batch) :]
+            views = len(self.models) * (2 if self.mirror_average else 1)
+            out[start : start + len(batch)] = (probabilities / views).cpu().numpy()
         return out
 
     def predict(self, faces: np.ndarray) -> list[str]:

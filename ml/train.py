@@ -67,6 +67,7 @@ def train_one_epoch(
     class_weight: torch.Tensor | None,
     sample_weight: torch.Tensor | None,
     label_smoothing: float,
+    soft_targets: torch.Tensor | None = None,
     amp_dtype: torch.dtype | None,
     generator: torch.Generator,
     on_batch: Callable[[int, int, float, float], bool] | None = None,
@@ -74,7 +75,9 @@ def train_one_epoch(
     """One pass over `order` (indices into images/labels on the model's device).
 
     `on_batch(step, steps, mean_loss, accuracy)` runs after every batch and returns True to stop
-    early (cancel). Returns {"loss", "accuracy", "steps", "cancelled"}.
+    early (cancel). With `soft_targets` (N, C) the loss is taken against those distributions
+    instead of the labels (accuracy stays against the labels).
+    Returns {"loss", "accuracy", "steps", "cancelled"}.
     """
     model.train()
     device = images.device
@@ -93,7 +96,7 @@ def train_one_epoch(
             logits = model(model_input(x, normalisation))
         losses = F.cross_entropy(
             logits.float(),
-            y,
+            soft_targets[index] if soft_targets is not None else y,
             weight=class_weight,
             label_smoothing=label_smoothing,
             reduction="none",
@@ -247,6 +250,7 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     sample_weights: np.ndarray | None = None,
     sampler_weights: np.ndarray | None = None,
+    soft_targets: np.ndarray | None = None,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
 ) -> Checkpoint:
@@ -256,6 +260,7 @@ def train(
     any point leaves the best weights so far plus what `resume=True` needs to continue (a
     resumed run keeps the checkpoint's config). `sample_weights` scale each sample's loss;
     `sampler_weights` draw each epoch's samples with replacement in proportion to them.
+    `soft_targets` (N, C) replace the labels in the loss (ml.data.crowd_targets).
     """
     _check_sets(train_set, val_set)
     rank, world = _distributed()
@@ -296,6 +301,10 @@ def train(
     val_labels = torch.from_numpy(val_set.labels).to(device) if val_set is not None else None
     sample_weight = _per_sample(sample_weights, len(train_set), "sample weights", device)
     draw = _per_sample(sampler_weights, len(train_set), "sampler weights", "cpu")
+    expected = (len(train_set), len(train_set.classes))
+    if soft_targets is not None and soft_targets.shape != expected:
+        raise DataError(f"soft targets must have shape {expected}, got {soft_targets.shape}")
+    targets = torch.from_numpy(soft_targets).to(device) if soft_targets is not None else None
     class_weight = None
     if config.class_weighting:
         counts = np.bincount(train_set.labels, minlength=len(train_set.classes)).astype(np.float64)
@@ -391,6 +400,7 @@ def train(
             class_weight=class_weight,
             sample_weight=sample_weight,
             label_smoothing=config.label_smoothing,
+            soft_targets=targets,
             amp_dtype=amp_dtype,
             generator=aug_gen,
             on_batch=on_batch,

@@ -1,7 +1,7 @@
 """`python -m ml train`: train a model on an image folder or zip, checkpointing every epoch."""
 
 from ml.cli import common
-from ml.data import load_images, stratified_split
+from ml.data import crowd_targets, load_images, stratified_split
 from ml.train import train
 
 
@@ -18,6 +18,18 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--out", required=True, help="checkpoint path (written after every epoch)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    parser.add_argument(
+        "--crowd-votes",
+        help="CSV of crowd vote counts per training image (FER+ columns) used as soft targets; "
+        "pass it again with --resume",
+    )
+    parser.add_argument(
+        "--crowd-weight",
+        type=float,
+        default=0.5,
+        help="share of each soft target taken from the votes, the rest from the label "
+        "(default: 0.5)",
+    )
     common.add_train_options(parser)
     common.add_json_flag(parser)
     parser.set_defaults(func=run)
@@ -26,6 +38,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     config = common.config_from_args(args)
     config.validate()
+    votes = common.require_path(args.crowd_votes, "crowd votes") if args.crowd_votes else None
     data = load_images(common.require_path(args.data, "dataset"), size=config.input_size)
     if args.val:
         train_set = data
@@ -36,6 +49,7 @@ def run(args) -> int:
         train_set, val_set = stratified_split(data, args.val_fraction, config.seed)
     else:
         train_set, val_set = data, None
+    soft_targets = crowd_targets(train_set, votes, args.crowd_weight) if votes else None
     progress = common.TrainProgress()
     try:
         checkpoint = train(
@@ -43,6 +57,7 @@ def run(args) -> int:
             val_set,
             config,
             progress=progress,
+            soft_targets=soft_targets,
             checkpoint_path=args.out,
             resume=args.resume,
         )

@@ -87,8 +87,12 @@ def test_error_paths_are_one_line_with_status_2(make_image_folder, weights, tmp_
     bad_zip = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad_zip, "w") as z:
         z.writestr("../../x/1.png", b"x")
+    votes = tmp_path / "votes.csv"
+    votes.write_text("file,class,neutral,happiness,surprise,sadness,anger,disgust,fear\n")
     train = ["train", "--out", tmp_path / "x.pt", "--epochs", 1, "--input-size", 32, "--data"]
     cases = [
+        (train + [data, "--crowd-votes", tmp_path / "nope.csv"], "does not exist"),
+        (train + [data, "--val", data, "--crowd-votes", votes], "no votes for ['a', 'b']"),
         (train + [tmp_path / "nope"], "does not exist"),
         (train + [tmp_path / "one"], "two classes"),
         (train + [tmp_path / "empty"], "no readable images"),

@@ -7,9 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ml.data import attach_attributes, load_images, stratified_split
+from ml.data import attach_attributes, crowd_targets, load_images, stratified_split
 from ml.errors import DataError, MLError
 from ml.preprocess import normalise, to_grayscale_array
+from tests.ml.conftest import make_image_set
 
 
 def test_folder_is_decoded_once_into_uint8(make_image_folder):
@@ -102,3 +103,25 @@ def test_to_grayscale_array_resizes_colour_images():
     image = Image.new("RGB", (100, 60), (255, 0, 0))
     out = to_grayscale_array(image, 48)
     assert out.shape == (48, 48) and out.dtype == np.uint8 and int(out[0, 0]) == 76
+
+
+def test_crowd_targets_blend_labels_with_votes_for_the_datasets_classes(tmp_path):
+    data = make_image_set(("angry", "happy", "sad"), n_per_class=2)  # files angry/0.png ...
+    votes = tmp_path / "votes.csv"
+    votes.write_text(
+        "file,class,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,not_face\n"
+        "0.png,angry,0,6,0,0,2,0,0,0,0,0\n"  # crowd mostly says happy
+        "2.png,happy,0,0,0,0,0,0,0,9,1,0\n"  # only categories without a class here
+        "1.png,happy,0,9,0,0,0,0,0,0,0,0\n"  # wrong class column: no match
+    )
+    targets = crowd_targets(data, votes, weight=0.5)
+    assert targets.shape == (6, 3) and targets.dtype == np.float32
+    np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(targets[0], [0.5 + 0.5 * 2 / 8, 0.5 * 6 / 8, 0.0])
+    np.testing.assert_allclose(targets[1], [1.0, 0.0, 0.0])  # no row for (angry, 1.png)
+    np.testing.assert_allclose(targets[2], [0.0, 1.0, 0.0])  # no usable vote: its label
+    np.testing.assert_allclose(crowd_targets(data, votes, weight=0.0), np.eye(3)[data.labels])
+    with pytest.raises(DataError, match="between 0 and 1"):
+        crowd_targets(data, votes, weight=1.5)
+    with pytest.raises(DataError, match="no votes for"):
+        crowd_targets(make_image_set(("angry", "bored")), votes, weight=0.5)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ml.checkpoint import new_checkpoint, save_checkpoint
+from ml.checkpoint import combine_checkpoints, new_checkpoint, save_checkpoint
 from ml.errors import CheckpointError, InvalidImage
 from ml.models import build_model
 from ml.predict import Classifier, resolve_weights
@@ -30,7 +30,7 @@ def test_predict_proba_is_one_forward_per_call(checkpoint_file):
     assert classifier.classes == CLASSES and classifier.input_size == 32
     assert classifier.state_mapping == {"angry": "Angry", "happy": "Engaged", "sad": "Bored"}
     calls = []
-    classifier.model.register_forward_hook(lambda *_: calls.append(1))
+    classifier.models[0].register_forward_hook(lambda *_: calls.append(1))
     faces = make_image_set(n_per_class=5, size=32).images
     p = classifier.predict_proba(faces)
     assert len(calls) == 1
@@ -69,3 +69,63 @@ def test_bad_faces_and_weights_raise(checkpoint_file, tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         Classifier.load(tmp_path / "missing.pt")
     assert resolve_weights("x.pt").name == "x.pt"
+
+
+def _trained(seed: int):
+    """A small model trained for two epochs on the pattern images (real, non-uniform outputs)."""
+    from ml.train import train
+
+    config = TrainConfig(
+        arch="edu-vgg-s", epochs=2, batch_size=8, lr=0.01, scheduler="none", augment=False,
+        input_size=32, precision="fp32", seed=seed,
+    )  # fmt: skip
+    return train(make_image_set(CLASSES, 16, size=32), None, config)
+
+
+@pytest.fixture(scope="module")
+def two_members():
+    return _trained(0), _trained(1)
+
+
+def test_an_ensemble_averages_its_members(two_members):
+    combined = combine_checkpoints(list(two_members))
+    assert len(combined["members"]) == 1 and combined["resume"] is None
+    faces = make_image_set(CLASSES, 4, size=32, seed=5).images
+    each = [Classifier(c, device="cpu", precision="fp32").predict_proba(faces) for c in two_members]
+    ensemble = Classifier(combined, device="cpu", precision="fp32")
+    assert len(ensemble.models) == 2
+    assert np.allclose(ensemble.predict_proba(faces), (each[0] + each[1]) / 2, atol=1e-5)
+
+
+def test_only_finished_checkpoints_of_the_same_classes_combine(two_members):
+    first, second = two_members
+    with pytest.raises(CheckpointError, match="at least two"):
+        combine_checkpoints([first])
+    with pytest.raises(CheckpointError, match="differs from the first in classes"):
+        combine_checkpoints([first, {**second, "classes": ["a", "b", "c"]}])
+    with pytest.raises(CheckpointError, match="unfinished"):
+        combine_checkpoints([first, {**second, "resume": {"model": {}}}])
+
+
+def test_int8_serving_follows_the_float_model(two_members, tmp_path, make_image_folder):
+    """`ml ensemble --calibrate` records ranges; the CPU then serves int8, close to float32."""
+    from ml.__main__ import main
+
+    paths = []
+    for number, checkpoint in enumerate(two_members):
+        paths.append(tmp_path / f"m{number}.pt")
+        save_checkpoint(paths[-1], checkpoint)
+    train_images = make_image_folder(classes=CLASSES, n_per_class=16, size=32)
+    out = tmp_path / "ensemble.pt"
+    argv = ["ensemble", "--members", *paths, "--calibrate", train_images, "--out", out]
+    assert main([str(a) for a in argv]) == 0
+    served = Classifier.load(out, device="cpu")
+    exact = Classifier(torch.load(out, weights_only=True), device="cpu", int8=False)
+    assert served.int8 and not exact.int8 and len(served.models) == 2
+    faces = make_image_set(CLASSES, 10, size=32, seed=7).images
+    p_int8, p_float = served.predict_proba(faces), exact.predict_proba(faces)
+    assert np.allclose(p_int8.sum(1), 1, atol=1e-4)
+    assert np.abs(p_int8 - p_float).max() < 0.1
+    assert (p_int8.argmax(1) == p_float.argmax(1)).mean() >= 0.9
+    with pytest.raises(CheckpointError, match="activation ranges"):
+        Classifier(two_members[0], device="cpu", int8=True)

@@ -137,6 +137,18 @@ def test_weighting_options_run_and_validate():
         train(train_set, None, config, sample_weights=-np.ones(n))
 
 
+def test_soft_targets_replace_the_labels_in_the_loss():
+    """Labels rotated by one class but targets pointing at the truth: the model learns the truth."""
+    train_set, val_set = tiny(), tiny(n_per_class=8, seed=1)
+    truth = train_set.labels.copy()
+    wrong = ImageSet(train_set.images, (truth + 1) % 3, train_set.classes, train_set.files)
+    config = TrainConfig(epochs=4, **FAST)
+    checkpoint = train(wrong, val_set, config, soft_targets=np.eye(3, dtype=np.float32)[truth])
+    assert checkpoint["metrics"]["val_accuracy"] >= 0.7  # the rotated labels would give ~0
+    with pytest.raises(DataError, match="shape"):
+        train(wrong, None, config, soft_targets=np.ones((3, 3), np.float32))
+
+
 def test_bad_data_is_refused():
     with pytest.raises(DataError, match="two classes"):
         train(tiny(("a",), 4), None, TrainConfig(epochs=1, **FAST))
