@@ -246,7 +246,7 @@ def test_the_migration_fills_a_scorecard_for_every_existing_version(settings):
                 "metrics": metrics_of(matrix(only_angry)) | {"n": 540}},
     )  # fmt: skip
     ModelVersion.objects.update(scorecard=None)
-    migration = importlib.import_module("classifier.migrations.0005_model_version_scorecard")
+    migration = importlib.import_module("classifier.migrations.0006_model_version_scorecard")
     migration.fill_scorecards(apps, None)
     cards = {v.name: v.card for v in ModelVersion.objects.all()}
     assert cards["trained"].measured_on.reference is False
