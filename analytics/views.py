@@ -320,7 +320,6 @@ def session_detail(request, pk):
             "colours": {**charts.STATE_COLOURS, "_other": charts.OTHER_COLOUR},
             "csrfToken": get_token(request),
             "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
-            "minFaces": MIN_FACES,
             "maxFiles": settings.EDUMOOD_MAX_FILES_PER_BATCH,
             # Within what the reverse proxy accepts (a dataset zip's size, README) and what
             # cannot exceed the batch's pixel limit at the allowed pixels per byte.

@@ -68,6 +68,24 @@ class SummarySerializer(serializers.Serializer):
             "versions, a stratified bootstrap of the counts-weighted sum)."
         ),
     )
+    faces_to_conclude = serializers.IntegerField(
+        allow_null=True,
+        help_text=(
+            "About how many more faces this session needs before the trend's rule (its 90 % "
+            "engagement range clear of the analysed session before it, both with at least 80 "
+            "faces) can conclude; 0 once it has them (or it waits on a session before it with "
+            "too few faces), null where no number of its own faces would do (shares "
+            "uncorrected, or its estimate inside the earlier range). Estimated from the range's "
+            "narrowing as 1/sqrt(faces); a multiple of 5 where counts are rounded."
+        ),
+    )
+    photos_to_conclude = serializers.IntegerField(
+        allow_null=True,
+        help_text="`faces_to_conclude` in photos, at the session's faces per analysed photo.",
+    )
+    conclusion = serializers.CharField(
+        help_text="The meter in words, with the numbers the page shows (empty if uncorrected)."
+    )
     counts_rounded = serializers.BooleanField(
         help_text=(
             "True where the classroom hides per-face detail: each count is rounded to a "

@@ -237,7 +237,8 @@ def test_schema_documents_the_teacher_endpoints_and_their_errors(api):
         assert path in paths
     summary = schema["components"]["schemas"]["Summary"]["properties"]
     assert set(summary) == {"faces", "counts", "shares", "engagement_index", "photos"} | {
-        "corrected_shares", "intervals", "method", "model_versions", "counts_rounded"
+        "corrected_shares", "intervals", "method", "model_versions", "counts_rounded",
+        "faces_to_conclude", "photos_to_conclude", "conclusion",
     }  # fmt: skip
     assert "multiple of 5" in summary["counts_rounded"]["description"]
     for name in ("corrected_shares", "intervals", "method"):
