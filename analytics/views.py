@@ -22,6 +22,7 @@ from .api.serializers import PhotoSerializer
 from .api.views import API_READ_WINDOW
 from .choices import AccessAction, PhotoStatus, Retention, SessionKind
 from .forms import (
+    ActivitiesForm,
     ClassroomForm,
     ConsentForm,
     DateRangeForm,
@@ -103,6 +104,7 @@ def _classroom_page(request, classroom, **forms):
         "retention_form": forms.get("retention_form") or RetentionForm(instance=classroom),
         "detection_form": forms.get("detection_form") or DetectionModeForm(instance=classroom),
         "face_detail_form": forms.get("face_detail_form") or FaceDetailForm(instance=classroom),
+        "activities_form": forms.get("activities_form") or ActivitiesForm(instance=classroom),
         "session_form": forms.get("session_form") or SessionForm(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "access_count": classroom.access_records.count(),
@@ -208,6 +210,21 @@ def update_detection_mode(request, pk):
         lambda classroom: (
             f"Face detection set to: {classroom.get_detection_mode_display()}. "
             "It applies to the next analyses."
+        ),
+    )
+
+
+@login_required
+@require_POST
+def update_activities(request, pk):
+    return _save_setting(
+        request,
+        pk,
+        ActivitiesForm,
+        "activities_form",
+        lambda classroom: (
+            f"Activities saved: {', '.join(classroom.activities) or 'none'}. Photos already "
+            "tagged keep their activity."
         ),
     )
 

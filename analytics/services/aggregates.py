@@ -75,12 +75,12 @@ def without_exact_counts(summary: dict) -> dict:
         "counts": counts,
         "shares": shares,
         "engagement_index": shares.get(ENGAGED),
-        **_rounded_corrected(summary, faces),
+        **rounded_corrected(summary, faces),
         "counts_rounded": True,
     }
 
 
-def _rounded_corrected(corrected: dict, faces: int) -> dict:
+def rounded_corrected(corrected: dict, faces: int) -> dict:
     """Corrected fields as a classroom hiding per-face detail shows them (see above)."""
     if not (corrected["corrected_shares"] and faces >= MIN_FACES):
         return {"corrected_shares": None, "intervals": None, "method": None}
@@ -158,7 +158,7 @@ def _previous_analysed(session_ids: list[int]) -> dict[int, dict]:
         if quantification:
             faces = quantification["faces"]
             corrected = corrected_fields(quantification)
-            shown = _rounded_corrected(corrected, faces) if hidden else corrected
+            shown = rounded_corrected(corrected, faces) if hidden else corrected
             last[classroom] = {"title": title, "faces": faces, **shown}
     return previous
 

@@ -393,6 +393,8 @@
       });
       const data = new FormData();
       batch.forEach((item) => data.append("image", item.file));
+      const activity = document.getElementById("activity");
+      if (activity && activity.value) data.append("activity", activity.value);
       xhr.send(data);
     });
   }
