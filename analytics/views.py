@@ -470,6 +470,7 @@ def dashboard(request, pk):
         "notes": notes,
         "figures": figures,
         "headline": services.dashboard_headline(analysed),
+        **_activities(classroom, after, before),
         "query": request.GET.urlencode(),
         "definition": services.ENGAGEMENT_DEFINITION,
         **_model_note(row["session"] for row in analysed),
@@ -521,9 +522,19 @@ def report(request, pk):
         "correction_note": services.CORRECTION_NOTE,
         "counts_rounded_note": services.COUNTS_ROUNDED_NOTE,
         "min_faces": MIN_FACES,
+        **_activities(classroom, after, before),
         **_model_note(row["session"] for row in trends),
     }
     return render(request, "analytics/report.html", context, status=_status(form))
+
+
+def _activities(classroom, after, before) -> dict:
+    pools = services.activity_pools(classroom, after, before)
+    return {
+        "activities": pools,
+        "comparisons": services.compare_activities(pools),
+        "min_faces": MIN_FACES,
+    }
 
 
 @login_required

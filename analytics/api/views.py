@@ -193,19 +193,25 @@ class ClassroomViewSet(viewsets.ModelViewSet):
         parameters=RANGE_PARAMETERS,
         responses={
             (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR, description="Per-session aggregates (faces rows with ?rows=faces)"
+                OpenApiTypes.STR,
+                description="Per-session aggregates (faces rows with ?rows=faces, activities "
+                "pooled across sessions with ?rows=activities)",
             ),
             (404, "text/csv"): NOT_FOUND,
             (409, "text/csv"): HIDDEN,
         },
     )
     def export_csv(self, request, pk=None):
-        """Per-session aggregates of the classroom as CSV; `?rows=faces` for one row per face."""
+        """Per-session aggregates of the classroom as CSV; `?rows=faces` for one row per face,
+        `?rows=activities` for one per activity pooled across the sessions."""
         classroom = self.get_object()
         after, before = date_range(request.query_params)
-        rows = "faces" if request.query_params.get("rows") == "faces" else "sessions"
+        wanted = request.query_params.get("rows")
+        rows = wanted if wanted in ("faces", "activities") else "sessions"
         if rows == "faces":
             text = faces_csv(services.classroom_sessions(classroom, after, before))
+        elif rows == "activities":
+            text = services.activities_csv(classroom, after, before)
         else:
             text = services.sessions_csv(classroom, after, before)
         services.record_access(

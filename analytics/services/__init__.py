@@ -44,7 +44,7 @@ from .consent import (
     record_consent,
     set_retention,
 )
-from .exports import FaceDetailHidden, faces_csv, sessions_csv
+from .exports import FaceDetailHidden, activities_csv, faces_csv, sessions_csv
 from .quantification import CORRECTION_NOTE, quantify_session, uncorrected_reason
 from .receipt import privacy_receipt
 from .uploads import (
@@ -56,7 +56,7 @@ from .uploads import (
 
 __all__ = [
     "ALLOWED_FORMATS", "CORRECTION_NOTE", "COUNTS_ROUNDED_NOTE", "ConsentRequired",
-    "activity_pools", "compare_activities",
+    "activities_csv", "activity_pools", "compare_activities",
     "ENGAGEMENT_DEFINITION", "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo",
     "audit_setting_changes", "audited_settings", "classroom_sessions", "classroom_trends",
     "combined_versions", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",

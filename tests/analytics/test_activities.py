@@ -149,7 +149,7 @@ def test_dashboard_csv_and_report_compare_activities(client, teacher, classroom,
     section = page.split('id="activities"')[1].split("</section>")[0]
     assert "Group work: engagement 30 points above direct teaching (±" in section
     assert "3 lessons, 90 faces: beyond doubt" in section
-    csv = client.get(f"/api/classrooms/{classroom.pk}/export/?rows=activities").content.decode()
+    csv = client.get(f"/api/classrooms/{classroom.pk}/export.csv?rows=activities").content.decode()
     header, *rows = csv.splitlines()
     assert header.startswith("activity,sessions,faces,")
     assert "shares in % (0-100)" in header or "_pct" in header
