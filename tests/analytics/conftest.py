@@ -70,6 +70,16 @@ def analyse(eager_celery, django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
+def api(teacher):
+    """An API client signed in as the teacher."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(teacher)
+    return client
+
+
+@pytest.fixture
 def teacher(db):
     return make_user("alice")
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from analytics import services
 from analytics.models import DEFAULT_ACTIVITIES, Photo, Session
@@ -18,13 +17,6 @@ from tests.analytics.conftest import add_faces, calibration, image_bytes
 
 pytestmark = pytest.mark.django_db
 START = timezone.now() - timedelta(days=30)
-
-
-@pytest.fixture
-def api(teacher):
-    client = APIClient()
-    client.force_authenticate(teacher)
-    return client
 
 
 @pytest.fixture

@@ -19,13 +19,6 @@ from tests.analytics.conftest import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def api(teacher):
-    client = APIClient()
-    client.force_authenticate(teacher)
-    return client
-
-
 def test_classroom_create_read_update_delete_and_consent(api, teacher):
     created = api.post("/api/classrooms/", {"name": "8A", "subject": "Maths"}, format="json")
     assert created.status_code == 201, created.data

@@ -247,12 +247,7 @@ def test_reading_stored_numbers_loads_neither_quapy_nor_torch():
         "q.change(a, a); q.Calibration.from_json(q.Calibration(('A', 'B'), [[1, 0], [0, 1]], "
         "[[1.0, 0], [0, 1.0]]).to_json()); print(sorted({'quapy', 'torch'} & set(sys.modules)))"
     )
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert _heavy_modules_after(code) == "[]"
 
 
 def test_the_numpy_adjustment_is_quapys_solve_then_clip():
@@ -279,9 +274,14 @@ def test_pooling_pacc_parts_loads_neither_quapy_nor_torch():
         "q.quantify_parts([(p, ['A', 'B'], c), (p, ['A', 'A'], c)], resamples=20); "
         "print(sorted({'quapy', 'torch'} & set(sys.modules)))"
     )
+    assert _heavy_modules_after(code) == "[]"
+
+
+def _heavy_modules_after(code: str) -> str:
+    """What of QuaPy and torch a fresh interpreter holds after running `code` (it prints it)."""
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    return result.stdout.strip()
