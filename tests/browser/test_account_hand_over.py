@@ -10,8 +10,6 @@ from tests.browser.test_people_and_registry import (  # noqa: F401 (fixtures)
     PASSWORD,
     log_in,
     log_out,
-    orm_beside_playwright,
-    page,
     shoot,
 )
 

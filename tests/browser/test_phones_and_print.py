@@ -19,8 +19,6 @@ from tests.browser.test_people_and_registry import (  # noqa: F401 (fixtures)
     PASSWORD,
     PHONE,
     log_in,
-    orm_beside_playwright,
-    page,
 )
 from tests.browser.test_phone_layout import _admin_charts, _overlap
 

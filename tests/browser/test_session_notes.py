@@ -12,8 +12,6 @@ from classifier.services import set_calibration
 from tests.analytics.conftest import READ, add_faces, calibration, make_classroom, make_user
 from tests.browser.test_people_and_registry import (  # noqa: F401 (fixtures)
     log_in,
-    orm_beside_playwright,
-    page,
     shoot,
 )
 

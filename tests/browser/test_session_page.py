@@ -14,8 +14,6 @@ from tests.browser.test_people_and_registry import (  # noqa: F401 (fixtures)
     PASSWORD,
     PHONE,
     log_in,
-    orm_beside_playwright,
-    page,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
