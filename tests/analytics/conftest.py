@@ -80,6 +80,15 @@ def api(teacher):
 
 
 @pytest.fixture
+def calibrated(model_version):
+    """The active test model with crisp, error-free measured error rates."""
+    from classifier.services import set_calibration
+
+    set_calibration(model_version, calibration(0))
+    return model_version
+
+
+@pytest.fixture
 def teacher(db):
     return make_user("alice")
 

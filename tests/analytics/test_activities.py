@@ -11,18 +11,11 @@ from django.utils import timezone
 
 from analytics import services
 from analytics.models import DEFAULT_ACTIVITIES, Photo, Session
-from classifier.services import set_calibration
 from ml.quantify import MIN_FACES
-from tests.analytics.conftest import add_faces, calibration, image_bytes
+from tests.analytics.conftest import add_faces, image_bytes
 
 pytestmark = pytest.mark.django_db
 START = timezone.now() - timedelta(days=30)
-
-
-@pytest.fixture
-def calibrated(model_version):
-    set_calibration(model_version, calibration(0))
-    return model_version
 
 
 def tagged(session, version, activity: str, engaged: int, bored: int) -> Photo:

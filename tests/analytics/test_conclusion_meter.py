@@ -10,18 +10,11 @@ from rest_framework.test import APIClient
 
 from analytics import services
 from analytics.models import Session
-from classifier.services import set_calibration
 from ml.quantify import MIN_FACES
-from tests.analytics.conftest import add_faces, calibration
+from tests.analytics.conftest import add_faces
 
 pytestmark = pytest.mark.django_db
 START = timezone.now() - timedelta(days=30)
-
-
-@pytest.fixture
-def calibrated(model_version):
-    set_calibration(model_version, calibration(0))
-    return model_version
 
 
 def lesson(classroom, version, day: int, photos: list[tuple[int, int]]) -> Session:
