@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from .choices import RETENTION_KEEPS, Retention
-from .models import Classroom, Consent, Session, validate_consent_date
+from .models import Classroom, Consent, Session, clean_activities, validate_consent_date
 
 HELP_HTML = '{} <span class="choice-help">{}</span>'
 
@@ -76,6 +76,28 @@ class DetectionModeForm(forms.ModelForm):
         model = Classroom
         fields = ["detection_mode"]
         widgets = {"detection_mode": forms.RadioSelect}
+
+
+class ActivitiesForm(forms.ModelForm):
+    """The classroom's lesson activities, one per line."""
+
+    activities = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="One per line; photos are tagged with one of these when uploaded.",
+    )
+
+    class Meta:
+        model = Classroom
+        fields = ["activities"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["activities"] = "\n".join(self.instance.activities)
+
+    def clean_activities(self) -> list[str]:
+        return clean_activities(self.cleaned_data["activities"].splitlines())
 
 
 class SessionNoteForm(forms.ModelForm):

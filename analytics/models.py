@@ -22,6 +22,34 @@ from .choices import (
     SessionKind,
 )
 
+DEFAULT_ACTIVITIES = (
+    "introduction", "direct teaching", "group work", "practice", "quiz", "discussion",
+)  # fmt: skip
+ACTIVITY_MAX_LENGTH = 40
+
+
+MAX_ACTIVITIES = 20
+
+
+def default_activities() -> list[str]:
+    return list(DEFAULT_ACTIVITIES)
+
+
+def clean_activities(names) -> list[str]:
+    """A classroom's activity list as entered (trimmed, empty ones and repeats dropped, in
+    order), or a ValidationError that says what to fix."""
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise ValidationError("Activities are a list of names.")
+    cleaned = list(dict.fromkeys(" ".join(n.split()) for n in names if n.strip()))
+    long = [n for n in cleaned if len(n) > ACTIVITY_MAX_LENGTH]
+    if long:
+        raise ValidationError(
+            f"“{long[0][:60]}” is longer than {ACTIVITY_MAX_LENGTH} characters: shorten it."
+        )
+    if len(cleaned) > MAX_ACTIVITIES:
+        raise ValidationError(f"{len(cleaned)} activities; keep at most {MAX_ACTIVITIES}.")
+    return cleaned
+
 
 class Classroom(models.Model):
     """A class a teacher photographs; only its owner ever sees it or anything under it."""
@@ -56,6 +84,9 @@ class Classroom(models.Model):
             "session pages, in exports or through the API."
         ),
     )
+    # What a batch of photos can be tagged with, so the dashboard can pool faces of one kind of
+    # lesson activity across sessions; the teacher edits the list (services.activities).
+    activities = models.JSONField(default=default_activities, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -166,6 +197,8 @@ class Photo(BackgroundWork):
     # The uploaded file's SHA-256: the same photo uploaded to a session again is recognised
     # (and not counted twice) even after the stored copy was blurred or deleted.
     content_sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    # The lesson activity its upload was tagged with (one of its classroom's list then), or "".
+    activity = models.CharField(max_length=ACTIVITY_MAX_LENGTH, blank=True, db_index=True)
     status = models.CharField(
         max_length=10, choices=PhotoStatus.choices, default=PhotoStatus.QUEUED, db_index=True
     )

@@ -12,6 +12,7 @@ urlpatterns = [
     path("classrooms/<int:pk>/retention/", views.update_retention, name="retention"),
     path("classrooms/<int:pk>/detection/", views.update_detection_mode, name="detection"),
     path("classrooms/<int:pk>/face-detail/", views.update_face_detail, name="face-detail"),
+    path("classrooms/<int:pk>/activities/", views.update_activities, name="activities"),
     path("classrooms/<int:pk>/delete/", views.delete_classroom, name="classroom-delete"),
     path("classrooms/<int:pk>/sessions/new/", views.create_session, name="session-create"),
     path("classrooms/<int:pk>/dashboard/", views.dashboard, name="dashboard"),

@@ -22,6 +22,7 @@ from .api.serializers import PhotoSerializer
 from .api.views import API_READ_WINDOW
 from .choices import AccessAction, PhotoStatus, Retention, SessionKind
 from .forms import (
+    ActivitiesForm,
     ClassroomForm,
     ConsentForm,
     DateRangeForm,
@@ -103,6 +104,7 @@ def _classroom_page(request, classroom, **forms):
         "retention_form": forms.get("retention_form") or RetentionForm(instance=classroom),
         "detection_form": forms.get("detection_form") or DetectionModeForm(instance=classroom),
         "face_detail_form": forms.get("face_detail_form") or FaceDetailForm(instance=classroom),
+        "activities_form": forms.get("activities_form") or ActivitiesForm(instance=classroom),
         "session_form": forms.get("session_form") or SessionForm(),
         "definition": services.ENGAGEMENT_DEFINITION,
         "access_count": classroom.access_records.count(),
@@ -208,6 +210,21 @@ def update_detection_mode(request, pk):
         lambda classroom: (
             f"Face detection set to: {classroom.get_detection_mode_display()}. "
             "It applies to the next analyses."
+        ),
+    )
+
+
+@login_required
+@require_POST
+def update_activities(request, pk):
+    return _save_setting(
+        request,
+        pk,
+        ActivitiesForm,
+        "activities_form",
+        lambda classroom: (
+            f"Activities saved: {', '.join(classroom.activities) or 'none'}. Photos already "
+            "tagged keep their activity."
         ),
     )
 
@@ -320,7 +337,6 @@ def session_detail(request, pk):
             "colours": {**charts.STATE_COLOURS, "_other": charts.OTHER_COLOUR},
             "csrfToken": get_token(request),
             "maxBytes": settings.EDUMOOD_MAX_UPLOAD_BYTES,
-            "minFaces": MIN_FACES,
             "maxFiles": settings.EDUMOOD_MAX_FILES_PER_BATCH,
             # Within what the reverse proxy accepts (a dataset zip's size, README) and what
             # cannot exceed the batch's pixel limit at the allowed pixels per byte.
@@ -454,6 +470,7 @@ def dashboard(request, pk):
         "notes": notes,
         "figures": figures,
         "headline": services.dashboard_headline(analysed),
+        **_activities(classroom, after, before),
         "query": request.GET.urlencode(),
         "definition": services.ENGAGEMENT_DEFINITION,
         **_model_note(row["session"] for row in analysed),
@@ -505,9 +522,19 @@ def report(request, pk):
         "correction_note": services.CORRECTION_NOTE,
         "counts_rounded_note": services.COUNTS_ROUNDED_NOTE,
         "min_faces": MIN_FACES,
+        **_activities(classroom, after, before),
         **_model_note(row["session"] for row in trends),
     }
     return render(request, "analytics/report.html", context, status=_status(form))
+
+
+def _activities(classroom, after, before) -> dict:
+    pools = services.activity_pools(classroom, after, before)
+    return {
+        "activities": pools,
+        "comparisons": services.compare_activities(pools),
+        "min_faces": MIN_FACES,
+    }
 
 
 @login_required

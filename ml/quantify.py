@@ -18,10 +18,11 @@ redraws the calibration (each true state's row from a Dirichlet on its counts), 
 both the session's sampling noise and the uncertainty of the measured error rates.
 
 Where to run it: importing QuaPy loads torch, scikit-learn, pandas and matplotlib (about 6 s,
-and the web process must stay torch-free), so only `quantify` loads it, on first use. Run it
-where torch already lives (the inference worker, after a session's photos are analysed) and
-store `Quantification.to_json()`; reading it back (`from_json`, `change`, `enough_faces`) and
-`Calibration` need numpy only.
+and the web process must stay torch-free), so only EM loads it, on first use; CC, ACC and PACC
+(the default) need numpy only. Sessions are quantified where torch already lives (the inference
+worker, after a session's photos are analysed) and store `Quantification.to_json()`; reading it
+back (`from_json`, `change`, `enough_faces`) and `Calibration` need numpy only, and so do pools
+of PACC parts across sessions that a page asks for (activities over a date range).
 """
 
 from collections.abc import Sequence
@@ -374,12 +375,13 @@ def _dirichlet_rows(counts: np.ndarray, rng) -> np.ndarray:
 def _estimate(method: str, posteriors, predicted, confusion, soft) -> np.ndarray:
     """Shares by `method`; `confusion` and `soft` (posterior sums) are (S, S), rows = true states.
 
-    QuaPy is imported here, on first use, not with this module (see the module docstring).
+    QuaPy is imported here, for EM only, on first use, not with this module (see the module
+    docstring): CC, ACC and PACC need numpy only, so the web process can pool them.
     """
-    from quapy.method.aggregative import EMQ
-
     n_states = posteriors.shape[1]
     if method == "em":
+        from quapy.method.aggregative import EMQ
+
         # The calibration faces' mean posterior is the prior the probabilities reflect, so a
         # session mixed like the calibration set comes back unchanged.
         estimate, _ = EMQ.EM(soft.sum(0) / soft.sum(), posteriors)
@@ -396,13 +398,18 @@ def _adjust(counts: np.ndarray, observed: np.ndarray) -> np.ndarray:
     Solved exactly and clipped into the simplex rather than by QuaPy's default constrained least
     squares: as accurate on our val sessions (mean absolute error within 0.001) and about 200
     times faster, which the bootstrap needs. A singular matrix leaves the shares unadjusted.
+    This is QuaPy's ACC.solve_adjustment(method="inversion", solver="exact-cc") followed by
+    normalize_prevalence(method="clip"), written in numpy so that it needs no torch
+    (tests/ml/test_quantify.py checks it against QuaPy's).
     """
-    import quapy.functional as qpf
-    from quapy.method.aggregative import ACC
-
     rates = (counts / counts.sum(1, keepdims=True)).T
-    estimate = ACC.solve_adjustment(rates, observed, method="inversion", solver="exact-cc")
-    return qpf.normalize_prevalence(estimate, method="clip")
+    try:
+        estimate = np.linalg.solve(rates, observed)
+    except np.linalg.LinAlgError:
+        estimate = observed
+    clipped = np.clip(estimate, 0, 1)
+    total = clipped.sum()
+    return clipped / total if total > 0 else np.full(len(clipped), 1 / len(clipped))
 
 
 # --- reading the numbers -----------------------------------------------------------------------

@@ -112,3 +112,19 @@ def test_coloured_text_meets_wcag_contrast(selector, under):
     background = _resolve(merged[under]["background"], variables)
     ratio = contrast(text, background)
     assert ratio >= WCAG_AA_TEXT, f"{selector}: {text} on {background} is {ratio:.2f}:1"
+
+
+def test_corrected_numbers_are_never_greyed_whether_or_not_they_conclude():
+    """Issue 23: corrected shares and ranges were greyed to about 2.5:1 below the minimum of
+    faces; "not yet conclusive" is said in words (the conclusion meter), so no rule may fade
+    them, and any colour of their own meets 4.5:1 on a card."""
+    merged, variables = _stylesheet()
+    card = _resolve(merged[".card"]["background"], variables)
+    rules = {s: d for s, d in merged.items() if ".corrected" in s or "few-faces" in s}
+    for selector, declarations in rules.items():
+        assert float(declarations.get("opacity", "1")) == 1, selector
+        if "color" in declarations:
+            text = _resolve(declarations["color"], variables)
+            assert contrast(text, card) >= WCAG_AA_TEXT, selector
+    body = _resolve(merged["body"]["color"], variables)
+    assert contrast(body, card) >= WCAG_AA_TEXT

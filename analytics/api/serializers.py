@@ -1,10 +1,19 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ml.labels import default_state_mapping, to_state
 
-from ..models import Classroom, Consent, FaceResult, Photo, Session, validate_consent_date
+from ..models import (
+    Classroom,
+    Consent,
+    FaceResult,
+    Photo,
+    Session,
+    clean_activities,
+    validate_consent_date,
+)
 from ..services import model_versions_used, session_summary, uncorrected_reason
 
 
@@ -20,12 +29,23 @@ class ConsentSerializer(serializers.ModelSerializer):
 
 class ClassroomSerializer(serializers.ModelSerializer):
     consent = ConsentSerializer(read_only=True, allow_null=True)
+    activities = serializers.ListField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        help_text="Lesson activities an upload can be tagged with (photo upload's `activity`).",
+    )
 
     class Meta:
         model = Classroom
         fields = ["id", "name", "subject", "description", "retention", "detection_mode"]
-        fields += ["hide_face_detail", "consent", "created_at"]
+        fields += ["hide_face_detail", "activities", "consent", "created_at"]
         read_only_fields = ["id", "consent", "created_at"]
+
+    def validate_activities(self, value):
+        try:
+            return clean_activities(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
 
 
 class ModelVersionRefSerializer(serializers.Serializer):
@@ -67,6 +87,24 @@ class SummarySerializer(serializers.Serializer):
             "(bootstrap over the faces and the uncertainty of the error rates; with several "
             "versions, a stratified bootstrap of the counts-weighted sum)."
         ),
+    )
+    faces_to_conclude = serializers.IntegerField(
+        allow_null=True,
+        help_text=(
+            "About how many more faces this session needs before the trend's rule (its 90 % "
+            "engagement range clear of the analysed session before it, both with at least 80 "
+            "faces) can conclude; 0 once it has them (or it waits on a session before it with "
+            "too few faces), null where no number of its own faces would do (shares "
+            "uncorrected, or its estimate inside the earlier range). Estimated from the range's "
+            "narrowing as 1/sqrt(faces); a multiple of 5 where counts are rounded."
+        ),
+    )
+    photos_to_conclude = serializers.IntegerField(
+        allow_null=True,
+        help_text="`faces_to_conclude` in photos, at the session's faces per analysed photo.",
+    )
+    conclusion = serializers.CharField(
+        help_text="The meter in words, with the numbers the page shows (empty if uncorrected)."
     )
     counts_rounded = serializers.BooleanField(
         help_text=(
@@ -219,6 +257,12 @@ class UploadRequestSerializer(serializers.Serializer):
         child=serializers.FileField(),
         help_text="One or more files: JPEG, PNG, WebP or BMP photos, or zips of them.",
     )
+    activity = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="The lesson activity these photos show, one of the classroom's `activities` "
+        "(e.g. 'group work'); its faces are pooled with that activity's in other sessions.",
+    )
 
 
 class UploadedPhotoSerializer(serializers.Serializer):
@@ -271,3 +315,50 @@ class ReanalyseResponseSerializer(serializers.Serializer):
     queued = serializers.IntegerField()
     skipped = serializers.IntegerField(help_text="Photos whose original was deleted or blurred.")
     detail = serializers.CharField()
+
+
+class ActivityPoolSerializer(serializers.Serializer):
+    activity = serializers.CharField()
+    faces = serializers.IntegerField(help_text="Faces of photos tagged with it in the range.")
+    sessions = serializers.IntegerField(help_text="Sessions (lessons) those photos come from.")
+    shares = serializers.DictField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="Raw share of each state (null below 10 faces where per-face detail is hidden).",
+    )
+    corrected_shares = serializers.DictField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="Corrected shares pooled across the sessions: each model version's faces "
+        "corrected with its own calibration (PACC), weighted by faces. Null when a version has "
+        "no calibration (or below 80 faces where per-face detail is hidden).",
+    )
+    intervals = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        allow_null=True,
+        help_text="90 % range of each corrected share (stratified bootstrap).",
+    )
+    method = serializers.CharField(allow_null=True)
+    enough_faces = serializers.BooleanField()
+    model_versions = serializers.ListField(child=serializers.DictField())
+
+
+class ActivityComparisonSerializer(serializers.Serializer):
+    activity = serializers.CharField()
+    reference = serializers.CharField(help_text="The activity with the most faces.")
+    verdict = serializers.ChoiceField(choices=["up", "down", "same", "too_few"])
+    difference = serializers.FloatField(help_text="Corrected engagement minus the reference's.")
+    half_width = serializers.FloatField()
+    reference_half_width = serializers.FloatField()
+    sessions = serializers.IntegerField()
+    faces = serializers.IntegerField()
+    sentence = serializers.CharField()
+
+
+class ActivitiesSerializer(serializers.Serializer):
+    activities = ActivityPoolSerializer(many=True)
+    comparisons = ActivityComparisonSerializer(
+        many=True,
+        help_text="Each activity against the reference by the trend's rule: 'up'/'down' beyond "
+        "doubt when the 90 % engagement ranges do not overlap (both with 80 faces or more).",
+    )

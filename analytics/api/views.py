@@ -30,6 +30,7 @@ from ..choices import AccessAction
 from ..forms import SessionTimeField
 from ..models import AccessRecord, Classroom, Photo, Session
 from .serializers import (
+    ActivitiesSerializer,
     ClassroomSerializer,
     ConsentRequestSerializer,
     ConsentSerializer,
@@ -174,21 +175,43 @@ class ClassroomViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         parameters=RANGE_PARAMETERS,
+        responses={200: ActivitiesSerializer, 400: INVALID, 404: NOT_FOUND},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def activities(self, request, pk=None):
+        """Lesson activities pooled across the sessions in the range: per activity faces,
+        sessions, corrected shares and 90 % ranges, and each compared with the activity of
+        most faces by the trend's rule."""
+        after, before = date_range(request.query_params)
+        classroom = self.get_object()
+        record_api_read(request, AccessAction.VIEWED_DASHBOARD, classroom, detail="API: activities")
+        pools = services.activity_pools(classroom, after, before)
+        body = {"activities": pools, "comparisons": services.compare_activities(pools)}
+        return Response(ActivitiesSerializer(body).data)
+
+    @extend_schema(
+        parameters=RANGE_PARAMETERS,
         responses={
             (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR, description="Per-session aggregates (faces rows with ?rows=faces)"
+                OpenApiTypes.STR,
+                description="Per-session aggregates (faces rows with ?rows=faces, activities "
+                "pooled across sessions with ?rows=activities)",
             ),
             (404, "text/csv"): NOT_FOUND,
             (409, "text/csv"): HIDDEN,
         },
     )
     def export_csv(self, request, pk=None):
-        """Per-session aggregates of the classroom as CSV; `?rows=faces` for one row per face."""
+        """Per-session aggregates of the classroom as CSV; `?rows=faces` for one row per face,
+        `?rows=activities` for one per activity pooled across the sessions."""
         classroom = self.get_object()
         after, before = date_range(request.query_params)
-        rows = "faces" if request.query_params.get("rows") == "faces" else "sessions"
+        wanted = request.query_params.get("rows")
+        rows = wanted if wanted in ("faces", "activities") else "sessions"
         if rows == "faces":
             text = faces_csv(services.classroom_sessions(classroom, after, before))
+        elif rows == "activities":
+            text = services.activities_csv(classroom, after, before)
         else:
             text = services.sessions_csv(classroom, after, before)
         services.record_access(
@@ -309,7 +332,9 @@ class SessionViewSet(viewsets.ModelViewSet):
         """Upload photos (or zips of photos) in `image` parts; each is queued for analysis."""
         session = self.get_object()
         try:
-            outcome = services.upload_photos(session, request.FILES.getlist("image"))
+            outcome = services.upload_photos(
+                session, request.FILES.getlist("image"), request.data.get("activity", "")
+            )
         except services.ConsentRequired as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except services.UploadError as exc:

@@ -6,11 +6,13 @@ call them through this facade:
 - uploads: checking and storing uploaded photos and zips
 - analysis: analysing a photo (through edumood_site.work), retry, re-analysis
 - aggregates: session summaries, trends, timelines, in-person vs online
+- activities: lesson activities pooled across sessions, compared by the trend's rule
 - exports: CSV exports
 - quantification: corrected shares with intervals, computed by the worker and stored
 - receipt: the privacy receipt for parents (class-level facts only)
 """
 
+from .activities import activity_pools, compare_activities
 from .aggregates import (
     COUNTS_ROUNDED_NOTE,
     ENGAGEMENT_DEFINITION,
@@ -42,7 +44,7 @@ from .consent import (
     record_consent,
     set_retention,
 )
-from .exports import FaceDetailHidden, faces_csv, sessions_csv
+from .exports import FaceDetailHidden, activities_csv, faces_csv, sessions_csv
 from .quantification import CORRECTION_NOTE, quantify_session, uncorrected_reason
 from .receipt import privacy_receipt
 from .uploads import (
@@ -54,6 +56,7 @@ from .uploads import (
 
 __all__ = [
     "ALLOWED_FORMATS", "CORRECTION_NOTE", "COUNTS_ROUNDED_NOTE", "ConsentRequired",
+    "activities_csv", "activity_pools", "compare_activities",
     "ENGAGEMENT_DEFINITION", "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo",
     "audit_setting_changes", "audited_settings", "classroom_sessions", "classroom_trends",
     "combined_versions", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",

@@ -3,7 +3,7 @@
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from ml.labels import STATES
 from ml.quantify import MIN_FACES, enough_faces
@@ -70,20 +70,24 @@ def without_exact_counts(summary: dict) -> dict:
         state: (round(n / counted, 4) if faces >= HIDDEN_MIN_FACES else None)
         for state, n in counts.items()
     }
-    corrected = {"corrected_shares": None, "intervals": None, "method": None}
-    if summary["corrected_shares"] and faces >= MIN_FACES:
-        corrected = {
-            "corrected_shares": {k: round(v, 2) for k, v in summary["corrected_shares"].items()},
-            "intervals": {k: [round(b, 2) for b in v] for k, v in summary["intervals"].items()},
-            "method": summary["method"],
-        }
     return {
         **summary,
         "counts": counts,
         "shares": shares,
         "engagement_index": shares.get(ENGAGED),
-        **corrected,
+        **rounded_corrected(summary, faces),
         "counts_rounded": True,
+    }
+
+
+def rounded_corrected(corrected: dict, faces: int) -> dict:
+    """Corrected fields as a classroom hiding per-face detail shows them (see above)."""
+    if not (corrected["corrected_shares"] and faces >= MIN_FACES):
+        return {"corrected_shares": None, "intervals": None, "method": None}
+    return {
+        "corrected_shares": {k: round(v, 2) for k, v in corrected["corrected_shares"].items()},
+        "intervals": {k: [round(b, 2) for b in v] for k, v in corrected["intervals"].items()},
+        "method": corrected["method"],
     }
 
 
@@ -117,6 +121,7 @@ def session_summaries(session_ids: Iterable[int]) -> dict[int, dict]:
         )
     }
     used = model_versions_used(ids)
+    previous = _previous_analysed(ids)
     summaries = {}
     for pk in ids:
         quantification, hidden = stored.get(pk, (None, False))
@@ -126,8 +131,36 @@ def session_summaries(session_ids: Iterable[int]) -> dict[int, dict]:
             "model_versions": used.get(pk, []),
             "counts_rounded": False,
         }
-        summaries[pk] = without_exact_counts(summary) if hidden else summary
+        if hidden:
+            summary = without_exact_counts(summary)
+        summaries[pk] = {**summary, **conclusion_meter(summary, previous.get(pk))}
     return summaries
+
+
+def _previous_analysed(session_ids: list[int]) -> dict[int, dict]:
+    """Per session, the session before it in its classroom (by start, as the trend orders
+    them) with stored corrected shares, as its page shows it: the one the trend's rule compares
+    it with (`title`, `faces`, `corrected_shares`, `intervals`). One query."""
+    rows = (
+        Session.objects.filter(classroom__sessions__in=session_ids)
+        .filter(Q(quantification__isnull=False) | Q(pk__in=session_ids))
+        .values_list(
+            "pk", "classroom_id", "started_at", "title", "quantification",
+            "classroom__hide_face_detail",
+        )
+        .order_by("classroom_id", "started_at", "pk")
+        .distinct()
+    )  # fmt: skip
+    wanted, previous, last = set(session_ids), {}, {}
+    for pk, classroom, _, title, quantification, hidden in rows:
+        if pk in wanted and classroom in last:
+            previous[pk] = last[classroom]
+        if quantification:
+            faces = quantification["faces"]
+            corrected = corrected_fields(quantification)
+            shown = rounded_corrected(corrected, faces) if hidden else corrected
+            last[classroom] = {"title": title, "faces": faces, **shown}
+    return previous
 
 
 def session_summary(session: Session) -> dict:
@@ -265,7 +298,8 @@ def dashboard_headline(analysed: list[dict]) -> dict:
 def engagement_verdict(before: dict, after: dict) -> dict:
     """How the engagement index moved between two trend rows, by the rule the engagement chart
     marks (ml.quantify.change on the corrected shares and their 90 % ranges): `verdict` is a
-    key of CHANGE_VERDICTS, `label` its words; the rows give the numbers."""
+    key of CHANGE_VERDICTS, `label` its words, `meter` how many more faces the later session
+    needs to conclude (conclusion_meter); the rows give the numbers."""
     stored = dict(
         Session.objects.filter(pk__in=[before["session"], after["session"]]).values_list(
             "pk", "quantification"
@@ -281,6 +315,7 @@ def engagement_verdict(before: dict, after: dict) -> dict:
     return {
         "verdict": verdict,
         "label": CHANGE_VERDICTS[verdict],
+        "meter": conclusion_meter(after, before),
         "before": before,
         "after": after,
         "min_faces": MIN_FACES,
@@ -328,3 +363,119 @@ def compare_kinds(trends: list[dict]) -> dict[str, dict]:
         }
         for kind in sessions
     }
+
+
+# --- the conclusion meter ----------------------------------------------------------------------
+#
+# What "conclude" means is the trend's rule (ml.quantify.change): a session's engagement moved
+# beyond doubt since the analysed session before it when both have MIN_FACES faces and their
+# 90 % ranges do not overlap. So the width a session's range needs is not a fixed number: it is
+# the gap between its estimate and the near end of the earlier range (margin), which the
+# estimate's own range must not reach. The meter asks how many faces would narrow the range's
+# near side below that margin, by the range's growth as 1/sqrt(faces): n' = n * (side/margin)^2,
+# assuming the estimate and the earlier range stay where they are. Scaling rather than
+# simulation because the page and the poller need it at every read in the web process, which
+# must not import QuaPy (torch); the stored range also holds the calibration's uncertainty,
+# which more faces do not shrink, but a session's tens of faces dominate it (the calibration has
+# thousands), and the meter is read again after every upload, so it corrects itself as it goes.
+# It is computed from the numbers the page shows (rounded where per-face detail is hidden), so
+# its words never disagree with them.
+
+
+def conclusion_meter(current: dict, previous: dict | None) -> dict:
+    """`faces_to_conclude`, `photos_to_conclude` and `conclusion` (words) of a session summary.
+
+    `current` is the session's summary as shown; `previous` the analysed session before it
+    (the one the trend compares it with: `title` and its shown `faces`, `corrected_shares` and
+    `intervals`), or None for a first session. `faces_to_conclude` counts more faces in this
+    session: 0 once it has what it needs (its comparison concludes, or waits on a session
+    before it with too few faces), None where no number of its own faces would do (shares
+    uncorrected, or its estimate inside the earlier range).
+    """
+    faces = current["faces"]
+    short = max(0, MIN_FACES - faces)
+    if not current["corrected_shares"]:
+        if not (current["counts_rounded"] and faces and short):
+            return _meter(None, current, "")
+        return _meter(  # withheld, not uncorrected: see aggregates.without_exact_counts
+            short,
+            current,
+            f"Not yet conclusive: corrected shares are shown from {MIN_FACES} faces.",
+        )
+    engagement, (low, high) = _engagement(current)
+    shown = f"engagement {_pc(engagement)} (90 % range {_pc(low)}–{_pc(high)})"
+    if previous is None:
+        if not short:
+            return _meter(0, current, f"Enough faces to compare with the next session: {shown}.")
+        return _meter(
+            short, current,
+            f"Not yet conclusive: {shown} from {faces} faces; a session needs {MIN_FACES} "
+            "before it can be compared beyond doubt.",
+        )  # fmt: skip
+    before = f"“{previous['title']}”"
+    if previous["faces"] < MIN_FACES or not previous["corrected_shares"]:
+        return _meter(
+            short, current,
+            f"Not yet conclusive: the session before, {before}, has {previous['faces']} faces, "
+            f"fewer than the {MIN_FACES} a comparison needs (add photos to it there); {shown}.",
+        )  # fmt: skip
+    earlier, (earlier_low, earlier_high) = _engagement(previous)
+    earlier_shown = f"{_pc(earlier)} ({_pc(earlier_low)}–{_pc(earlier_high)})"
+    up = engagement >= earlier
+    margin = engagement - earlier_high if up else earlier_low - engagement
+    side = engagement - low if up else high - engagement
+    if margin <= 0:
+        return _meter(
+            None, current,
+            f"Not yet conclusive: {shown} lies within the range of {before}, {earlier_shown}, "
+            "so more faces here alone cannot show a change beyond doubt.",
+        )  # fmt: skip
+    if side < margin and short:
+        return _meter(
+            short, current,
+            f"Not yet conclusive: {shown} is clear of the range of {before}, {earlier_shown}, "
+            f"but from {faces} faces; a session needs {MIN_FACES} before it can be compared "
+            "beyond doubt.",
+        )  # fmt: skip
+    more = max(int(faces * (side / margin) ** 2) + 1 - faces, short) if side >= margin else 0
+    if not more:
+        return _meter(
+            0, current,
+            f"Conclusive: {shown} is {'up' if up else 'down'} beyond doubt since {before}, "
+            f"{earlier_shown}: the ranges do not overlap.",
+        )  # fmt: skip
+    return _meter(
+        more, current,
+        f"Not yet conclusive: {shown} against {earlier_shown} for {before}. To tell them apart "
+        f"beyond doubt, the range must stay {'above' if up else 'below'} "
+        f"{_pc(earlier_high if up else earlier_low)}: {_points(margin)} points on that side "
+        f"instead of {_points(side)}",
+    )  # fmt: skip
+
+
+def _engagement(summary: dict) -> tuple[float, tuple[float, float]]:
+    low, high = summary["intervals"][ENGAGED]
+    return summary["corrected_shares"][ENGAGED], (low, high)
+
+
+def _meter(more: int | None, summary: dict, words: str) -> dict:
+    """The meter's fields; `words` ending without a full stop are followed by the faces needed."""
+    if more and summary["counts_rounded"]:  # counts move in fives there, so does this
+        more = -(-more // HIDDEN_COUNT_BASE) * HIDDEN_COUNT_BASE
+    done = summary["photos"].get("done", 0)
+    photos = -(-more * done // summary["faces"]) if more and done and summary["faces"] else None
+    if more and not words.endswith("."):
+        words += "."
+    if more:
+        per_photo = f" at {summary['faces'] / done:.0f} faces per photo" if photos else ""
+        photos_text = f" (about {photos} more photo{'s' if photos != 1 else ''}{per_photo})"
+        words += f" About {more} more faces{photos_text if photos else ''} would be enough."
+    return {"faces_to_conclude": more, "photos_to_conclude": photos, "conclusion": words}
+
+
+def _pc(share: float) -> str:
+    return f"{share * 100:.0f}%"
+
+
+def _points(share: float) -> str:
+    return f"{share * 100:.0f}"

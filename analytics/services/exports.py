@@ -10,6 +10,7 @@ from ml.labels import STATES
 
 from ..choices import PhotoStatus
 from ..models import Classroom, FaceResult
+from .activities import activity_pools
 from .aggregates import classroom_trends, model_versions_used
 
 
@@ -64,6 +65,29 @@ def sessions_csv(classroom: Classroom, after=None, before=None) -> str:
         for row in trends
     )
     return _csv(header, rows)
+
+
+def activities_csv(classroom: Classroom, after=None, before=None) -> str:
+    """Per activity pooled across the range's sessions (activities.activity_pools): lessons,
+    faces, the correction method, then each state's raw and corrected share with its 90 %
+    range, in percent (0-100) as the pages show them: the header says so (`_pct`)."""
+    pools = activity_pools(classroom, after, before)
+    states = list(STATES)
+    header = ["activity", "sessions", "faces", "correction_method", "enough_faces"]
+    header += [f"share_{s}_pct" for s in states]
+    for s in states:
+        header += [f"corrected_{s}_pct", f"corrected_{s}_low_pct", f"corrected_{s}_high_pct"]
+    rows = (
+        [row["activity"], row["sessions"], row["faces"], row["method"], row["enough_faces"]]
+        + [_percent((row["shares"] or {}).get(s)) for s in states]
+        + [_percent(value) for s in states for value in _corrected(row, s)]
+        for row in pools
+    )
+    return _csv(header, rows)
+
+
+def _percent(share: float | None) -> float | None:
+    return None if share is None else round(share * 100, 1)
 
 
 class FaceDetailHidden(Exception):  # noqa: N818

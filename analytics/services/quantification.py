@@ -81,7 +81,9 @@ def _quantify_faces(session_id: int) -> dict | None:
     if not by_version or not all(v is not None and v.calibration for v in by_version):
         return None
     versions = sorted(by_version, key=lambda v: v.pk)
-    combined, each = quantify_parts([_part(version, by_version[version]) for version in versions])
+    combined, each = quantify_parts(
+        [version_part(version, by_version[version]) for version in versions]
+    )
     return {
         **combined.to_json(),
         "versions": [
@@ -91,7 +93,7 @@ def _quantify_faces(session_id: int) -> dict | None:
     }
 
 
-def _part(version, faces) -> tuple:
+def version_part(version, faces) -> tuple:
     """(posteriors, predicted states, calibration) of one version's faces."""
     calibration = Calibration.from_json(version.calibration)
     classes = list(version.classes)

@@ -288,12 +288,19 @@ def _read_all(upload) -> bytes:
     return upload.read()
 
 
-def upload_photos(session: Session, files: Sequence) -> UploadOutcome:
-    """Validate a batch (files and zips of images), store the good photos and queue them.
+def upload_photos(session: Session, files: Sequence, activity: str = "") -> UploadOutcome:
+    """Validate a batch (files and zips of images), store the good photos and queue them, each
+    tagged with `activity` (one of the classroom's activities, or "" for none).
 
     Every file is checked in full before anything is written, and the rows and files of a batch
     are stored together, so a failure never leaves half an upload behind.
     """
+    activity = (activity or "").strip()
+    if activity and activity not in session.classroom.activities:
+        raise UploadError(
+            f"“{activity[:60]}” is not one of this classroom's activities: choose one of "
+            f"{', '.join(session.classroom.activities) or 'none (the list is empty)'}, or none."
+        )
     if session.classroom.consent is None:
         raise ConsentRequired(
             "Record consent for this classroom before uploading photos: who consented, how and "
@@ -309,7 +316,7 @@ def upload_photos(session: Session, files: Sequence) -> UploadOutcome:
         )
     candidates, errors = _candidates(files)
     candidates, duplicates = _without_duplicates(session, candidates)
-    return UploadOutcome(photos=_store(session, candidates), errors=errors + duplicates)
+    return UploadOutcome(photos=_store(session, candidates, activity), errors=errors + duplicates)
 
 
 def _without_duplicates(session: Session, candidates: list[Candidate]):
@@ -336,7 +343,7 @@ def _without_duplicates(session: Session, candidates: list[Candidate]):
     return kept, errors
 
 
-def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
+def _store(session: Session, candidates: list[Candidate], activity: str) -> list[Photo]:
     """Write each file under a staging name, commit the rows, then rename the files.
 
     A crash before the commit leaves only staging files, which no row names; a crash after it
@@ -351,6 +358,7 @@ def _store(session: Session, candidates: list[Candidate]) -> list[Photo]:
                 photo = Photo(
                     session=session,
                     original_name=candidate.name[-255:],
+                    activity=activity,
                     content_sha256=candidate.sha256,
                     width=candidate.width,
                     height=candidate.height,

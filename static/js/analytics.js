@@ -249,10 +249,12 @@
       const rangeNode = document.querySelector(`[data-range="${state}"]`);
       if (rangeNode) rangeNode.textContent = range ? `${pct(range[0])}–${pct(range[1])}` : "—";
     }
-    // Greyed below the minimum evidence; the stored numbers count the same faces once analysed.
-    const few = summary.method !== null && summary.faces < cfg.minFaces;
-    document.querySelector("table.shares").classList.toggle("few-faces", few);
-    document.getElementById("few-faces").hidden = !few;
+    // The conclusion meter's words come with the numbers they speak of (aggregates.py).
+    const conclusion = document.getElementById("conclusion");
+    conclusion.textContent = summary.conclusion;
+    conclusion.hidden = !summary.conclusion;
+    document.getElementById("correction-method").textContent = summary.method
+      ? `Method: ${summary.method.toUpperCase()}, ${summary.faces} faces.` : "";
     for (const [status, n] of Object.entries(summary.photos)) {
       const node = document.querySelector(`[data-photos="${status}"]`);
       if (node) node.textContent = n;
@@ -391,6 +393,8 @@
       });
       const data = new FormData();
       batch.forEach((item) => data.append("image", item.file));
+      const activity = document.getElementById("activity");
+      if (activity && activity.value) data.append("activity", activity.value);
       xhr.send(data);
     });
   }

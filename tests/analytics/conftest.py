@@ -70,6 +70,25 @@ def analyse(eager_celery, django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
+def api(teacher):
+    """An API client signed in as the teacher."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(teacher)
+    return client
+
+
+@pytest.fixture
+def calibrated(model_version):
+    """The active test model with crisp, error-free measured error rates."""
+    from classifier.services import set_calibration
+
+    set_calibration(model_version, calibration(0))
+    return model_version
+
+
+@pytest.fixture
 def teacher(db):
     return make_user("alice")
 

@@ -19,13 +19,6 @@ from tests.analytics.conftest import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def api(teacher):
-    client = APIClient()
-    client.force_authenticate(teacher)
-    return client
-
-
 def test_classroom_create_read_update_delete_and_consent(api, teacher):
     created = api.post("/api/classrooms/", {"name": "8A", "subject": "Maths"}, format="json")
     assert created.status_code == 201, created.data
@@ -237,7 +230,8 @@ def test_schema_documents_the_teacher_endpoints_and_their_errors(api):
         assert path in paths
     summary = schema["components"]["schemas"]["Summary"]["properties"]
     assert set(summary) == {"faces", "counts", "shares", "engagement_index", "photos"} | {
-        "corrected_shares", "intervals", "method", "model_versions", "counts_rounded"
+        "corrected_shares", "intervals", "method", "model_versions", "counts_rounded",
+        "faces_to_conclude", "photos_to_conclude", "conclusion",
     }  # fmt: skip
     assert "multiple of 5" in summary["counts_rounded"]["description"]
     for name in ("corrected_shares", "intervals", "method"):

@@ -8,7 +8,6 @@ import json
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from analytics import services
 from analytics.charts import TIMELINE_MIN_FACES
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def web(client, teacher):
     client.force_login(teacher)
-    return client
-
-
-@pytest.fixture
-def api(teacher):
-    client = APIClient()
-    client.force_authenticate(teacher)
     return client
 
 

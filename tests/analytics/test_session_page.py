@@ -5,7 +5,6 @@ import io
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from analytics.models import FaceResult, Photo
 from classifier.models import ModelVersion
@@ -16,13 +15,6 @@ pytestmark = pytest.mark.django_db
 # A face read as sad, with the 7 FER expressions' probabilities.
 EXPRESSIONS = {"angry": 0.05, "disgust": 0.02, "fear": 0.13, "happy": 0.1, "neutral": 0.25,
                "sad": 0.4, "surprise": 0.05}  # fmt: skip
-
-
-@pytest.fixture
-def api(teacher):
-    client = APIClient()
-    client.force_authenticate(teacher)
-    return client
 
 
 def _face(session, version):

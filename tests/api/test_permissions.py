@@ -71,6 +71,7 @@ MATRIX = [
     Row("DELETE", "/api/classrooms/{classroom}/", owner(204)),
     Row("POST", "/api/classrooms/{bare_classroom}/consent/", owner(201), lambda _: w.CONSENT_BODY),
     Row("GET", "/api/classrooms/{classroom}/trends/", owner(200)),
+    Row("GET", "/api/classrooms/{classroom}/activities/", owner(200)),
     Row("GET", "/api/classrooms/{classroom}/export.csv", owner(200)),
     # Teachers: sessions and photos
     Row("GET", "/api/sessions/", everyone(200)),

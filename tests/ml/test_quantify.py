@@ -247,9 +247,41 @@ def test_reading_stored_numbers_loads_neither_quapy_nor_torch():
         "q.change(a, a); q.Calibration.from_json(q.Calibration(('A', 'B'), [[1, 0], [0, 1]], "
         "[[1.0, 0], [0, 1.0]]).to_json()); print(sorted({'quapy', 'torch'} & set(sys.modules)))"
     )
+    assert _heavy_modules_after(code) == "[]"
+
+
+def test_the_numpy_adjustment_is_quapys_solve_then_clip():
+    """_adjust is QuaPy's exact-cc inversion and clip, written in numpy (no torch to load)."""
+    import quapy.functional as qpf
+    from quapy.method.aggregative import ACC
+
+    rng = np.random.default_rng(0)
+    cases = [rng.integers(1, 100, (4, 4)) for _ in range(200)] + [np.ones((4, 4))]  # + singular
+    for counts in cases:
+        observed = rng.dirichlet(np.ones(4))
+        rates = (counts / counts.sum(1, keepdims=True)).T
+        solved = ACC.solve_adjustment(rates, observed, method="inversion", solver="exact-cc")
+        expected = qpf.normalize_prevalence(solved, method="clip")
+        np.testing.assert_allclose(q._adjust(counts.astype(float), observed), expected)
+
+
+def test_pooling_pacc_parts_loads_neither_quapy_nor_torch():
+    """A page pools activities across sessions with quantify_parts (PACC): numpy only."""
+    code = (
+        "import sys, numpy as np; from ml import quantify as q; "
+        "c = q.Calibration(('A', 'B'), [[8, 2], [3, 7]], [[8.0, 2], [3, 7.0]]); "
+        "p = np.array([[0.9, 0.1], [0.2, 0.8]]); "
+        "q.quantify_parts([(p, ['A', 'B'], c), (p, ['A', 'A'], c)], resamples=20); "
+        "print(sorted({'quapy', 'torch'} & set(sys.modules)))"
+    )
+    assert _heavy_modules_after(code) == "[]"
+
+
+def _heavy_modules_after(code: str) -> str:
+    """What of QuaPy and torch a fresh interpreter holds after running `code` (it prints it)."""
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    return result.stdout.strip()
