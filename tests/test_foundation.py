@@ -122,6 +122,21 @@ def test_importing_the_settings_touches_no_file_and_the_start_up_step_makes_them
     assert (var / "uploads").is_dir() and len(list((var / "broker").glob("*/queue"))) == 1
 
 
+def test_the_readme_layout_names_every_module():
+    """README's Layout is the one description of the tree: each module of the five packages is
+    named in it (the app skeleton once for all apps; migrations and __init__.py aside)."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        str(path.relative_to(ROOT))
+        for package in ("ml", "edumood_site", "accounts", "classifier", "analytics")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "migrations" not in path.parts and path.name != "__init__.py"
+        and path.name not in layout
+    ]  # fmt: skip
+    assert missing == []
+
+
 def test_ml_package_never_imports_django_or_the_apps_and_the_library_never_its_cli():
     offenders = []
     for path in (ROOT / "ml").rglob("*.py"):
