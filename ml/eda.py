@@ -18,7 +18,8 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from ml.data import ImageSet
-from ml.fairness import MIN_GROUP_SIZE, categorical_columns, group_sizes
+from ml.fairness import categorical_columns, group_sizes
+from ml.options import AuditOptions
 
 BINS = 32
 # Above this largest/smallest class ratio a plain cross-entropy model mostly ignores the
@@ -44,7 +45,7 @@ def _duplicates(data: ImageSet) -> list[list[int]]:
     return [group for group in by_hash.values() if len(group) > 1]
 
 
-def summarize(data: ImageSet, min_group_size: int = MIN_GROUP_SIZE) -> dict:
+def summarize(data: ImageSet, min_group_size: int = AuditOptions.min_group_size) -> dict:
     """Class counts, intensity histograms, brightness, duplicates, attribute groups, warnings.
 
     Brightness is the mean pixel value of an image; per class we report the mean and standard

@@ -22,16 +22,13 @@ from ml.cv import scaled_progress
 from ml.data import ImageSet
 from ml.errors import DataError
 from ml.evaluate import predict_labels, true_labels_for
+from ml.options import STRATEGIES, AuditOptions
 from ml.predict import Classifier
 from ml.recipe import TrainConfig
 from ml.train import Progress, train
 
 METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
-STRATEGIES = ("rebalance", "reweight")
 CONFIDENCE = 0.95
-# Below this a group's accuracy interval is too wide to compare: 30 is the usual floor for a
-# normal-ish sampling distribution of a proportion.
-MIN_GROUP_SIZE = 30
 
 # Macro scores average over the classes present in a group (sklearn's default label set), so a
 # group lacking a class is not penalised with a zero for it.
@@ -124,8 +121,8 @@ def audit(
     classes,
     *,
     source: str,
-    min_group_size: int = MIN_GROUP_SIZE,
-    threshold: float = 0.05,
+    min_group_size: int = AuditOptions.min_group_size,
+    threshold: float = AuditOptions.threshold,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict:

@@ -6,11 +6,10 @@ Torch-free on purpose: the web process builds its forms and schema from this mod
 not load torch (about 470 MB and 6 s per process).
 """
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from ml.errors import MLError
+from ml.options import Option, check, option, options_of
 
 # The architectures ml.models can build (it maps each name to its builder).
 ARCHITECTURE_NAMES = ("seed-main", "seed-variant1", "seed-variant2", "edu-vgg-s", "edu-vgg")
@@ -28,51 +27,47 @@ PRECISIONS = ("auto", "fp32")
 DEFAULT_LR = {"sgd": 0.1, "adamw": 2e-3}
 
 
-def _option(default, help: str, *, choices=None, minimum=None, maximum=None, machine=False):
-    """A recipe field. `machine` fields say where a run executes, not what it learns: the CLI
-    offers them, while web jobs take them from the worker's settings."""
-    metadata = {"help": help, "choices": choices, "min": minimum, "max": maximum}
-    return field(default=default, metadata={**metadata, "machine": machine})
-
-
 @dataclass
 class TrainConfig:
     """Hyper-parameters of one training run; stored in every checkpoint."""
 
-    arch: str = _option(DEFAULT_ARCH, "model architecture", choices=ARCHITECTURE_NAMES)
-    epochs: int = _option(30, "training epochs", minimum=1)
-    batch_size: int = _option(128, "images per batch (per process under torchrun)", minimum=1)
+    arch: str = option(DEFAULT_ARCH, "model architecture", choices=ARCHITECTURE_NAMES)
+    epochs: int = option(30, "training epochs", minimum=1)
+    batch_size: int = option(128, "images per batch (per process under torchrun)", minimum=1)
     # None: the optimizer's own default (DEFAULT_LR), resolved when the config is made.
-    lr: float = _option(None, "peak learning rate (positive)", minimum=1e-8)
-    weight_decay: float = _option(5e-4, "weight decay (not on biases and norms)", minimum=0.0)
-    optimizer: str = _option("sgd", "sgd (Nesterov momentum) or adamw", choices=OPTIMIZERS)
-    scheduler: str = _option("onecycle", "learning-rate schedule", choices=SCHEDULERS)
-    patience: int = _option(
+    lr: float = option(
+        None, "peak learning rate (positive)", minimum=1e-8,
+        default_text=", ".join(f"{lr:g} for {optimizer}" for optimizer, lr in DEFAULT_LR.items()),
+    )  # fmt: skip
+    weight_decay: float = option(5e-4, "weight decay (not on biases and norms)", minimum=0.0)
+    optimizer: str = option("sgd", "sgd (Nesterov momentum) or adamw", choices=OPTIMIZERS)
+    scheduler: str = option("onecycle", "learning-rate schedule", choices=SCHEDULERS)
+    patience: int = option(
         0, "stop after this many epochs without val improvement (0: never)", minimum=0
     )
-    augment: bool = _option(
+    augment: bool = option(
         True, "augment training batches (shift, scale, rotation, flip, contrast, erasing)"
     )
-    small_faces: float = _option(
+    small_faces: float = option(
         0.0,
         "share of training faces shrunk to 12-40 px and enlarged back, as small faces in photos",
         minimum=0.0,
         maximum=1.0,
     )
-    class_weighting: bool = _option(False, "weight the loss by inverse class frequency")
-    label_smoothing: float = _option(0.1, "label smoothing, in [0, 1)", minimum=0.0, maximum=0.99)
-    seed: int = _option(0, "seed of splits, initialisation, order and augmentation", minimum=0)
-    device: str = _option("auto", "auto, cpu, cuda or cuda:N", machine=True)
-    normalisation: str = _option(
+    class_weighting: bool = option(False, "weight the loss by inverse class frequency")
+    label_smoothing: float = option(0.1, "label smoothing, in [0, 1)", minimum=0.0, maximum=0.99)
+    seed: int = option(0, "seed of splits, initialisation, order and augmentation", minimum=0)
+    device: str = option("auto", "auto, cpu, cuda or cuda:N", machine=True)
+    normalisation: str = option(
         "standardize", "per-image input normalisation", choices=NORMALISATIONS
     )
-    input_size: int = _option(48, "input side in pixels (a multiple of 16)", minimum=16)
+    input_size: int = option(48, "input side in pixels (a multiple of 16)", minimum=16)
     # "auto": bf16 autocast on CUDA and on CPUs with AMX or AVX512-BF16 (several times faster
     # there), float32 elsewhere; "fp32" forces float32.
-    precision: str = _option("auto", "auto (bf16 where fast) or fp32", choices=PRECISIONS)
+    precision: str = option("auto", "auto (bf16 where fast) or fp32", choices=PRECISIONS)
     # Gaussian blur (pixels) applied to validation and serving inputs, never to training
     # images: for a training set blurrier than the photos served (FER2013 train here).
-    input_blur: float = _option(
+    input_blur: float = option(
         0.0,
         "Gaussian sigma (px) for validation and serving inputs; training images unchanged",
         minimum=0.0,
@@ -84,66 +79,19 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise MLError for values that cannot work."""
-        options = recipe_options(machine=True)
-        # Choices first: an unknown optimizer leaves lr without a default to check.
-        for option in options:
-            value = getattr(self, option.name)
-            if option.choices and value not in option.choices:
-                raise MLError(
-                    f"unknown {option.name} {value!r}; choose one of {', '.join(option.choices)}"
-                )
-        for option in options:
-            value = getattr(self, option.name)
-            if option.minimum is not None and value < option.minimum:
-                raise MLError(f"{option.name} must be at least {option.minimum}, got {value}")
-            if option.maximum is not None and value > option.maximum:
-                raise MLError(f"{option.name} must be at most {option.maximum}, got {value}")
+        check(self)
         if self.input_size % 16:
             raise MLError(f"input size must be a multiple of 16, got {self.input_size}")
 
 
-@dataclass(frozen=True)
-class RecipeOption:
-    """One TrainConfig field as the CLI, forms and API schema need it."""
-
-    name: str
-    type: type
-    default: Any
-    help: str
-    choices: tuple | None
-    minimum: float | None
-    maximum: float | None
-    machine: bool
-
-    @property
-    def default_text(self) -> str:
-        """The default as the CLI's and the forms' help show it."""
-        if self.name == "lr":
-            return ", ".join(f"{lr:g} for {optimizer}" for optimizer, lr in DEFAULT_LR.items())
-        return str(self.default)
-
-
-def recipe_options(machine: bool = False) -> list[RecipeOption]:
+def recipe_options(machine: bool = False) -> list[Option]:
     """TrainConfig's fields in order; with `machine`, also those that pick the hardware."""
-    return [
-        RecipeOption(
-            name=f.name,
-            type=f.type,
-            default=f.default,
-            help=f.metadata["help"],
-            choices=f.metadata["choices"],
-            minimum=f.metadata["min"],
-            maximum=f.metadata["max"],
-            machine=f.metadata["machine"],
-        )
-        for f in dataclasses.fields(TrainConfig)
-        if machine or not f.metadata["machine"]
-    ]
+    return options_of(TrainConfig, machine)
 
 
 def recipe_names() -> list[str]:
     """The names a job's parameters may set (every field but the machine ones)."""
-    return [option.name for option in recipe_options()]
+    return [o.name for o in recipe_options()]
 
 
 def override(recipe: dict, changes: dict) -> dict:

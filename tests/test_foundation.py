@@ -78,13 +78,63 @@ def test_the_renamed_log_in_limit_stops_the_start_rather_than_vanish():
     assert old.returncode != 0 and "is now EDUMOOD_LOGIN_PAIR_RATE" in old.stderr
 
 
-def test_the_readme_settings_table_lists_every_variable_the_settings_read():
+def settings_variables() -> set[str]:
+    """The environment variables edumood_site/settings.py reads (all through edumood_site.env)."""
     source = (ROOT / "edumood_site" / "settings.py").read_text()
-    read = set(re.findall(r"env_\w+\(\s*\"([A-Z_]+)\"", source))
+    return set(re.findall(r"env_\w+\(\s*\"([A-Z_]+)\"", source))
+
+
+def test_the_readme_settings_table_lists_every_variable_the_settings_read():
+    read = settings_variables()
     readme = (ROOT / "README.md").read_text()
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     assert {"SECURE_SSL_REDIRECT", "EDUMOOD_HTTPS", "DEBUG", "SECRET_KEY"} <= read
     assert sorted(name for name in read if f"`{name}`" not in table) == []
+
+
+def test_env_example_lists_exactly_the_variables_the_settings_read():
+    # A commented `# NAME=` line documents a variable left unset.
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+    assert listed == settings_variables()
+
+
+def test_importing_the_settings_touches_no_file_and_the_start_up_step_makes_them(tmp_path):
+    var = tmp_path / "var"
+    environment = {**os.environ, "DEBUG": "true", "EDUMOOD_VAR_DIR": str(var)}
+    environment.pop("SECRET_KEY", None)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import edumood_site.settings"], cwd=ROOT, env=environment,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert not var.exists()
+    keys = []
+    for _ in range(2):
+        started = subprocess.run(
+            [sys.executable, "manage.py", "check"], cwd=ROOT, env=environment,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        keys.append((var / "secret_key").read_text())
+    assert keys[0] == keys[1] and len(keys[0]) >= 50  # made once, kept across starts
+    assert (var / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert (var / "uploads").is_dir() and len(list((var / "broker").glob("*/queue"))) == 1
+
+
+def test_the_readme_layout_names_every_module():
+    """README's Layout is the one description of the tree: each module of the five packages is
+    named in it (the app skeleton once for all apps; migrations and __init__.py aside)."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        str(path.relative_to(ROOT))
+        for package in ("ml", "edumood_site", "accounts", "classifier", "analytics")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if "migrations" not in path.parts and path.name != "__init__.py"
+        and path.name not in layout
+    ]  # fmt: skip
+    assert missing == []
 
 
 def test_ml_package_never_imports_django_or_the_apps_and_the_library_never_its_cli():

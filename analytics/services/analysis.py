@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 class AnalysisError(Exception):
     """A photo that cannot be analysed for a reason the teacher can act on."""
 
+    plain = True  # a failed photo shows the message alone (Photo.failure_reason)
+
 
 class PhotoActionError(Exception):
     """An action that does not apply to the photo in its current state."""

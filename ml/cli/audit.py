@@ -4,7 +4,8 @@ from pathlib import Path
 
 from ml.cli import common
 from ml.data import ImageSet, attach_attributes, load_images
-from ml.fairness import MIN_GROUP_SIZE, audit_classifier
+from ml.fairness import audit_classifier
+from ml.options import AuditOptions
 from ml.predict import Classifier
 
 
@@ -13,13 +14,17 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("audit", help="per-subgroup metrics of a checkpoint")
     parser.add_argument("--weights", required=True, help="checkpoint path or 'default'")
     add_data_options(parser)
-    parser.add_argument("--columns", help="comma-separated attribute columns (default: all "
-                        "non-numeric ones)")  # fmt: skip
+    common.add_options(parser, AuditOptions, names=["attributes"])
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     common.add_json_flag(parser)
     parser.set_defaults(func=run)
+
+
+# Audit options offered beside the data options (mitigate takes them too, but ml.fairness.mitigate
+# audits with their defaults).
+GAP_OPTIONS = ("min_group_size", "threshold")
 
 
 def add_data_options(parser) -> None:
@@ -33,13 +38,7 @@ def add_data_options(parser) -> None:
     )
     parser.add_argument("--source", help="where the attribute labels came from, for the report "
                         "(e.g. 'model-inferred (DeepFace)')")  # fmt: skip
-    parser.add_argument("--min-group-size", type=int, default=MIN_GROUP_SIZE)
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=0.05,
-        help="accuracy gap to overall that raises a finding",
-    )
+    common.add_options(parser, AuditOptions, names=GAP_OPTIONS)
 
 
 def attribute_source(args) -> str:
@@ -86,10 +85,10 @@ def format_audit(report: dict) -> str:
 def run(args) -> int:
     classifier = Classifier.load(args.weights, device=args.device)
     data = load_attributed(args.data, args, classifier.input_size)
-    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    options = common.options_from_args(args, AuditOptions)
     report = audit_classifier(
-        classifier, data, columns, source=attribute_source(args),
-        min_group_size=args.min_group_size, threshold=args.threshold, n_boot=args.n_boot,
+        classifier, data, options.attributes or None, source=attribute_source(args),
+        min_group_size=options.min_group_size, threshold=options.threshold, n_boot=args.n_boot,
         seed=args.seed,
     )  # fmt: skip
     report["weights"] = str(args.weights)

@@ -10,7 +10,8 @@ import numpy as np
 from ml.data import IMAGE_EXTENSIONS
 from ml.detect import DEFAULT_MODE, MODES, Detector, get_detector
 from ml.errors import MLError
-from ml.recipe import TrainConfig, recipe_options
+from ml.options import options_of
+from ml.recipe import TrainConfig
 from ml.train import Progress
 
 
@@ -37,29 +38,53 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON to stdout")
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """One option per TrainConfig field (shared by train, kfold and mitigate)."""
-    for option in recipe_options(machine=True):
-        flag = "--" + option.name.replace("_", "-")
+def add_options(parser: argparse.ArgumentParser, options_class, names=None, notes=None) -> None:
+    """One option per field of an options class (ml.options), or of those `names`; `notes`
+    adds CLI-only words to a field's help."""
+    for option in options_of(options_class, machine=True):
+        if names is not None and option.name not in names:
+            continue
+        hint = option.help + ((notes or {}).get(option.name) or "")
         if option.type is bool:
             # A switch that flips the default: --no-augment, --class-weighting.
-            flag = f"--no-{flag[2:]}" if option.default else flag
+            flag = f"--no-{option.cli_flag[2:]}" if option.default else option.cli_flag
             action = "store_false" if option.default else "store_true"
-            hint = ("turn off: " if option.default else "") + option.help
-            parser.add_argument(flag, dest=option.name, action=action, help=hint)
-            continue
-        parser.add_argument(
-            flag,
-            type=option.type,
-            default=option.default,
-            choices=option.choices,
-            help=f"{option.help} (default: {option.default_text})",
-        )
+            hint = ("turn off: " if option.default else "") + hint
+            parser.add_argument(flag, dest=option.cli_dest, action=action, help=hint)
+        elif option.required:
+            parser.add_argument(
+                option.cli_flag, dest=option.cli_dest, type=option.type, required=True,
+                choices=option.choices, help=hint,
+            )  # fmt: skip
+        else:
+            if option.default not in ("", ()):
+                hint += f" (default: {option.default_text})"
+            parser.add_argument(
+                option.cli_flag, dest=option.cli_dest, default=option.default,
+                type=_names if option.is_list else option.type, choices=option.choices, help=hint,
+            )  # fmt: skip
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def options_from_args(args: argparse.Namespace, options_class, names=None):
+    """An instance of an options class from the flags add_options added (the rest default)."""
+    return options_class(**{
+        o.name: getattr(args, o.cli_dest) for o in options_of(options_class, machine=True)
+        if names is None or o.name in names
+    })  # fmt: skip
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field (shared by train, kfold and mitigate)."""
+    add_options(parser, TrainConfig)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A TrainConfig from the options added by add_train_options."""
-    return TrainConfig(**{o.name: getattr(args, o.name) for o in recipe_options(machine=True)})
+    return options_from_args(args, TrainConfig)
 
 
 class TrainProgress:

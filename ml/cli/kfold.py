@@ -1,21 +1,20 @@
 """`python -m ml kfold`: stratified (group-aware) k-fold cross-validation of a recipe."""
 
 from ml.cli import common
-from ml.cv import FOLD_METRICS, kfold
+from ml.cv import kfold
 from ml.data import attach_attributes, load_images
 from ml.errors import DataError
+from ml.options import FOLD_METRICS, KFoldOptions, SplitOptions
 
 
 def add_parser(subparsers) -> None:
     """Register `python -m ml kfold`."""
     parser = subparsers.add_parser("kfold", help="stratified k-fold cross-validation")
     parser.add_argument("--data", required=True, help="folder of class folders, or a zip")
-    parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--attributes", help="CSV with a `file` column (for --group-column)")
-    parser.add_argument("--group-column", help="attribute keeping a group (subject) in one fold")
-    parser.add_argument("--val-fraction", type=float, default=0.1,
-                        help="share of each fold's training part used to pick the epoch "
-                             "(0: none; the test fold is never used for that)")  # fmt: skip
+    common.add_options(parser, KFoldOptions)
+    # The test fold is never used to choose the epoch: that would inflate its score.
+    common.add_options(parser, SplitOptions, notes={"val_fraction": " of each fold (0: none)"})
     common.add_train_options(parser)
     common.add_json_flag(parser)
     parser.set_defaults(func=run)
@@ -39,17 +38,19 @@ def format_result(result: dict) -> str:
 
 
 def run(args) -> int:
-    if args.group_column and not args.attributes:
+    options = common.options_from_args(args, KFoldOptions)
+    if options.group_column and not args.attributes:
         raise DataError("--group-column needs --attributes")
     config = common.config_from_args(args)
     config.validate()
     data = load_images(common.require_path(args.data, "dataset"), size=config.input_size)
     if args.attributes:
         data = attach_attributes(data, args.attributes)
-    progress = common.RunsProgress([f"fold {i + 1}/{args.folds}" for i in range(args.folds)])
+    progress = common.RunsProgress([f"fold {i + 1}/{options.k}" for i in range(options.k)])
     try:
-        result = kfold(data, config, k=args.folds, seed=config.seed, group_column=args.group_column,
-                       progress=progress, val_fraction=args.val_fraction)  # fmt: skip
+        result = kfold(data, config, k=options.k, seed=config.seed,
+                       group_column=options.group_column or None, progress=progress,
+                       val_fraction=args.val_fraction)  # fmt: skip
     finally:
         progress.close()
     result["unreadable_files"] = [{"file": f, "reason": r} for f, r in data.errors]

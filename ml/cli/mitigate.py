@@ -6,7 +6,8 @@ from ml.checkpoint import save_checkpoint
 from ml.cli import common
 from ml.cli.audit import add_data_options, attribute_source, load_attributed
 from ml.data import stratified_split
-from ml.fairness import STRATEGIES, mitigate
+from ml.fairness import mitigate
+from ml.options import MitigateOptions, SplitOptions
 
 
 def add_parser(subparsers) -> None:
@@ -15,8 +16,7 @@ def add_parser(subparsers) -> None:
         "mitigate", help="retrain balanced by an attribute and audit before / after"
     )
     add_data_options(parser)
-    parser.add_argument("--attribute", required=True, help="attribute column to balance")
-    parser.add_argument("--strategy", choices=STRATEGIES, default="rebalance")
+    common.add_options(parser, MitigateOptions)
     parser.add_argument("--out", required=True, help="path of the mitigated checkpoint")
     parser.add_argument("--baseline", help="existing baseline checkpoint (default: train one "
                         "and save it as OUT's name + .baseline.pt)")  # fmt: skip
@@ -28,12 +28,7 @@ def add_parser(subparsers) -> None:
         default=0.3,
         help="share of --data held out for the audits when --eval is absent",
     )
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of the training part used to pick the epoch (0: none)",
-    )
+    common.add_options(parser, SplitOptions, notes={"val_fraction": " (0: none)"})
     common.add_train_options(parser)
     common.add_json_flag(parser)
     parser.set_defaults(func=run)

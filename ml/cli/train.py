@@ -2,7 +2,12 @@
 
 from ml.cli import common
 from ml.data import crowd_targets, load_images, stratified_split
+from ml.options import SplitOptions
 from ml.train import train
+
+# The CLI may train without validation (the epoch with the lowest training loss is kept); a web
+# job may not, since its model version is scored on those images.
+VAL_FRACTION_NOTE = {"val_fraction": " (of --data, when --val is absent; 0: none)"}
 
 
 def add_parser(subparsers) -> None:
@@ -10,12 +15,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a model on an image folder or zip")
     parser.add_argument("--data", required=True, help="folder of class folders, or a zip of one")
     parser.add_argument("--val", help="validation folder (default: a stratified split of --data)")
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of --data held out when --val is absent (0: no validation)",
-    )
+    common.add_options(parser, SplitOptions, notes=VAL_FRACTION_NOTE)
     parser.add_argument("--out", required=True, help="checkpoint path (written after every epoch)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     parser.add_argument(

@@ -70,7 +70,9 @@ function estimateTraining(line) {
     const size = sizes[value("dataset_version")];
     const speed = speeds[value("arch")];
     const epochs = Number(value("epochs"));
-    const images = size * (1 - Number(value("val_fraction") || 0.2));
+    // An emptied field counts at its default (the value the page rendered, from ml.options).
+    const fraction = value("val_fraction") || form.elements.val_fraction.defaultValue;
+    const images = size * (1 - Number(fraction));
     if (!size || !epochs) {
       line.textContent = "Choose a dataset version and epochs for an estimated duration.";
     } else if (!speed) {

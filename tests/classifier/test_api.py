@@ -280,3 +280,49 @@ def test_a_job_without_lr_trains_at_its_optimizers_default(admin_client, importe
     schema = admin_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     lr = schema.json()["components"]["schemas"]["TrainJobParamsRequest"]["properties"]["lr"]
     assert "0.1 for sgd, 0.002 for adamw" in lr["description"]
+
+
+def test_every_job_option_has_one_definition_that_cli_form_schema_and_handler_share(
+    admin_client,
+):
+    """Each kind's options (ml.options) reach its CLI subcommand, page form and API schema with
+    the default and bounds defined there, and the handler reads the same defaults."""
+    from classifier.forms import JOB_FORMS
+    from ml import options as ml_options
+    from ml.__main__ import build_parser
+
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    schema = admin_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    components = schema.json()["components"]["schemas"]
+    kinds = {
+        "train": [ml_options.SplitOptions],
+        "kfold": [ml_options.KFoldOptions, ml_options.SplitOptions],
+        "audit": [ml_options.AuditOptions],
+        "mitigate": [ml_options.MitigateOptions, ml_options.SplitOptions],
+    }  # fmt: skip
+    for kind, classes in kinds.items():
+        for options_class in classes:
+            for option in ml_options.options_of(options_class):
+                cli = subcommands[kind]
+                assert cli.get_default(option.cli_dest) == (
+                    None if option.required else option.default
+                ), (kind, option.name)
+                if kind == "kfold" and options_class is ml_options.SplitOptions:
+                    continue  # a web k-fold takes ml.cv's default, which is this one
+                if kind == "mitigate" and options_class is ml_options.SplitOptions:
+                    continue  # a mitigation reuses its version's training split
+                field = JOB_FORMS[kind].base_fields[option.name]
+                prop = components[f"{kind.capitalize()}JobParamsRequest"]["properties"]
+                assert option.name in prop, (kind, option.name)
+                if option.default not in ("", ()) and not option.required:
+                    assert field.initial == option.default, (kind, option.name)
+                for bound in ("minimum", "maximum"):
+                    value = getattr(option, bound)
+                    assert getattr(field, f"{bound[:3]}_value", None) == value, option.name
+                    assert prop[option.name].get(bound) == value, (kind, option.name)
+                if not option.required:
+                    given = {
+                        o.name: "x" for o in ml_options.options_of(options_class) if o.required
+                    }
+                    handler = ml_options.from_params(options_class, given)
+                    assert getattr(handler, option.name) == option.default, option.name

@@ -157,3 +157,23 @@ def test_a_cancelled_training_run_becomes_a_version_only_when_the_admin_keeps_it
     else:
         assert not ModelVersion.objects.exists()
         assert "model_version" not in job.result
+
+
+def test_mitigating_a_version_validated_on_a_separate_dataset_version_works(
+    imported_version, admin_user
+):
+    """A version trained with `val_dataset_version` keeps validating there when mitigated (it
+    failed with "Dataset version None does not exist": the name was read from the mitigation
+    job's own parameters, which do not carry it)."""
+    job = run_queued(create_job(JobKind.TRAIN, {
+        **FAST_TRAIN, "dataset_version": imported_version.pk,
+        "val_dataset_version": imported_version.pk}, user=admin_user))  # fmt: skip
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    before = ModelVersion.objects.get(pk=job.result["model_version"])
+    job = run_queued(create_job(JobKind.MITIGATE, {
+        "model_version": before.pk, "dataset_version": imported_version.pk,
+        "attribute": "age_bin", "strategy": "reweight", "epochs": 1}))  # fmt: skip
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    after = ModelVersion.objects.get(pk=job.result["model_version"])
+    assert after.card.measured_on.name == f"all of {imported_version}"
+    assert after.card.measured_on.size == 48
