@@ -41,24 +41,25 @@ def _corrected(row: dict, state: str) -> list:
 
 def sessions_csv(classroom: Classroom, after=None, before=None) -> str:
     """Per-session aggregates of a classroom: counts, raw shares, engagement index, photos,
-    and the corrected shares with their 90 % interval bounds (empty where uncorrected)."""
+    and the corrected shares with their 90 % interval bounds (empty where uncorrected). Shares
+    and the index are in percent (0-100) as the pages show them: the header says so (`_pct`)."""
     trends = classroom_trends(classroom, after, before)
     states = list(STATES) + sorted({s for row in trends for s in row["counts"]} - set(STATES))
     versions = model_versions_used(row["session"] for row in trends)
-    header = ["session_id", "title", "started_at", "kind", "faces", "engagement_index"]
-    header += [f"count_{s}" for s in states] + [f"share_{s}" for s in states]
+    header = ["session_id", "title", "started_at", "kind", "faces", "engagement_index_pct"]
+    header += [f"count_{s}" for s in states] + [f"share_{s}_pct" for s in states]
     header += ["correction_method", "enough_faces"]
     for s in states:
-        header += [f"corrected_{s}", f"corrected_{s}_low", f"corrected_{s}_high"]
+        header += [f"corrected_{s}_pct", f"corrected_{s}_low_pct", f"corrected_{s}_high_pct"]
     header += [f"photos_{status}" for status in PhotoStatus.values] + ["model_versions"]
     header += ["counts_rounded"]  # per-face detail hidden: aggregates.without_exact_counts
     rows = (
         [row["session"], row["title"], row["started_at"], row["kind"], row["faces"]]
-        + [row["engagement_index"]]
+        + [_percent(row["engagement_index"])]
         + [row["counts"].get(s, 0) for s in states]
-        + [row["shares"].get(s) for s in states]
+        + [_percent(row["shares"].get(s)) for s in states]
         + [row["method"], row["enough_faces"] if row["method"] else None]
-        + [value for s in states for value in _corrected(row, s)]
+        + [_percent(value) for s in states for value in _corrected(row, s)]
         + [row["photos"][status] for status in PhotoStatus.values]
         + ["; ".join(v["name"] for v in versions[row["session"]])]
         + [row["counts_rounded"]]

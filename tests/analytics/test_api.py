@@ -182,7 +182,7 @@ def test_csv_exports_hold_aggregates_and_faces_but_no_images(api, session, model
 
     sessions = api.get(f"/api/classrooms/{session.classroom_id}/export.csv")
     (row,) = csv.DictReader(io.StringIO(sessions.content.decode()))
-    assert (row["faces"], row["engagement_index"], row["count_Engaged"]) == ("2", "0.5", "1")
+    assert (row["faces"], row["engagement_index_pct"], row["count_Engaged"]) == ("2", "50.0", "1")
     assert row["photos_done"] == "1" and row["model_versions"] == "test model"
     per_face = api.get(f"/api/classrooms/{session.classroom_id}/export.csv?rows=faces")
     assert len(list(csv.DictReader(io.StringIO(per_face.content.decode())))) == 2

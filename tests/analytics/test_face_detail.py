@@ -151,7 +151,7 @@ def _summary_numbers(api, web, session) -> dict:
         "api": (summary["counts"]["Engaged"], summary["shares"]["Engaged"]),
         "list": listed["summary"]["counts"]["Engaged"],
         "trends": (trend["counts"]["Engaged"], trend["engagement_index"]),
-        "csv": (rows[0]["count_Engaged"], rows[0]["share_Engaged"], rows[0]["counts_rounded"]),
+        "csv": (rows[0]["count_Engaged"], rows[0]["share_Engaged_pct"], rows[0]["counts_rounded"]),
         "page": page.split('data-count="Engaged">')[1].split("<")[0],
         # Cells after title, time, kind, photos, faces and index, in STATES order (Engaged 3rd).
         "report": report.split('id="report-table"')[1].split("<td>")[9].split(" ")[0],
@@ -173,7 +173,7 @@ def test_hidden_detail_rounds_counts_so_one_more_photo_does_not_show_its_faces(a
     after = _summary_numbers(api, web, session)
     # Rounded: 6 -> 5 and 7 -> 5 Engaged, 3 -> 5 Bored, 2 -> 0 Neutral; shares of 10 counted.
     expected = {
-        "api": (5, 0.5), "list": 5, "trends": (5, 0.5), "csv": ("5", "0.5", "True"),
+        "api": (5, 0.5), "list": 5, "trends": (5, 0.5), "csv": ("5", "50.0", "True"),
         "page": "5", "report": "5", "notes": (True, True),
     }  # fmt: skip
     assert before == expected and after == expected

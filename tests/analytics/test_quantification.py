@@ -150,10 +150,11 @@ def test_api_csv_and_trends_carry_the_corrected_shares(session, model_version, t
     assert summary["shares"]["Bored"] == 0.2
 
     rows = list(csv.DictReader(io.StringIO(services.sessions_csv(session.classroom))))
-    assert float(rows[0]["corrected_Bored"]) == pytest.approx(0.4, abs=1e-4)
-    assert float(rows[0]["share_Bored"]) == 0.2
-    assert float(rows[0]["corrected_Bored_low"]) == low
-    assert float(rows[0]["corrected_Bored_high"]) == high
+    # In percent, as the pages show them (the header says `_pct`).
+    assert float(rows[0]["corrected_Bored_pct"]) == pytest.approx(40, abs=0.1)
+    assert float(rows[0]["share_Bored_pct"]) == 20
+    assert float(rows[0]["corrected_Bored_low_pct"]) == round(low * 100, 1)
+    assert float(rows[0]["corrected_Bored_high_pct"]) == round(high * 100, 1)
     assert (rows[0]["correction_method"], rows[0]["enough_faces"]) == ("pacc", "True")
 
     trend = client.get(f"/api/classrooms/{session.classroom.pk}/trends/").json()
