@@ -128,8 +128,9 @@ def _corrected_engagement(rows: list[dict]) -> list[dict]:
             "name": "Corrected engagement", "mode": "lines+markers",
             "line": {"color": "#152043", "width": 2, "dash": "dash"},
             "customdata": [[lo, hi] for lo, hi in zip(low, high, strict=True)],
-            "text": [
-                "" if row["enough_faces"] else " · too few faces to conclude" for row in rows
+            "text": [  # the conclusion meter's words, as the session table says them
+                f" · not yet conclusive: about {row['faces_to_conclude']} more faces"
+                if row.get("faces_to_conclude") else "" for row in rows
             ],
             "hovertemplate": "%{x}%{text}<br>Corrected %{y:.0%} (90 % range "
             "%{customdata[0]:.0%}–%{customdata[1]:.0%})<extra></extra>",

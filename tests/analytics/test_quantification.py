@@ -204,8 +204,8 @@ def test_the_trend_marks_only_a_change_beyond_doubt(classroom, model_version):
 
     set_calibration(model_version, calibration(0))
     start = timezone.now()
-    # (Engaged, Bored) faces: 10 %, 12.5 %, a session without faces, then 90 %
-    mixes = [(8, 72), (10, 70), (0, 0), (72, 8)]
+    # (Engaged, Bored) faces: 10 %, 12.5 %, a session without faces, 90 %, then 40 faces
+    mixes = [(8, 72), (10, 70), (0, 0), (72, 8), (20, 20)]
     for day, (engaged, bored) in enumerate(mixes):
         session = Session.objects.create(
             classroom=classroom, title=f"Day {day}", started_at=start + timedelta(days=day)
@@ -214,12 +214,17 @@ def test_the_trend_marks_only_a_change_beyond_doubt(classroom, model_version):
         services.quantify_session(session.pk)
     trends = services.classroom_trends(classroom)
     # The last session is compared with the last one that has corrected shares.
-    assert [row["change"] for row in trends] == [None, None, None, "up"]
+    assert [row["change"] for row in trends] == [None, None, None, "up", None]
     figure = charts.engagement_over_time(trends)
     names = [trace["name"] for trace in figure["data"]]
     assert "Corrected engagement, 90 % range" in names
     (marker,) = [trace for trace in figure["data"] if trace["name"] == "Change beyond doubt"]
     assert marker["marker"]["symbol"] == ["triangle-up"]
+    # Hovering a session says what the session table says: how many more faces would conclude.
+    (line,) = [trace for trace in figure["data"] if trace["name"] == "Corrected engagement"]
+    more = trends[-1]["faces_to_conclude"]
+    assert more > 0 and line["text"][-1] == f" · not yet conclusive: about {more} more faces"
+    assert line["text"][:-1] == ["", "", ""]
 
 
 def test_the_dashboard_headline_says_whether_engagement_changed_beyond_doubt(
