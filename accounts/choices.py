@@ -12,3 +12,4 @@ class AuditAction(models.TextChoices):
     RETENTION = "retention", "Photo retention changed"
     FACE_DETAIL = "face_detail", "Per-face detail changed"
     DETECTION = "detection", "Face detection changed"
+    ACTIVITIES = "activities", "Lesson activities changed"

@@ -38,6 +38,7 @@ AUDITED_SETTINGS = {
     "retention": AuditAction.RETENTION,
     "hide_face_detail": AuditAction.FACE_DETAIL,
     "detection_mode": AuditAction.DETECTION,
+    "activities": AuditAction.ACTIVITIES,
 }
 
 
@@ -49,6 +50,8 @@ def audited_settings(classroom: Classroom) -> dict:
 def _setting_shown(field: str, value) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(value) or "none"
     return str(dict(Classroom._meta.get_field(field).flatchoices).get(value, value))
 
 

@@ -106,19 +106,25 @@ def test_classroom_setting_changes_are_audited_on_the_page_and_the_api(boss):
     web.post(f"/classrooms/{classroom.pk}/face-detail/", {"hide_face_detail": "on"})
     web.post(f"/classrooms/{classroom.pk}/detection/", {"detection_mode": "thorough"})
     web.post(f"/classrooms/{classroom.pk}/detection/", {"detection_mode": "thorough"})  # same
+    web.post(f"/classrooms/{classroom.pk}/activities/", {"activities": "Lecture\nGroup work"})
     api_as(teacher).patch(
         f"/api/classrooms/{classroom.pk}/",
-        {"name": "Maths 7c", "retention": "keep", "hide_face_detail": False},
+        {"name": "Maths 7c", "retention": "keep", "hide_face_detail": False,
+         "activities": ["Lecture"]},
         format="json",
-    )
+    )  # fmt: skip
     assert trail() == [
         ("teacher", "retention", "Maths 7b", "Keep a blurred copy",
          "Delete originals after analysis"),
         ("teacher", "face_detail", "Maths 7b", "off", "on"),
         ("teacher", "detection", "Maths 7b", "Fast",
          "Thorough (more small and turned faces, slower)"),
+        ("teacher", "activities", "Maths 7b",
+         "introduction, direct teaching, group work, practice, quiz, discussion",
+         "Lecture, Group work"),
         ("teacher", "retention", "Maths 7c", "Delete originals after analysis", "Keep originals"),
         ("teacher", "face_detail", "Maths 7c", "on", "off"),
+        ("teacher", "activities", "Maths 7c", "Lecture, Group work", "Lecture"),
     ]  # fmt: skip
     assert {e.target_kind for e in AuditEntry.objects.all()} == {"classroom"}
     assert "Maths 7c" in web_as(boss).get("/people/").content.decode()
