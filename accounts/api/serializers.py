@@ -84,7 +84,9 @@ class PersonCreateSerializer(serializers.Serializer):
     username = serializers.RegexField(
         r"^[\w.@+-]+\Z", max_length=150, help_text="Letters, digits and @/./+/-/_ only."
     )
-    email = serializers.EmailField(required=False, default="", allow_blank=True)
+    # No default: "" is no email address, so a schema default of "" fails OpenAPI validation
+    # (openapi-spec-validator 0.9 checks defaults against their format); create_person has one.
+    email = serializers.EmailField(required=False, allow_blank=True)
     is_staff = serializers.BooleanField(
         required=False, default=False, help_text="true for an admin; false (default) a teacher."
     )
