@@ -10,7 +10,7 @@ from kombu import Exchange, Queue
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "edumood_site.settings")
 
 # `inference`: photo analyses and the periodic sweeps (short tasks, CPU workers); `training`:
-# every kind of job. Each has its time limit (edumood_site.work).
+# every kind of job (classifier/jobs.py). Each has its time limit (edumood_site.work).
 QUEUES = ("inference", "training")
 
 app = Celery("edumood")

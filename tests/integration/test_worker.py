@@ -3,7 +3,7 @@
 import pytest
 
 from classifier.choices import JobKind, JobStatus
-from classifier.services import create_job
+from classifier.jobs import create_job
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
