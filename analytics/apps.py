@@ -6,7 +6,4 @@ class AnalyticsConfig(AppConfig):
     verbose_name = "Classroom analytics"
 
     def ready(self):
-        from . import (  # noqa: F401
-            signals,  # files are deleted with their photos
-            tasks,  # registers analyze_photo, which services enqueue by name
-        )
+        from . import signals  # noqa: F401  (files are deleted with their photos)

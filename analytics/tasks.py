@@ -1,16 +1,8 @@
 """Celery tasks: thin, idempotent, taking ids. The work happens in services and ml/."""
 
-import logging
-import threading
-
 from celery import shared_task
-from celery.signals import worker_ready
-from django.conf import settings
-from django.db import connection
 
 from . import services
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, name="analytics.analyze_photo")
@@ -20,20 +12,7 @@ def analyze_photo(self, photo_id: int) -> None:
     services.analyse_photo(photo_id, soft_time_limit=soft_limit)
 
 
-@worker_ready.connect
-def sweep_upload_leftovers_periodically(**kwargs):
-    """A web process may crash long after it started: workers sweep its leftovers, once per
-    grace period, in a daemon thread."""
-    interval = max(60, settings.EDUMOOD_UPLOAD_LEFTOVER_SECONDS)
-
-    def sweep_forever():
-        stop = threading.Event()
-        while True:
-            try:
-                services.sweep_upload_leftovers()
-            except Exception:
-                logger.exception("The sweep of upload leftovers failed")
-            connection.close()
-            stop.wait(interval)
-
-    threading.Thread(target=sweep_forever, name="upload-leftovers", daemon=True).start()
+@shared_task(name="analytics.sweep_upload_leftovers")
+def sweep_upload_leftovers() -> int:
+    """Remove what crashed uploads left (on the beat schedule: settings.CELERY_BEAT_SCHEDULE)."""
+    return services.sweep_upload_leftovers()

@@ -20,7 +20,6 @@ from ml.errors import DataError
 
 from .choices import JobKind
 from .models import AttributeSource, Dataset, DatasetVersion, Job
-from .services import create_job, job_handler
 
 ATTRIBUTES_FILE = "attributes.csv"
 # Images larger than this (longest side, pixels) are photos, not face crops: import detects and
@@ -86,30 +85,6 @@ def resolve_server_folder(folder: str) -> Path:
     if not path.is_dir():
         raise DatasetImportError(f"{folder!r} is not a folder under the import root.")
     return path
-
-
-def start_import(
-    name: str,
-    *,
-    user=None,
-    upload=None,
-    folder: str = "",
-    attribute_source: str = AttributeSource.ANNOTATOR,
-    face_crop: str = "auto",
-) -> tuple[Dataset, Job]:
-    """Create (or reuse by name) a dataset and queue the job that imports one version of it."""
-    if (upload is None) == (not folder):
-        raise DatasetImportError("Give either a zip upload or a server folder.")
-    params = {"attribute_source": attribute_source, "face_crop": face_crop}
-    if upload is not None:
-        params["upload"] = save_upload(upload)
-    else:
-        params["folder"] = str(resolve_server_folder(folder))
-    with transaction.atomic():
-        dataset, _ = Dataset.objects.get_or_create(name=name, defaults={"created_by": user})
-        params["dataset"] = dataset.pk
-        job = create_job(JobKind.IMPORT_DATASET, params, user=user)
-    return dataset, job
 
 
 # --- reading sources ----------------------------------------------------------------------------
@@ -284,7 +259,6 @@ def _attribute_counts(data) -> dict:
 # --- the import job -------------------------------------------------------------------------
 
 
-@job_handler(JobKind.IMPORT_DATASET)
 def import_dataset(job: Job) -> dict:
     """Decode, crop and check every image, then store one immutable version, or nothing.
 

@@ -1,15 +1,17 @@
-"""Forms of the admin workflow. A job form is its kind's options (ml.recipe.TrainConfig and
-ml.options, each defined once) plus the rows it names: the pages render them, the API derives a
-typed params schema per kind from them and validates
+"""Forms of the admin workflow. A job form is the rows it names plus the fields of its kind's
+options, read from the job table (classifier.jobs.JOBS: ml.recipe.TrainConfig and ml.options,
+each defined once): the pages render them, the API derives a typed params schema per kind from
+them and validates
 `{"kind", "dataset_version", "model_version", "params"}` through them, so both accept exactly
 the same jobs."""
 
 from django import forms
 
-from ml.options import AuditOptions, KFoldOptions, MitigateOptions, SplitOptions, options_of
+from ml.options import options_of
 from ml.recipe import TrainConfig
 
 from .choices import JobKind
+from .jobs import JOBS
 from .models import AttributeSource, DatasetVersion, ModelVersion
 
 FACE_CROP_CHOICES = [
@@ -114,22 +116,26 @@ class JobForm(forms.Form):
         return values
 
 
-def _with_fields(fields: dict[str, forms.Field], before: str | None = None):
-    """Add fields to a form class, before its field `before` or last (pages render in order)."""
+def job_form(kind: str):
+    """Make a form class the form of a kind of job: its `kind`, and after the fields it
+    declares (the rows it names), a field per option of the kind's options in the job table."""
+    job_type = JOBS[kind]
+    fields = {}
+    for options in job_type.options:
+        fields |= option_fields(options)
+    if job_type.recipe_overrides:
+        fields |= option_fields(TrainConfig, overrides=True)
 
-    def add(form_class):
-        names = list(form_class.base_fields)
-        position = names.index(before) if before else len(names)
+    def make(form_class):
+        form_class.kind = kind
         form_class.base_fields.update(fields)
-        form_class.field_order = names[:position] + list(fields) + names[position:]
         return form_class
 
-    return add
+    return make
 
 
-@_with_fields({**option_fields(TrainConfig), **option_fields(SplitOptions)})
+@job_form(JobKind.TRAIN)
 class TrainForm(JobForm):
-    kind = JobKind.TRAIN
     # Shown first; the page folds the rest of the recipe under "Advanced".
     basic_fields = ("dataset_version", "arch", "epochs", "name")
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
@@ -159,8 +165,8 @@ def check_classes(cleaned: dict) -> None:
         )
 
 
+@job_form(JobKind.EVALUATE)
 class EvaluateForm(JobForm):
-    kind = JobKind.EVALUATE
     model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
 
@@ -170,10 +176,8 @@ class EvaluateForm(JobForm):
         return cleaned
 
 
-@_with_fields(option_fields(TrainConfig, overrides=True), before="group_column")
-@_with_fields(option_fields(KFoldOptions))
+@job_form(JobKind.KFOLD)
 class KFoldForm(JobForm):
-    kind = JobKind.KFOLD
     model_version = forms.ModelChoiceField(
         queryset=ModelVersion.objects.all(),
         required=False,
@@ -193,9 +197,8 @@ class KFoldForm(JobForm):
         return cleaned
 
 
-@_with_fields(option_fields(AuditOptions))
+@job_form(JobKind.AUDIT)
 class AuditForm(JobForm):
-    kind = JobKind.AUDIT
     model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.all())
     dataset_version = forms.ModelChoiceField(queryset=_dataset_versions())
 
@@ -213,10 +216,8 @@ class AuditForm(JobForm):
         return cleaned
 
 
-@_with_fields(option_fields(TrainConfig, overrides=True))
-@_with_fields(option_fields(MitigateOptions))
+@job_form(JobKind.MITIGATE)
 class MitigateForm(JobForm):
-    kind = JobKind.MITIGATE
     model_version = forms.ModelChoiceField(
         queryset=ModelVersion.objects.all(), help_text="The version to improve (its recipe)."
     )

@@ -1,9 +1,13 @@
-"""Job handlers of the research workflow: train, evaluate, k-fold, audit, mitigate.
+"""Job handlers: train, evaluate, k-fold, audit, mitigate, and a worker's diagnostics (the
+import job's is in datasets.py). classifier/jobs.py's table says which kind each performs.
 
 Each handler reads its parameters from the job, loads dataset versions from their cache, calls
 `ml/` with the job's progress and cancel hooks, and stores what came out (model versions, audit
 reports, metrics on the job's result). None of the ML itself lives here.
 """
+
+import platform
+import time
 
 from django.conf import settings
 from django.db.models import F
@@ -14,12 +18,10 @@ from ml.options import AuditOptions, KFoldOptions, MitigateOptions, SplitOptions
 from ml.recipe import TrainConfig, override, recipe_names
 from ml.scorecard import MeasuredOn
 
-from .choices import JobKind
 from .datasets import load_version, media_path
 from .models import AuditReport, DatasetVersion, Job, ModelVersion
 from .services import (
     JobParamsError,
-    job_handler,
     load_classifier,
     measure_calibration,
     record_measurement,
@@ -191,7 +193,6 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
     return version
 
 
-@job_handler(JobKind.TRAIN)
 def train_job(job: Job) -> dict:
     """Train a model on a dataset version; the best epoch becomes a new model version."""
     params = job.params
@@ -233,7 +234,6 @@ def evaluation_data(version: ModelVersion, dataset_version: DatasetVersion):
     return data, MeasuredOn(f"all of {dataset_version}", len(data), True, dataset_version.pk)
 
 
-@job_handler(JobKind.EVALUATE)
 def evaluate_job(job: Job) -> dict:
     """Metrics of a model version on a dataset version (its held-out part, if trained on it)."""
     from ml.evaluate import classification_metrics, predict_labels, true_labels_for
@@ -265,7 +265,6 @@ def evaluate_job(job: Job) -> dict:
     }
 
 
-@job_handler(JobKind.KFOLD)
 def kfold_job(job: Job) -> dict:
     """Stratified k-fold of a training recipe on a dataset version (ml.cv.kfold).
 
@@ -320,7 +319,6 @@ def store_audit(job, version, dataset_version, report: dict, subset: str) -> Aud
     )
 
 
-@job_handler(JobKind.AUDIT)
 def audit_job(job: Job) -> dict:
     """Per-group metrics of a model version on a dataset version with attributes."""
     from ml.fairness import audit_classifier
@@ -345,7 +343,6 @@ def audit_job(job: Job) -> dict:
     }
 
 
-@job_handler(JobKind.MITIGATE)
 def mitigate_job(job: Job) -> dict:
     """Retrain a model version's recipe rebalanced or reweighted by one attribute (ml.fairness).
 
@@ -399,6 +396,49 @@ def mitigate_job(job: Job) -> dict:
         "dataset_version": eval_version.pk,
         "before": {"model_version": before.pk, "audit": audit_before.pk},
         "after": {"model_version": after.pk, "audit": audit_after.pk},
+    }
+
+
+# --- a worker's diagnostics ----------------------------------------------------------------
+
+
+def diagnose_worker(job: Job) -> dict:
+    """Report what a worker runs on and measure its matrix throughput.
+
+    Lets an admin check that a `training` worker really sees its GPUs before starting a long
+    run, and compare machines. Params: seconds (default 3), size (matrix side, default 512).
+    """
+    import torch
+
+    from ml.device import resolve_device
+
+    seconds = float(job.params.get("seconds", 3))
+    size = int(job.params.get("size", 512))
+    device = resolve_device(settings.EDUMOOD_DEVICE)
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    flops = 0.0
+    start = time.perf_counter()
+    elapsed = 0.0
+    while elapsed < seconds:
+        if job.should_stop():
+            raise WorkCancelled({"gflops": flops / max(elapsed, 1e-9) / 1e9})
+        for _ in range(10):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        flops += 10 * 2 * size**3
+        elapsed = time.perf_counter() - start
+        job.set_progress(elapsed / seconds, f"Measuring matrix throughput on {device}")
+    return {
+        "host": platform.node(),
+        "device": str(device),
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "gpu_count": torch.cuda.device_count(),
+        "cpu_threads": torch.get_num_threads(),
+        "gflops": round(flops / elapsed / 1e9, 2),
+        "seconds": round(elapsed, 2),
     }
 
 

@@ -54,7 +54,8 @@ class Job(BackgroundWork):
 
     @property
     def queue(self) -> str:
-        return self.params.get("queue", "training")
+        """Its kind's queue in the job table (classifier.jobs.JOBS), recorded by create_job."""
+        return self.params["queue"]
 
     def claimable(self):
         return super().claimable().filter(cancel_requested=False)

@@ -1,11 +1,9 @@
-"""Domain operations of the model lifecycle. Views, the API and tasks call these."""
+"""Domain operations of the model lifecycle. Views, the API and the job handlers call these;
+the job table and starting jobs are in jobs.py."""
 
 import hashlib
 import json
-import platform
 import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -13,38 +11,17 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from edumood_site.work import WorkCancelled, perform
 from ml.options import SplitOptions, from_params
 from ml.scorecard import MeasuredOn, build_scorecard, shipped_scorecard
 
 from .choices import JobKind, JobStatus
 from .models import DatasetVersion, Job, ModelVersion
 
-JOB_HANDLERS: dict[str, Callable[[Job], dict | None]] = {}
-
 
 class JobParamsError(Exception):
     """Parameters that name something missing or unusable; the message is shown as the error."""
 
     plain = True  # a failed job shows the message alone (Job.failure_reason)
-
-
-def job_handler(kind: str):
-    """Register the function that performs jobs of one kind."""
-
-    def register(func):
-        JOB_HANDLERS[kind] = func
-        return func
-
-    return register
-
-
-def create_job(kind: str, params: dict | None = None, *, user=None, queue: str = "training") -> Job:
-    """Create a job row and queue its task once the row is committed."""
-    params = {"queue": queue, **(params or {})}
-    job = Job.objects.create(kind=kind, params=params, requested_by=user)
-    transaction.on_commit(job.enqueue)
-    return job
 
 
 # Finished training runs per architecture whose speed the estimate takes the median of.
@@ -80,71 +57,6 @@ def training_speeds() -> dict[str, float]:
         if len(arch_speeds) < SPEED_SAMPLES:
             arch_speeds.append(train_images * epochs / seconds)
     return {arch: round(statistics.median(values), 1) for arch, values in speeds.items()}
-
-
-def retry_job(job: Job, *, user=None) -> Job:
-    """A new job with the same kind and parameters; the old one stays as it ended."""
-    params = {k: v for k, v in job.params.items() if k != "queue"}
-    new = create_job(job.kind, params, user=user, queue=job.queue)
-    new.retry_of = job
-    new.save(update_fields=["retry_of"])
-    return new
-
-
-def _perform_job(job: Job):
-    handler = JOB_HANDLERS.get(job.kind)
-    if handler is None:
-        raise JobParamsError(f"No handler for jobs of kind {job.kind!r}.")
-    return handler(job)
-
-
-def run_job(job_id: int, *, task_id: str = "", soft_time_limit: float | None = None) -> None:
-    """Claim a job and perform it; record success, failure or cancellation on the row."""
-    perform(
-        Job.objects.all(), job_id, _perform_job,
-        claim_options={"task_id": task_id}, soft_time_limit=soft_time_limit,
-    )  # fmt: skip
-
-
-@job_handler(JobKind.DIAGNOSE)
-def diagnose_worker(job: Job) -> dict:
-    """Report what a worker runs on and measure its matrix throughput.
-
-    Lets an admin check that a `training` worker really sees its GPUs before starting a long
-    run, and compare machines. Params: seconds (default 3), size (matrix side, default 512).
-    """
-    import torch
-
-    from ml.device import resolve_device
-
-    seconds = float(job.params.get("seconds", 3))
-    size = int(job.params.get("size", 512))
-    device = resolve_device(settings.EDUMOOD_DEVICE)
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    flops = 0.0
-    start = time.perf_counter()
-    elapsed = 0.0
-    while elapsed < seconds:
-        if job.should_stop():
-            raise WorkCancelled({"gflops": flops / max(elapsed, 1e-9) / 1e9})
-        for _ in range(10):
-            a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        flops += 10 * 2 * size**3
-        elapsed = time.perf_counter() - start
-        job.set_progress(elapsed / seconds, f"Measuring matrix throughput on {device}")
-    return {
-        "host": platform.node(),
-        "device": str(device),
-        "torch": torch.__version__,
-        "cuda_available": torch.cuda.is_available(),
-        "gpu_count": torch.cuda.device_count(),
-        "cpu_threads": torch.get_num_threads(),
-        "gflops": round(flops / elapsed / 1e9, 2),
-        "seconds": round(elapsed, 2),
-    }
 
 
 # --- model versions -------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from . import services
+from . import jobs
 
 
 @shared_task(bind=True, name="classifier.run_job")
 def run_job(self, job_id: int) -> None:
     _, soft_limit = self.request.timelimit or (None, None)
-    services.run_job(job_id, task_id=self.request.id or "", soft_time_limit=soft_limit)
+    jobs.run_job(job_id, task_id=self.request.id or "", soft_time_limit=soft_limit)

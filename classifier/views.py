@@ -12,17 +12,16 @@ from ml.history import loss_warning
 
 from . import charts
 from .choices import JobKind, JobStatus
-from .datasets import DatasetImportError, start_import
+from .datasets import DatasetImportError
 from .forms import JOB_FORMS, DatasetImportForm
 from .handlers import jobs_about
+from .jobs import create_job, retry_job, start_import
 from .models import AuditReport, Dataset, DatasetVersion, Job, ModelVersion
 from .services import (
     SCORECARD_ROWS,
     PromotionNeedsConfirmation,
-    create_job,
     promote,
     promotion_review,
-    retry_job,
     training_speeds,
 )
 

@@ -1,6 +1,8 @@
 """The kernel's start-up step. Importing the settings touches no file; what they name on disk
 (var/ folders, the local secret key) is made here, when a process sets Django up: the web
-server, a worker, `manage.py` (make run's migrate first), the test run."""
+server, a worker, beat, `manage.py` (make run's migrate first), the test run. Here too every
+app's tasks.py is registered with the Celery app, in every process: a worker runs them, and
+with CELERY_TASK_ALWAYS_EAGER (the tests) the process that sends a task runs it itself."""
 
 import os
 from pathlib import Path
@@ -18,6 +20,9 @@ class SiteConfig(AppConfig):
             Path(folder).mkdir(parents=True, exist_ok=True)
         if settings.EDUMOOD_SECRET_KEY_FILE:
             settings.SECRET_KEY = local_secret_key(Path(settings.EDUMOOD_SECRET_KEY_FILE))
+        from .celery import app
+
+        app.autodiscover_tasks(force=True)
 
 
 def local_secret_key(path: Path) -> str:

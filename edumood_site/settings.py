@@ -161,7 +161,7 @@ MEDIA_URL = "media/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Larger request bodies are spooled here, not to /tmp: a crashed process's leftovers are swept
-# (analytics.services.uploads.sweep_upload_leftovers) at start and periodically.
+# (analytics.services.uploads.sweep_upload_leftovers) by the beat schedule below.
 FILE_UPLOAD_TEMP_DIR = VAR_DIR / "uploads"
 # The folders the start-up step (edumood_site.apps) makes: importing the settings makes none.
 EDUMOOD_FOLDERS = [VAR_DIR, FILE_UPLOAD_TEMP_DIR]
@@ -226,6 +226,34 @@ EDUMOOD_RESEND_SECONDS = env_int("EDUMOOD_RESEND_SECONDS", 300)
 # in the database and are sent as these finish, in turn with other teachers' photos. At least
 # the number of inference worker processes, or one teacher alone leaves some idle.
 EDUMOOD_FAIR_SHARE_WINDOW = env_int("EDUMOOD_FAIR_SHARE_WINDOW", 4)
+
+# All periodic work, with its intervals (seconds). `celery beat` sends these (one beat per
+# deployment; `manage.py runall` starts it), each also once as beat starts (edumood_site.celery).
+# On the `inference` queue, whose workers take short tasks; a message not taken within its
+# interval expires, so sweeps do not pile up while the workers are down or busy.
+_SWEEP_SECONDS = max(1.0, min(EDUMOOD_JOB_STALE_SECONDS, EDUMOOD_PHOTO_STALE_SECONDS) / 2)
+_LEFTOVER_SWEEP_SECONDS = max(60, EDUMOOD_UPLOAD_LEFTOVER_SECONDS)
+CELERY_BEAT_SCHEDULE = {
+    # Every kind of background work (jobs, photo analyses): rows whose worker died are queued
+    # again, messages lost before or in the broker sent again, waiting rows sent as their
+    # owners' windows allow (edumood_site.work.BackgroundWork.sweep). Every half of the
+    # shortest stale limit: an abandoned photo is queued again within about 25 s.
+    "sweep-background-work": {
+        "task": "edumood_site.sweep_background_work",
+        "schedule": _SWEEP_SECONDS,
+        "options": {"queue": "inference", "expires": _SWEEP_SECONDS},
+    },
+    # What a crashed web process left: spooled request bodies, photo files without a row
+    # (analytics.services.sweep_upload_leftovers), once per grace period.
+    "sweep-upload-leftovers": {
+        "task": "analytics.sweep_upload_leftovers",
+        "schedule": _LEFTOVER_SWEEP_SECONDS,
+        "options": {"queue": "inference", "expires": _LEFTOVER_SWEEP_SECONDS},
+    },
+}
+# Beat keeps its schedule in memory, not in a file: the intervals are short, and every entry
+# runs as beat starts anyway.
+CELERY_BEAT_SCHEDULER = "celery.beat:Scheduler"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

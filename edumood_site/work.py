@@ -5,8 +5,9 @@ A row is claimed with a conditional UPDATE (so two deliveries of one message nev
 at once), kept alive by a heartbeat thread while its work runs, reports progress and reads its
 cancel flag at most about once a second, and is closed as finished, cancelled or failed, also
 when its queue's soft time limit stops it, by the run that holds the claim only (a run that lost
-its claim writes nothing). A worker that dies leaves a stale heartbeat: the worker sweep queues
-the row again, at most MAX_ATTEMPTS times, then fails it with the reason.
+its claim writes nothing). A worker that dies leaves a stale heartbeat: the periodic sweep
+(`sweep_every_kind`, on the beat schedule) queues the row again, at most MAX_ATTEMPTS times,
+then fails it with the reason.
 
 A queued row's message is sent by `dispatch`, which stamps `sent_at`. Kinds with an owner
 (FAIR_SHARE) keep at most `fair_share_window()` rows of each owner in flight (sent or running),
@@ -30,7 +31,6 @@ from datetime import timedelta
 from functools import cached_property
 
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready
 from django.apps import apps
 from django.conf import settings
 from django.db import OperationalError, connection, models
@@ -391,31 +391,23 @@ def _perform(rows, pk, work, claim_options, soft_time_limit) -> None:
         row.finish(result)
 
 
-@worker_ready.connect
-def start_recovery_sweeps(**kwargs):
-    """Sweep every kind of background work at start-up and then periodically, in a daemon
-    thread of the worker's main process: recover abandoned rows, resend lost messages, send
-    waiting rows (`BackgroundWork.sweep`).
+def sweep_every_kind() -> int:
+    """Sweep every kind of background work (`BackgroundWork.sweep`: recover abandoned rows,
+    resend lost messages, send waiting rows); how many rows it touched. The beat schedule runs
+    it (settings.CELERY_BEAT_SCHEDULE); a kind whose sweep fails does not stop the others.
 
     The embedded filesystem broker never redelivers a dead worker's message, and Redis does so
     only after its visibility timeout, so the rows themselves (with their heartbeats and
     `sent_at`) are the source of truth for what is abandoned or lost.
     """
-    kinds = [m for m in apps.get_models() if issubclass(m, BackgroundWork)]
-    interval = max(1.0, min(kind.stale_seconds() for kind in kinds) / 2)
-
-    def sweep_forever():
-        stop = threading.Event()
-        while True:
-            for kind in kinds:
-                try:
-                    touched = kind.sweep()
-                except Exception:
-                    logger.exception("Recovery sweep of %s failed", kind._meta.label)
-                    continue
-                if touched:
-                    logger.warning("Swept %d %s row(s)", touched, kind._meta.label)
-            connection.close()
-            stop.wait(interval)
-
-    threading.Thread(target=sweep_forever, name="recovery-sweeps", daemon=True).start()
+    total = 0
+    for kind in (m for m in apps.get_models() if issubclass(m, BackgroundWork)):
+        try:
+            touched = kind.sweep()
+        except Exception:
+            logger.exception("Recovery sweep of %s failed", kind._meta.label)
+            continue
+        if touched:
+            logger.warning("Swept %d %s row(s)", touched, kind._meta.label)
+        total += touched
+    return total

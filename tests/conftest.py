@@ -124,43 +124,36 @@ def redis_url(tmp_path_factory):
     process.wait(10)
 
 
-class WorkerProcess:
-    """A real `celery worker` subprocess against the test database and a given broker."""
+class CeleryProcess:
+    """A real `celery` subprocess (a worker, beat) in its own process group, started with
+    `env`; `start()` waits until its log shows `READY`."""
 
-    def __init__(self, broker_url: str, log_path: Path, stale_seconds: int = 60):
-        from django.conf import settings
+    READY = b""
 
-        self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "DEBUG": "true",
-            "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
-            "CELERY_BROKER_URL": broker_url,
-            "CELERY_VISIBILITY_TIMEOUT": "5",
-            "EDUMOOD_JOB_STALE_SECONDS": str(stale_seconds),
-            "PYTHONUNBUFFERED": "1",
-            "OMP_NUM_THREADS": "1",  # tiny test models on shared CPUs: threads only contend
-        }
+    def __init__(self, env: dict, log_path: Path):
+        self.env, self.log_path = env, log_path
         self.process = None
+
+    def arguments(self) -> list[str]:
+        raise NotImplementedError
 
     def start(self, ready_timeout: float = 60):
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "edumood_site", "worker", "-Q",
-             "inference,training", "-c", "1", "-n", f"test-{os.getpid()}@%h", "-l", "INFO"],
+            [sys.executable, "-m", "celery", "-A", "edumood_site", *self.arguments()],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         wait_until(
-            lambda: b"ready." in self.log_path.read_bytes() or self.process.poll() is not None,
+            lambda: self.READY in self.log_path.read_bytes() or self.process.poll() is not None,
             ready_timeout,
-            message="the celery worker to start",
+            message=f"celery {self.arguments()[0]} to start",
         )
         if self.process.poll() is not None:
-            raise AssertionError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
+            raise AssertionError(f"exited early:\n{self.log_path.read_text()[-3000:]}")
         return self
 
     def kill(self):
-        """SIGKILL the worker and its pool children at once, as a crash or OOM would."""
+        """SIGKILL the process and its children at once, as a crash or OOM would."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
@@ -172,6 +165,46 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+
+
+class WorkerProcess(CeleryProcess):
+    """A real `celery worker` (every queue) against the test database and a given broker."""
+
+    READY = b"ready."
+
+    def __init__(self, broker_url: str, log_path: Path, stale_seconds: int = 60):
+        from django.conf import settings
+
+        env = {
+            **os.environ,
+            "DEBUG": "true",
+            "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+            "CELERY_BROKER_URL": broker_url,
+            "CELERY_VISIBILITY_TIMEOUT": "5",
+            "EDUMOOD_JOB_STALE_SECONDS": str(stale_seconds),
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1",  # tiny test models on shared CPUs: threads only contend
+        }
+        super().__init__(env, log_path)
+
+    def arguments(self) -> list[str]:
+        from edumood_site.celery import QUEUES
+
+        return [
+            "worker", "-Q", ",".join(QUEUES), "-c", "1", "-n", f"test-{os.getpid()}@%h",
+            "-l", "INFO",
+        ]  # fmt: skip
+
+
+class BeatProcess(CeleryProcess):
+    """A real `celery beat`, usually with a WorkerProcess's environment: it sends the periodic
+    sweeps (settings.CELERY_BEAT_SCHEDULE) to that broker, each at once, then at its interval.
+    Started once it sent the first."""
+
+    READY = b"Sending due task"
+
+    def arguments(self) -> list[str]:
+        return ["beat", "-l", "INFO"]
 
 
 class WebProcess:
@@ -258,6 +291,21 @@ def measure_on_reference(version, accuracy: float, per_class: int = 100):
     measured_on = MeasuredOn("all of reference faces v1", n * per_class, True, None)
     record_measurement(version, {"confusion_matrix": matrix}, measured_on, "evaluation job #1")
     return version
+
+
+@pytest.fixture
+def beat_factory(tmp_path):
+    """Start real `celery beat` processes beside a worker (its environment); stopped after."""
+    beats = []
+
+    def start(worker: WorkerProcess) -> BeatProcess:
+        beat = BeatProcess(worker.env, tmp_path / "beat.log").start()
+        beats.append(beat)
+        return beat
+
+    yield start
+    for beat in beats:
+        beat.stop()
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from classifier.choices import JobKind, JobStatus
+from classifier.jobs import create_job, retry_job, run_job
 from classifier.models import Job
-from classifier.services import create_job, retry_job, run_job
 from edumood_site import env
 from edumood_site.work import WorkCancelled
 
@@ -287,12 +287,12 @@ def test_terminal_jobs_are_left_alone():
 
 @pytest.fixture
 def handler(monkeypatch):
-    """Register a job handler for one test only (removed from JOB_HANDLERS afterwards)."""
-    from classifier.services import JOB_HANDLERS
+    """A kind of job for one test only, in the job table (removed from it afterwards)."""
+    from classifier.jobs import JOBS, JobType
 
     def register(kind):
         def add(func):
-            monkeypatch.setitem(JOB_HANDLERS, kind, func)
+            monkeypatch.setitem(JOBS, kind, JobType(func, "training"))
             return func
 
         return add
@@ -361,8 +361,9 @@ def test_a_stale_running_job_is_requeued_once_and_failed_after_too_many_attempts
     settings.EDUMOOD_JOB_STALE_SECONDS = 60
     long_ago = timezone.now() - timedelta(minutes=10)
     stale = Job.objects.create(
-        kind=JobKind.DIAGNOSE, status=JobStatus.RUNNING, heartbeat_at=long_ago, attempts=1
-    )
+        kind=JobKind.DIAGNOSE, params={"queue": "training"}, status=JobStatus.RUNNING,
+        heartbeat_at=long_ago, attempts=1,
+    )  # fmt: skip
     exhausted = Job.objects.create(
         kind=JobKind.DIAGNOSE, status=JobStatus.RUNNING, heartbeat_at=long_ago, attempts=3
     )
@@ -460,7 +461,7 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again_after_the_bound(
 
     settings.EDUMOOD_RESEND_SECONDS = 60
     lost = Job.objects.create(
-        kind=JobKind.DIAGNOSE, params={"seconds": 0.1, "size": 32},
+        kind=JobKind.DIAGNOSE, params={"queue": "training", "seconds": 0.1, "size": 32},
         sent_at=timezone.now() - timedelta(seconds=61),
     )  # fmt: skip
     waiting = Job.objects.create(kind=JobKind.DIAGNOSE, sent_at=timezone.now())

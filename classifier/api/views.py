@@ -9,9 +9,10 @@ from rest_framework.response import Response
 
 from edumood_site.api import Conflict, SettingsRateThrottle
 
-from ..datasets import DatasetImportError, start_import
+from ..datasets import DatasetImportError
+from ..jobs import create_job, retry_job, start_import
 from ..models import AuditReport, Dataset, Job, ModelVersion
-from ..services import PromotionNeedsConfirmation, create_job, promote, retry_job
+from ..services import PromotionNeedsConfirmation, promote
 from . import serializers as s
 
 # Descriptions only: the project's AutoSchema gives every error response the one error body.
@@ -66,7 +67,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, AdminView
     create=extend_schema(
         request=s.JobCreateSerializer,
         responses={202: s.JobSerializer, 400: INVALID, 403: DENIED},
-        description="Start a train / evaluate / kfold / audit / mitigate job on the training "
+        description="Start a train / evaluate / kfold / audit / mitigate job on its kind's "
         "queue; follow it with GET /api/jobs/{id}/.",
     ),
     cancel=extend_schema(

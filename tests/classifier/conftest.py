@@ -106,7 +106,7 @@ def teacher_client(client, teacher):
 
 def run_queued(job):
     """Run a job in this process, as the worker would (its task was queued on commit)."""
-    from classifier.services import run_job
+    from classifier.jobs import run_job
 
     run_job(job.pk)
     job.refresh_from_db()
@@ -116,7 +116,7 @@ def run_queued(job):
 @pytest.fixture
 def imported_version(db, media, admin_user):
     """A dataset version imported from a generated zip with gender and age attributes."""
-    from classifier.datasets import start_import
+    from classifier.jobs import start_import
     from classifier.models import DatasetVersion
 
     _, job = start_import("faces", user=admin_user, upload=upload(dataset_zip_bytes()))
@@ -129,8 +129,8 @@ def imported_version(db, media, admin_user):
 def trained_version(imported_version, admin_user):
     """A model version trained for one epoch on the imported version."""
     from classifier.choices import JobKind
+    from classifier.jobs import create_job
     from classifier.models import ModelVersion
-    from classifier.services import create_job
 
     job = create_job(
         JobKind.TRAIN, {**FAST_TRAIN, "dataset_version": imported_version.pk}, user=admin_user

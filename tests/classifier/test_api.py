@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from classifier.choices import JobKind, JobStatus
+from classifier.jobs import create_job
 from classifier.models import Dataset, Job, ModelVersion
-from classifier.services import create_job
 from tests.strict_csp import assert_strict_csp_possible
 
 from .conftest import FAST_TRAIN, dataset_zip_bytes, run_queued, upload

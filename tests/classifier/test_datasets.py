@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classifier.datasets import DatasetImportError, load_version, start_import
+from classifier.datasets import DatasetImportError, load_version
+from classifier.jobs import start_import
 from classifier.models import Dataset, DatasetVersion
 
 from .conftest import dataset_zip_bytes, png_bytes, run_queued, upload, write_dataset_folder

@@ -60,7 +60,7 @@ def test_a_flat_zip_is_refused_in_plain_words_without_a_stored_name(admin_client
 
 
 def test_cancel_says_what_was_kept_and_the_jobs_list_names_each_job(admin_client, model_version):
-    from classifier.services import create_job
+    from classifier.jobs import create_job
 
     animals = _animals()
     job = create_job("train", {"dataset_version": animals.pk, "epochs": 1})
@@ -122,7 +122,7 @@ def test_the_training_form_shows_basic_fields_first_and_a_measured_speed(admin_c
 def test_an_import_without_class_folders_fails_in_plain_words_without_a_server_path(
     settings, media, tmp_path, admin_user
 ):
-    from classifier.datasets import start_import
+    from classifier.jobs import start_import
     from tests.classifier.conftest import run_queued
 
     root = tmp_path / "import-root"

@@ -5,8 +5,8 @@ from django.urls import reverse
 
 from classifier.choices import JobKind, JobStatus
 from classifier.handlers import train_job
+from classifier.jobs import create_job
 from classifier.models import AuditReport, Job, ModelVersion
-from classifier.services import create_job
 from edumood_site.work import WorkCancelled
 
 from .conftest import FAST_TRAIN, run_queued

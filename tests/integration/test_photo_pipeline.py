@@ -90,9 +90,10 @@ def test_uploaded_photos_are_analysed_by_a_real_worker(worker_factory, session, 
 
 
 def test_a_photo_whose_worker_is_killed_is_analysed_again_within_30_s(
-    worker_factory, session, shared_data
+    worker_factory, beat_factory, session, shared_data
 ):
     worker = worker_factory()  # jobs' default stale time of 60 s; photos have their own
+    beat_factory(worker)  # its sweep queues the abandoned photo again
     name, data = _group_photo(shared_data)
     (photo,) = services.upload_photos(session, [SimpleUploadedFile(name, data)]).photos
     # The first analysis in a process loads the model: a window of seconds to kill it in.
@@ -162,10 +163,11 @@ def test_a_burst_of_health_checks_leaves_uploads_their_broker_connections(
 
 
 def test_queued_work_whose_message_never_reached_the_broker_is_sent_again(
-    worker_factory, session, monkeypatch, settings
+    worker_factory, beat_factory, session, monkeypatch, settings
 ):
     """Rows committed as queued whose message was lost (a wedged publish stamped it sent; a
-    crash before the publish left it unsent) are run once the sweep finds them."""
+    crash before the publish left it unsent) are run once the sweep that beat sends finds
+    them."""
     monkeypatch.setenv("EDUMOOD_RESEND_SECONDS", "2")
     lost, unsent = (
         Photo(session=session, original_name=f"{name}.jpg", sent_at=sent_at)
@@ -177,11 +179,14 @@ def test_queued_work_whose_message_never_reached_the_broker_is_sent_again(
         kind=JobKind.DIAGNOSE, params={"queue": "training", "seconds": 1, "size": 64},
         sent_at=timezone.now(),
     )  # fmt: skip
-    worker_factory()
+    beat = beat_factory(worker_factory())
     wait_until(lambda: _terminal(lost, unsent), 60, message="both photos analysed")
     assert (lost.status, unsent.status) == ("done", "done")
     wait_until(lambda: Job.objects.get(pk=job.pk).is_terminal, 60, message="the job to run")
     assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+    # Nothing else sent them: the sweep did, on beat's schedule, run by the worker.
+    assert "Sending due task sweep-background-work" in beat.log_path.read_text()
+    assert "sent again" in " ".join(Job.objects.get(pk=job.pk).log)
 
 
 def test_one_teachers_hundreds_of_photos_do_not_hold_up_anothers(

@@ -1,5 +1,6 @@
 """`make run` as a school would see it (no debug output, plain http on 127.0.0.1), and its
-supervisor: a child that dies is started again and the other keeps serving."""
+supervisor: a child that dies is started again and the others keep serving; beat's periodic
+sweep runs on its worker."""
 
 import os
 import re
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def _children(parent: int) -> dict[str, int]:
-    """{"worker": pid, "web": pid} among the direct children of `parent`."""
+    """{"worker": pid, "beat": pid, "web": pid} among the direct children of `parent`."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -30,7 +31,10 @@ def _children(parent: int) -> dict[str, int]:
         except (OSError, IndexError, ValueError):
             continue  # exited while we looked
         if ppid == parent:
-            found["worker" if b"celery" in command else "web"] = int(entry.name)
+            role = "web"
+            if b"celery" in command:
+                role = "beat" if b" beat " in command else "worker"
+            found[role] = int(entry.name)
     return found
 
 
@@ -95,7 +99,7 @@ def test_a_school_sees_the_sites_own_error_pages_on_plain_http(make_run):
     assert "CSRF verification failed" not in expired.text
 
 
-def test_a_dead_child_is_restarted_while_the_other_keeps_running(make_run):
+def test_a_dead_child_is_restarted_while_the_others_keep_running(make_run):
     runall, base, log_path = make_run
     health = f"{base}/healthz"
     # Static files as make run serves them: plotly's bundle compressed for a browser.
@@ -108,6 +112,7 @@ def test_a_dead_child_is_restarted_while_the_other_keeps_running(make_run):
     assert bundle.status_code == 200 and bundle.headers["Content-Encoding"] == "gzip"
     assert int(bundle.headers["Content-Length"]) < 500_000  # about 1.1 MB uncompressed
     first = _children(runall.pid)
+    assert set(first) == {"worker", "beat", "web"}
 
     os.kill(first["worker"], signal.SIGKILL)  # as the OOM killer would
     killed = time.monotonic()
@@ -124,6 +129,7 @@ def test_a_dead_child_is_restarted_while_the_other_keeps_running(make_run):
     wait_until(lambda: _health(health) == 200, 180, 1, "a new worker to answer")
     second = _children(runall.pid)
     assert second["worker"] != first["worker"] and second["web"] == first["web"]
+    assert second["beat"] == first["beat"]
 
     os.kill(first["web"], signal.SIGKILL)
     wait_until(lambda: _health(health) == 200, 60, 0.5, "a new web server to answer")
@@ -137,4 +143,7 @@ def test_a_dead_child_is_restarted_while_the_other_keeps_running(make_run):
     assert code == 0, output[-3000:]
     assert "The worker exited with code -9; restarting it" in output
     assert "The web server exited with code -9; restarting it" in output
+    # Beat sent the periodic sweep (at its start, then every few seconds); a worker ran it.
+    assert "Sending due task sweep-background-work" in output
+    assert re.search(r"Task edumood_site\.sweep_background_work\[[^]]+\] succeeded", output)
     assert not _children(runall.pid)

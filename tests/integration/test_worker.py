@@ -3,7 +3,7 @@
 import pytest
 
 from classifier.choices import JobKind, JobStatus
-from classifier.services import create_job
+from classifier.jobs import create_job
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -40,8 +40,9 @@ def test_a_queued_job_runs_on_a_real_worker_with_visible_progress(
     assert staff["broker"]["transport"]
 
 
-def test_a_job_whose_worker_is_killed_is_run_again_and_finishes(worker_factory):
+def test_a_job_whose_worker_is_killed_is_run_again_and_finishes(worker_factory, beat_factory):
     worker = worker_factory(stale_seconds=3)
+    beat_factory(worker)  # its sweep queues the abandoned job again
     job = create_job(JobKind.DIAGNOSE, {"seconds": 6, "size": 256})
     wait_until(lambda: _fetch(job).progress > 0.1, 60, message="the job to be under way")
     worker.kill()

@@ -1,12 +1,13 @@
-"""The README's production layout on loopback: PostgreSQL, Redis, gunicorn, a worker per queue.
+"""The README's production layout on loopback: PostgreSQL, Redis, gunicorn, a worker per queue
+and Celery beat.
 
 `ProdStack` starts a throwaway PostgreSQL cluster (initdb in a temporary folder; as root it
 runs as the `postgres` system user, which refuses nothing else) and a redis-server on free
 loopback ports, migrates, collects static files, creates the admin (which registers the
-shipped model), starts `gunicorn -w 2` with DEBUG off and one Celery worker per queue, and
-stops and removes all of it on `stop()`. Used by tests/prod (`make test-prod`) and
-benchmarks/prod_load.py. Needs the Debian packages postgresql and redis-server
-(`make test-prod` installs them when it runs as root).
+shipped model), starts `gunicorn -w 2` with DEBUG off, one Celery worker per queue and one
+`celery beat` (the periodic sweeps), and stops and removes all of it on `stop()`. Used by
+tests/prod (`make test-prod`) and benchmarks/prod_load.py. Needs the Debian packages
+postgresql and redis-server (`make test-prod` installs them when it runs as root).
 """
 
 import json
@@ -196,6 +197,26 @@ class ProdStack:
             raise RuntimeError(f"the {queue} worker exited:\n{service.tail()}")
         return service
 
+    def start_beat(self) -> Service:
+        """The deployment's one beat: it sends the periodic sweeps (recovery of abandoned rows,
+        lost messages, upload leftovers) that the inference worker runs."""
+        service = Service(
+            "beat",
+            [PYTHON, "-m", "celery", "-A", "edumood_site", "beat", "-l", "INFO"],
+            self.logs / "beat.log",
+            env=self.env,
+        ).start()
+        self.services["beat"] = service
+        wait_until(
+            lambda: b"Sending due task" in service.log.read_bytes() or not service.alive(),
+            60,
+            message="beat to send its first sweep",
+            interval=0.5,
+        )
+        if not service.alive():
+            raise RuntimeError(f"beat exited:\n{service.tail()}")
+        return service
+
     # --- the whole stack ---------------------------------------------------------------------
 
     def start(self) -> "ProdStack":
@@ -245,6 +266,7 @@ class ProdStack:
         ).start()  # fmt: skip
         self.start_worker("inference", self.inference_concurrency)
         self.start_worker("training", 1)
+        self.start_beat()
         wait_until(
             lambda: _answers(lambda: requests.get(f"{self.url}/healthz", timeout=5).ok),
             120,

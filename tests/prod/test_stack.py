@@ -1,5 +1,6 @@
 """The production layout, for real: PostgreSQL, Redis broker and cache, gunicorn -w 2 with DEBUG
-off, one Celery worker per queue; every request over HTTP. `make test-prod` runs these."""
+off, one Celery worker per queue and beat; every request over HTTP. `make test-prod` runs
+these."""
 
 import re
 import time
@@ -130,6 +131,19 @@ def test_a_job_whose_worker_is_killed_is_delivered_again_and_finishes(
     finished = poll(lambda: job(admin, pk), _ended, 300, "the job after the crash")
     assert finished["status"] == "succeeded", finished["error"]
     assert finished["attempts"] == 2
+
+
+def test_beat_sends_the_periodic_sweeps_and_the_inference_worker_runs_them(stack):
+    """Both entries of the beat schedule run at beat's start; the recovery sweep every few s."""
+    log = stack.services["worker-inference"].log
+
+    def runs(task: str) -> int:
+        pattern = rf"Task {re.escape(task)}\[[^]]+\] succeeded".encode()
+        return len(re.findall(pattern, log.read_bytes()))
+
+    poll(lambda: runs("analytics.sweep_upload_leftovers"), bool, 60, "the leftover sweep")
+    first = runs("edumood_site.sweep_background_work")
+    poll(lambda: runs("edumood_site.sweep_background_work"), lambda n: n > first, 60, "a sweep")
 
 
 def test_failed_log_ins_are_counted_across_both_gunicorn_workers(stack):

@@ -1,8 +1,9 @@
-"""Run the web server and a Celery worker (both queues) together, restarting either if it dies.
+"""Run the web server, a Celery worker (both queues) and Celery beat (the periodic sweeps)
+together, restarting any that dies.
 
 Static files are collected (with gzip copies) first and served by whitenoise, compressed, as
 in production: runserver's own static handler sends plotly's 1-5 MB bundles uncompressed.
-Ctrl-C (or SIGTERM) stops both.
+Ctrl-C (or SIGTERM) stops them all.
 """
 
 import os
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from edumood_site.celery import QUEUES
 
 # A child that dies is started again after a pause that doubles with each quick death (1 s,
 # 2 s, 4 s ... up to a minute), so a child that cannot start does not spin the CPU; one that
@@ -63,10 +66,23 @@ class Child:
             self.process.wait()
 
 
+def celery_commands(python: str, port: int, concurrency: int) -> dict[str, list[str]]:
+    """The worker (every queue) and beat (the periodic sweeps of settings.CELERY_BEAT_SCHEDULE;
+    one beat per database and broker) that run beside the web server."""
+    celery = [python, "-m", "celery", "-A", "edumood_site"]
+    return {
+        "worker": [
+            *celery, "worker", "-Q", ",".join(QUEUES), "-c", str(concurrency),
+            "-n", f"edumood-{port}@%h", "--loglevel", "INFO",
+        ],
+        "beat": [*celery, "beat", "--loglevel", "INFO"],
+    }  # fmt: skip
+
+
 class Command(BaseCommand):
     help = (
-        "Start the web server and a Celery worker for both queues; restart either one that "
-        "dies (with backoff) while the other keeps running; stop both together."
+        "Start the web server, a Celery worker for both queues and Celery beat; restart any "
+        "one that dies (with backoff) while the others keep running; stop them together."
     )
 
     def add_arguments(self, parser):
@@ -76,21 +92,21 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, concurrency, **options):
         python = sys.executable
-        worker = [
-            python, "-m", "celery", "-A", "edumood_site", "worker",
-            "-Q", "inference,training", "-c", str(concurrency),
-            "-n", f"edumood-{port}@%h", "--loglevel", "INFO",
-        ]  # fmt: skip
         call_command("collectstatic", interactive=False, verbosity=0)
         web = [python, "manage.py", "runserver", f"{host}:{port}", "--noreload", "--nostatic"]
         web_env = {**os.environ, "EDUMOOD_STATIC_COLLECTED": "true"}
-        children = [Child("worker", worker), Child("web server", web, web_env)]
+        celery = celery_commands(python, port, concurrency)
+        children = [
+            Child("worker", celery["worker"]),
+            Child("beat", celery["beat"]),
+            Child("web server", web, web_env),
+        ]
         for child in children:
             child.start()
         self.stdout.write(
             self.style.SUCCESS(
-                f"EduMood is running on http://{host}:{port}/ (web server + worker). "
-                "Log in with the admin account printed at first start. Ctrl-C stops both."
+                f"EduMood is running on http://{host}:{port}/ (web server, worker, beat). "
+                "Log in with the admin account printed at first start. Ctrl-C stops them all."
             )
         )
         stopping = False
@@ -110,7 +126,7 @@ class Command(BaseCommand):
                 child.stop()
             for child in children:
                 child.wait_stopped(timeout=20)
-        self.stdout.write("Stopped the web server and the worker.")
+        self.stdout.write("Stopped the web server, the worker and beat.")
 
     def _supervise(self, children: list[Child]) -> None:
         now = time.monotonic()
@@ -123,5 +139,5 @@ class Command(BaseCommand):
                 delay = child.schedule_restart(now)
                 self.stderr.write(
                     f"The {child.name} exited with code {child.process.returncode}; "
-                    f"restarting it in {delay:.0f} s. The other process keeps running."
+                    f"restarting it in {delay:.0f} s. The others keep running."
                 )
