@@ -17,6 +17,7 @@ from django.db import transaction
 
 from edumood_site.work import WorkCancelled
 from ml.errors import DataError
+from ml.safety import IMAGE_EXTENSIONS
 
 from .choices import JobKind
 from .models import AttributeSource, Dataset, DatasetVersion, Job
@@ -70,8 +71,6 @@ def save_upload(uploaded) -> str:
 
 def _flat_images(zip_path: Path) -> bool:
     """Whether a zip has images directly at its top level, where no folder names their class."""
-    from ml.data import IMAGE_EXTENSIONS
-
     with zipfile.ZipFile(zip_path) as archive:
         names = [PurePosixPath(n.replace("\\", "/")) for n in archive.namelist()]
     return any(len(n.parts) == 1 and n.suffix.lower() in IMAGE_EXTENSIONS for n in names)
@@ -128,7 +127,6 @@ def zip_limits():
 
 def _image_entries(source: Path) -> tuple[int, int, list[str]]:
     """(number of image files, their total bytes, names of other files) of a zip or folder."""
-    from ml.data import IMAGE_EXTENSIONS
     from ml.safety import zip_members
 
     if source.is_dir():

@@ -48,14 +48,13 @@ from .exports import FaceDetailHidden, activities_csv, faces_csv, sessions_csv
 from .quantification import CORRECTION_NOTE, quantify_session, uncorrected_reason
 from .receipt import privacy_receipt
 from .uploads import (
-    ALLOWED_FORMATS,
     UploadError,
     sweep_upload_leftovers,
     upload_photos,
 )
 
 __all__ = [
-    "ALLOWED_FORMATS", "CORRECTION_NOTE", "COUNTS_ROUNDED_NOTE", "ConsentRequired",
+    "CORRECTION_NOTE", "COUNTS_ROUNDED_NOTE", "ConsentRequired",
     "activities_csv", "activity_pools", "compare_activities",
     "ENGAGEMENT_DEFINITION", "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo",
     "audit_setting_changes", "audited_settings", "classroom_sessions", "classroom_trends",
