@@ -15,6 +15,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from edumood_site.figures import plain_figures
 from edumood_site.work import WorkCancelled
 from ml.errors import DataError
 from ml.safety import IMAGE_EXTENSIONS
@@ -271,6 +272,14 @@ def load_version(version: DatasetVersion):
         )
 
 
+def dataset_figures(data) -> dict[str, dict]:
+    """ml.eda's figures of an ImageSet (class balance, intensities, a grid of sample images) as
+    plain JSON for the dataset page: made where the images are decoded, stored on the version."""
+    from ml.eda import figures
+
+    return plain_figures(figures(data))
+
+
 def _attribute_counts(data) -> dict:
     counts = {}
     for column, values in data.attributes.items():
@@ -383,6 +392,7 @@ def _import(job: Job, dataset: Dataset) -> dict:
             f"{odd} of {decoder.done} images were not 48x48 (e.g. {w}x{h}) and were "
             + ("cropped to a face or resized" if decoder.mode != "never" else "resized")
         )
+    figures = dataset_figures(data)
     relative = f"datasets/{digest[:24]}.npz"
     cache = media_path(relative)
     write_cache(data, cache)
@@ -401,6 +411,7 @@ def _import(job: Job, dataset: Dataset) -> dict:
                 attribute_counts=_attribute_counts(data),
                 attribute_source=job.params.get("attribute_source", AttributeSource.ANNOTATOR),
                 summary=summary,
+                figures=figures,
                 errors=errors[:1000],
                 source=job.params.get("folder") or "upload",
                 import_job=job,
