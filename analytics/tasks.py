@@ -20,6 +20,14 @@ def analyze_photo(self, photo_id: int) -> None:
     services.analyse_photo(photo_id, soft_time_limit=soft_limit)
 
 
+@shared_task(bind=True, name="analytics.apply_retention")
+def apply_retention(self, classroom_id: int) -> None:
+    """Blur or delete a classroom's stored photos as its retention setting asks (queued on
+    `inference` by services.set_retention): blurring is image work, kept out of the request."""
+    _, soft_limit = self.request.timelimit or (None, None)
+    services.apply_classroom_retention(classroom_id, soft_time_limit=soft_limit)
+
+
 @worker_ready.connect
 def sweep_upload_leftovers_periodically(**kwargs):
     """A web process may crash long after it started: workers sweep its leftovers, once per

@@ -35,6 +35,7 @@ from .analysis import (
 )
 from .consent import (
     ConsentRequired,
+    apply_classroom_retention,
     audit_setting_changes,
     audited_settings,
     delete_photo_file,
@@ -55,7 +56,7 @@ from .uploads import (
 
 __all__ = [
     "CORRECTION_NOTE", "COUNTS_ROUNDED_NOTE", "ConsentRequired",
-    "activities_csv", "activity_pools", "compare_activities",
+    "activities_csv", "activity_pools", "apply_classroom_retention", "compare_activities",
     "ENGAGEMENT_DEFINITION", "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo",
     "audit_setting_changes", "audited_settings", "classroom_sessions", "classroom_trends",
     "combined_versions", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
