@@ -1,5 +1,7 @@
 from django.db import models
 
+from ml.options import DETECTION_MODES
+
 
 class Retention(models.TextChoices):
     """What happens to an original photo once its faces are analysed."""
@@ -9,11 +11,10 @@ class Retention(models.TextChoices):
     KEEP = "keep", "Keep originals"
 
 
-class DetectionMode(models.TextChoices):
-    """ml.detect.MODES (a test keeps the two in step)."""
-
-    FAST = "fast", "Fast"
-    THOROUGH = "thorough", "Thorough (more small and turned faces, slower)"
+# The face detector's settings a classroom chooses from: ml.options.DETECTION_MODES.
+DetectionMode = models.TextChoices(
+    "DetectionMode", [(mode.upper(), (mode, label)) for mode, label in DETECTION_MODES.items()]
+)
 
 
 # What each retention setting keeps, said where a teacher chooses one.

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import AppendOnlyModel
 from edumood_site.work import BackgroundWork
+from ml.options import DEFAULT_DETECTION_MODE
 
 from .choices import (
     TERMINAL_PHOTO_STATUSES,
@@ -68,7 +69,7 @@ class Classroom(models.Model):
     detection_mode = models.CharField(
         max_length=10,
         choices=DetectionMode.choices,
-        default=DetectionMode.FAST,
+        default=DEFAULT_DETECTION_MODE,
         help_text=(
             "Thorough finds more small and turned faces; analysis takes several times as long."
         ),

@@ -16,3 +16,11 @@ def analyze_photo(self, photo_id: int) -> None:
 def sweep_upload_leftovers() -> int:
     """Remove what crashed uploads left (on the beat schedule: settings.CELERY_BEAT_SCHEDULE)."""
     return services.sweep_upload_leftovers()
+
+
+@shared_task(bind=True, name="analytics.apply_retention")
+def apply_retention(self, classroom_id: int) -> None:
+    """Blur or delete a classroom's stored photos as its retention setting asks (queued on
+    `inference` by services.set_retention): blurring is image work, kept out of the request."""
+    _, soft_limit = self.request.timelimit or (None, None)
+    services.apply_classroom_retention(classroom_id, soft_time_limit=soft_limit)

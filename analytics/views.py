@@ -181,7 +181,7 @@ def update_retention(request, pk):
     services.audit_setting_changes(request.user, classroom, before)
     message = f"Retention set to: {classroom.get_retention_display().lower()}."
     if changed:
-        message += f" Applied to {changed} photo(s) already analysed."
+        message += f" Applying it to {changed} photo(s) already analysed, in the background."
     messages.success(request, message)
     return redirect("analytics:classroom", classroom.pk)
 

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml.device import autocast, autocast_dtype, prepare_model  # noqa: E402
 from ml.models import ARCHITECTURES, build_model  # noqa: E402
-from ml.recipe import DEFAULT_ARCH  # noqa: E402
-from ml.train import train_one_epoch  # noqa: E402
+from ml.recipe import DEFAULT_ARCH, TrainConfig  # noqa: E402
+from ml.train import DeviceSet, EpochContext, steps_per_epoch, train_one_epoch  # noqa: E402
 
 
 def cpu_ghz() -> float:
@@ -65,23 +65,13 @@ def in_memory(arch: str, n: int, batch: int, device: torch.device) -> float:
         times.append(time.perf_counter())
         return False
 
-    train_one_epoch(
-        model,
-        optimizer,
-        None,
-        images,
-        labels,
-        torch.randperm(n, device=device),
-        batch_size=batch,
-        normalisation="standardize",
-        augment=True,
-        class_weight=None,
-        sample_weight=None,
-        label_smoothing=0.1,
-        amp_dtype=dtype,
-        generator=generator,
-        on_batch=on_batch,
+    config = TrainConfig(
+        arch=arch, batch_size=batch, normalisation="standardize", augment=True, label_smoothing=0.1
     )
+    ctx = EpochContext(
+        model, optimizer, None, DeviceSet(images, labels), config, dtype, steps_per_epoch(n, batch)
+    )
+    train_one_epoch(ctx, torch.randperm(n, device=device), generator, on_batch)
     warm = min(3, len(times) - 2)  # oneDNN builds its kernels during the first batches
     return batch * (len(times) - 1 - warm) / (times[-1] - times[warm])
 

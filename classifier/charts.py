@@ -2,7 +2,6 @@
 
 import plotly.graph_objects as go
 
-from edumood_site.figures import plain_figures
 from ml.options import FOLD_METRICS
 
 LAYOUT = {"margin": {"l": 50, "r": 20, "t": 50, "b": 50}, "height": 360}
@@ -151,12 +150,3 @@ def fairness_chart(column: str, table: dict, title_suffix: str = "") -> go.Figur
         **LAYOUT,
     )
     return figure
-
-
-def eda_figures(version) -> dict[str, dict]:
-    """ml.eda's figures of a dataset version, as plain JSON for the page."""
-    from ml.eda import figures
-
-    from .datasets import load_version
-
-    return plain_figures(figures(load_version(version)))

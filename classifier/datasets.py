@@ -15,8 +15,10 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from edumood_site.figures import plain_figures
 from edumood_site.work import WorkCancelled
 from ml.errors import DataError
+from ml.safety import IMAGE_EXTENSIONS
 
 from .choices import JobKind
 from .models import AttributeSource, Dataset, DatasetVersion, Job
@@ -69,8 +71,6 @@ def save_upload(uploaded) -> str:
 
 def _flat_images(zip_path: Path) -> bool:
     """Whether a zip has images directly at its top level, where no folder names their class."""
-    from ml.data import IMAGE_EXTENSIONS
-
     with zipfile.ZipFile(zip_path) as archive:
         names = [PurePosixPath(n.replace("\\", "/")) for n in archive.namelist()]
     return any(len(n.parts) == 1 and n.suffix.lower() in IMAGE_EXTENSIONS for n in names)
@@ -103,7 +103,6 @@ def zip_limits():
 
 def _image_entries(source: Path) -> tuple[int, int, list[str]]:
     """(number of image files, their total bytes, names of other files) of a zip or folder."""
-    from ml.data import IMAGE_EXTENSIONS
     from ml.safety import zip_members
 
     if source.is_dir():
@@ -248,6 +247,14 @@ def load_version(version: DatasetVersion):
         )
 
 
+def dataset_figures(data) -> dict[str, dict]:
+    """ml.eda's figures of an ImageSet (class balance, intensities, a grid of sample images) as
+    plain JSON for the dataset page: made where the images are decoded, stored on the version."""
+    from ml.eda import figures
+
+    return plain_figures(figures(data))
+
+
 def _attribute_counts(data) -> dict:
     counts = {}
     for column, values in data.attributes.items():
@@ -359,6 +366,7 @@ def _import(job: Job, dataset: Dataset) -> dict:
             f"{odd} of {decoder.done} images were not 48x48 (e.g. {w}x{h}) and were "
             + ("cropped to a face or resized" if decoder.mode != "never" else "resized")
         )
+    figures = dataset_figures(data)
     relative = f"datasets/{digest[:24]}.npz"
     cache = media_path(relative)
     write_cache(data, cache)
@@ -377,6 +385,7 @@ def _import(job: Job, dataset: Dataset) -> dict:
                 attribute_counts=_attribute_counts(data),
                 attribute_source=job.params.get("attribute_source", AttributeSource.ANNOTATOR),
                 summary=summary,
+                figures=figures,
                 errors=errors[:1000],
                 source=job.params.get("folder") or "upload",
                 import_job=job,

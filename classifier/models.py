@@ -299,11 +299,21 @@ def dataset_cache_upload_to(instance, filename: str) -> str:
     return f"datasets/{filename}"
 
 
+class DatasetVersionManager(models.Manager):
+    """Leaves `figures` out of every query (about 0.5 MB of JSON for 7 classes, most of it the
+    grid of sample images): read on the dataset page only, it loads when first read there."""
+
+    def get_queryset(self):
+        return super().get_queryset().defer("figures")
+
+
 class DatasetVersion(models.Model):
     """One imported, preprocessed image set: the decoded uint8 cache plus what was learnt about it.
 
     Immutable: the content hash (images, labels, classes, attributes) names it, so training,
-    evaluation and audits that name a version always meant exactly these images.
+    evaluation and audits that name a version always meant exactly these images. Its page's
+    figures are made once, by the import job in the worker (decoding the cache takes torch and
+    seconds; a web process has neither), and stored in `figures`.
     """
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
@@ -319,12 +329,17 @@ class DatasetVersion(models.Model):
         max_length=20, choices=AttributeSource.choices, default=AttributeSource.ANNOTATOR
     )
     summary = models.JSONField(default=dict, blank=True)
+    # ml.eda's figures as the page draws them (edumood_site.figures.plain_figures); empty when
+    # the cache could not be read to make them.
+    figures = models.JSONField(default=dict, blank=True)
     errors = models.JSONField(default=list, blank=True)
     source = models.CharField(max_length=500, blank=True)
     import_job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DatasetVersionManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -70,7 +70,7 @@ def dataset_detail(request, pk):
             "dataset": dataset,
             "version": version,
             "versions": versions,
-            "figures": charts.eda_figures(version),
+            "figures": version.figures,
             "models": version.model_versions.all(),
         },
     )

@@ -13,9 +13,14 @@ import numpy as np
 from ml.errors import DataError, InvalidImage, UnsafeArchive
 from ml.labels import FERPLUS_TO_FER
 from ml.preprocess import to_grayscale_array
-from ml.safety import DEFAULT_MAX_PIXELS, ZipLimits, opened_image, read_member, zip_members
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+from ml.safety import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    ZipLimits,
+    opened_image,
+    read_member,
+    zip_members,
+)
 
 
 @dataclass

@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image
 
 from ml.errors import MLError
+from ml.options import DEFAULT_DETECTION_MODE
 
 # onnxruntime threads per process: the serving machines give each inference worker 2 cores.
 ORT_THREADS = 2
@@ -531,9 +532,10 @@ class GalleryDetector:
 
 
 DETECTORS = {"retinaface": RetinaFaceDetector}
-# Named settings of the default detector (figures in the module docstring). Fused scores are
-# means of two detectors, so their thresholds are lower than RetinaFace's alone (0.8 before).
-# The fine pass's extra boxes need flip TTA to keep false boxes down.
+# Named settings of the default detector (figures in the module docstring), one per name of
+# ml.options.DETECTION_MODES. Fused scores are means of two detectors, so their thresholds are
+# lower than RetinaFace's alone (0.8 before). The fine pass's extra boxes need flip TTA to keep
+# false boxes down.
 MODES = {
     "fast": dict(centerface=True, score_threshold=0.55),
     "thorough": dict(centerface=True, flip=True, upscale=2.0, score_threshold=0.525),
@@ -542,8 +544,7 @@ MODES = {
 # benchmarks/photo_latency.py measured 0.41 s of CPU time per such photo end to end, 1.11 s wall
 # (median 0.97 s) on 2 cores shared at load average 7 (RetinaFace alone in the same run:
 # 0.19 s CPU, 0.41 s wall): not shown met, idle cores were not available to measure on.
-# Thorough takes about 3x the CPU time of fast.
-DEFAULT_MODE = "fast"
+# Thorough takes about 3x the CPU time of fast. The default is DEFAULT_DETECTION_MODE.
 
 
 @functools.cache
@@ -556,15 +557,15 @@ def get_detector(
 ) -> Detector:
     """The detector `name` with `options`, built once per process and then reused.
 
-    The default detector starts from the settings of `mode` (MODES; DEFAULT_MODE when None),
-    which `options` override. `gallery` (meeting screenshots) detects per tile of the
+    The default detector starts from the settings of `mode` (MODES; DEFAULT_DETECTION_MODE when
+    None), which `options` override. `gallery` (meeting screenshots) detects per tile of the
     screenshot's grid with TILE_OPTIONS, and as `mode` and `options` say where no grid is found
     (GalleryDetector).
     """
     if name not in DETECTORS:
         raise MLError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
     if name == "retinaface":
-        mode = mode or DEFAULT_MODE
+        mode = mode or DEFAULT_DETECTION_MODE
         if mode not in MODES:
             raise MLError(f"unknown detection mode {mode!r}; choose one of {', '.join(MODES)}")
         options = {**MODES[mode], **options}

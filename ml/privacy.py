@@ -1,5 +1,5 @@
 """The copy of a photo EduMood keeps after analysis: no recognisable face and no readable name,
-whatever the detector found. Torch-free (the web process makes these copies too).
+whatever the detector found. Torch-free (the privacy receipt page reads its constants).
 
 Why a whole-image transform and not only blurred boxes: a box blur is only as private as the
 detector is thorough, and it missed about 1 face in 10 of 20 px or more in the shared group
@@ -12,7 +12,7 @@ with one flat colour, for the large faces the block size alone would leave too d
 copy keeps the photo's layout and colours (where each box lies, which tile is which), which is
 what the session page draws the results on.
 
-It needs the stored boxes only, no detector: the web process makes it when a teacher tightens
+It needs the stored boxes only, no detector: a worker makes it when a teacher tightens
 retention, and `manage.py protect_stored_copies` makes it from old copies whose originals are
 gone. Covering low-score candidates as well would need a second detection pass in the worker
 and would still leave the misses it exists for; the block size covers those.

@@ -1,7 +1,7 @@
 """The one image-safety and the one zip-safety policy: every image and every zip that EduMood
 reads from outside (photos, uploads, datasets) passes through these, with limits the caller
 passes in (the web app from its settings, the CLI the defaults here). Torch-free: the web
-process opens photos with open_image too (to make their stored copies, ml.privacy).
+process checks uploaded photos and dataset zips with it.
 """
 
 import io
@@ -32,6 +32,10 @@ PIXELS_PER_BYTE_CHECKED_ABOVE = 2_000_000
 # expand into anything dangerous, however well it compresses).
 RATIO_CHECKED_ABOVE = MIB
 ZIP_SIGNATURE = b"PK\x03\x04"  # how a zip's first entry, and so a zip file, starts
+# The image formats EduMood reads (Pillow's names), each with the extension its stored files
+# get; IMAGE_EXTENSIONS name the images in dataset folders and zips.
+IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+IMAGE_EXTENSIONS = (*IMAGE_FORMATS.values(), ".jpeg")
 
 
 @contextmanager

@@ -118,7 +118,7 @@ def csv_response(text: str, filename: str) -> HttpResponse:
     partial_update=extend_schema(
         responses={200: ClassroomSerializer, 400: INVALID, 404: NOT_FOUND},
         description="Changing `retention` to blur or delete also applies it to photos already "
-        "analysed.",
+        "analysed: a worker blurs or deletes them shortly after the answer.",
     ),
     destroy=extend_schema(
         responses={204: None, 404: NOT_FOUND},

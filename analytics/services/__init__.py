@@ -35,6 +35,7 @@ from .analysis import (
 )
 from .consent import (
     ConsentRequired,
+    apply_classroom_retention,
     audit_setting_changes,
     audited_settings,
     delete_photo_file,
@@ -48,15 +49,14 @@ from .exports import FaceDetailHidden, activities_csv, faces_csv, sessions_csv
 from .quantification import CORRECTION_NOTE, quantify_session, uncorrected_reason
 from .receipt import privacy_receipt
 from .uploads import (
-    ALLOWED_FORMATS,
     UploadError,
     sweep_upload_leftovers,
     upload_photos,
 )
 
 __all__ = [
-    "ALLOWED_FORMATS", "CORRECTION_NOTE", "COUNTS_ROUNDED_NOTE", "ConsentRequired",
-    "activities_csv", "activity_pools", "compare_activities",
+    "CORRECTION_NOTE", "COUNTS_ROUNDED_NOTE", "ConsentRequired",
+    "activities_csv", "activity_pools", "apply_classroom_retention", "compare_activities",
     "ENGAGEMENT_DEFINITION", "FaceDetailHidden", "PhotoActionError", "UploadError", "analyse_photo",
     "audit_setting_changes", "audited_settings", "classroom_sessions", "classroom_trends",
     "combined_versions", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",

@@ -11,10 +11,11 @@ corrected with that version's calibration, and the parts combined weighted by th
 from collections import defaultdict
 
 from classifier.models import ModelVersion
+from ml.labels import ENGAGED
 from ml.quantify import MIN_FACES, Quantification, change, quantify_parts
 
 from ..models import Classroom, FaceResult
-from .aggregates import ENGAGED, HIDDEN_MIN_FACES, classroom_sessions, rounded_corrected
+from .aggregates import HIDDEN_MIN_FACES, classroom_sessions, rounded_corrected
 from .quantification import version_part
 
 # Pooled on every read: PACC is the method that needs no torch (see the module docstring).

@@ -5,15 +5,12 @@ from collections.abc import Iterable
 
 from django.db.models import Count, Q
 
-from ml.labels import STATES
+from ml.labels import ENGAGED, STATES
 from ml.quantify import MIN_FACES, enough_faces
 
 from ..choices import PhotoStatus, SessionKind
 from ..models import Classroom, FaceResult, Photo, Session
 from .quantification import corrected_fields, engagement_change
-
-ENGAGED = "Engaged"
-
 
 ENGAGEMENT_DEFINITION = (
     "The engagement index is the share of detected faces whose estimated state is Engaged "

@@ -1,12 +1,16 @@
 """Consent, access records and what happens to originals: the responsible-use rules."""
 
 import io
+import time
+from functools import partial
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.db import transaction
 
 from accounts.choices import AuditAction
 from accounts.services import audit
+from edumood_site.work import enqueue, queue_time_limit
 from ml.privacy import STORED_SIDE, VERSION, protected_copy
 from ml.safety import open_image
 
@@ -78,7 +82,7 @@ RETENTION_ACTS_ON = {
 
 
 def photos_retention_changes(classroom: Classroom, retention: str):
-    """The analysed photos whose stored image choosing `retention` blurs or deletes at once."""
+    """The analysed photos whose stored image choosing `retention` blurs or deletes."""
     return (
         Photo.objects.filter(
             session__classroom=classroom,
@@ -90,16 +94,47 @@ def photos_retention_changes(classroom: Classroom, retention: str):
     )
 
 
-def set_retention(classroom: Classroom, retention: str) -> int:
-    """Change what happens to originals, and apply it to photos already analysed.
+# The task that applies a classroom's retention to its stored photos (analytics.tasks).
+RETENTION_TASK = "analytics.apply_retention"
 
-    Tightening the setting (to blur or delete) acts on the images still stored at once, so
-    the teacher's choice never waits for the next upload. Returns how many photos changed.
+
+def set_retention(classroom: Classroom, retention: str) -> int:
+    """Change what happens to originals, and have a worker apply it to photos already analysed.
+
+    Tightening the setting (to blur or delete) acts on the images still stored, so the
+    teacher's choice never waits for the next upload: once the change is committed, a task on
+    the inference queue works through them (a protected copy decodes and re-encodes the photo,
+    0.13 s for 1600 x 1200 px: a classroom's year of photos is minutes of work, not a request's).
+    Analyses that end meanwhile apply the new setting themselves. Returns how many photos it
+    will change.
     """
     classroom.retention = retention
     classroom.save(update_fields=["retention"])
-    photos = photos_retention_changes(classroom, retention).select_related("session__classroom")
-    return sum(apply_retention(photo) for photo in photos)
+    changes = photos_retention_changes(classroom, retention).count()
+    if changes:
+        transaction.on_commit(partial(enqueue, RETENTION_TASK, classroom.pk, "inference"))
+    return changes
+
+
+def apply_classroom_retention(classroom_id: int, soft_time_limit: float | None = None) -> int:
+    """Blur or delete the stored photos of a classroom as its current setting asks (the task's
+    work); returns how many changed.
+
+    Stops after half its time limit and sends the task again for the rest, so no classroom is
+    too large for one; a photo it already changed is not changed again.
+    """
+    classroom = Classroom.objects.filter(pk=classroom_id).first()
+    if classroom is None:
+        return 0
+    deadline = time.monotonic() + (soft_time_limit or queue_time_limit("inference")) / 2
+    photos = photos_retention_changes(classroom, classroom.retention)
+    changed = 0
+    for photo in list(photos.select_related("session__classroom")):
+        if time.monotonic() > deadline:
+            transaction.on_commit(partial(enqueue, RETENTION_TASK, classroom.pk, "inference"))
+            break
+        changed += apply_retention(photo)
+    return changed
 
 
 def apply_retention(photo: Photo) -> int:

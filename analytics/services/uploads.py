@@ -21,6 +21,7 @@ from PIL import Image
 
 from ml.errors import ImageProblem, InvalidImage, UnsafeArchive
 from ml.safety import (
+    IMAGE_FORMATS,
     ZIP_SIGNATURE,
     ZipLimits,
     ZipMember,
@@ -34,7 +35,6 @@ from .consent import ConsentRequired
 
 logger = logging.getLogger(__name__)
 
-ALLOWED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 ACCEPTED = "JPEG, PNG, WebP or BMP"
 
 
@@ -142,7 +142,7 @@ def inspect_image(
         with opened_image(
             data,
             settings.EDUMOOD_MAX_IMAGE_PIXELS,
-            formats=tuple(ALLOWED_FORMATS),
+            formats=tuple(IMAGE_FORMATS),
             max_pixels_per_byte=settings.EDUMOOD_MAX_PIXELS_PER_BYTE,
         ) as image:
             width, height = image.size
@@ -153,7 +153,7 @@ def inspect_image(
             image.load()  # decodes every pixel: a truncated or corrupt file fails here
     except InvalidImage as exc:
         raise InvalidUpload(_plain(name, exc)) from None
-    extension = ALLOWED_FORMATS[image.format]
+    extension = IMAGE_FORMATS[image.format]
     sha256 = hashlib.sha256(data).hexdigest()
     return Candidate(name, extension, width, height, captured_at, read, sha256)
 

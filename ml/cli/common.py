@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.data import IMAGE_EXTENSIONS
-from ml.detect import DEFAULT_MODE, MODES, Detector, get_detector
+from ml.detect import MODES, Detector, get_detector
 from ml.errors import MLError
-from ml.options import options_of
+from ml.options import DEFAULT_DETECTION_MODE, options_of
 from ml.recipe import TrainConfig
+from ml.safety import IMAGE_EXTENSIONS
 from ml.train import Progress
 
 
@@ -195,7 +195,9 @@ def run_per_file(files: list[Path], work) -> tuple[list[dict], bool]:
 
 def add_detector_options(parser: argparse.ArgumentParser) -> None:
     """Options that tune the default detector (shared by `detect` and `analyze`)."""
-    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="detection settings")
+    parser.add_argument(
+        "--mode", choices=MODES, default=DEFAULT_DETECTION_MODE, help="detection settings"
+    )
     parser.add_argument("--long-side", type=int, help="detect at this long side (px)")
     parser.add_argument("--score-threshold", type=float)
     parser.add_argument("--flip", action="store_true", help="add a mirrored pass (about 2x time)")

@@ -262,13 +262,14 @@ def test_reanalysis_replaces_results_with_the_active_model_and_skips_deleted_ori
 
 
 def test_tightening_retention_applies_to_photos_already_analysed(
-    session, model_version, analyse, media_root
+    session, model_version, analyse, media_root, django_capture_on_commit_callbacks
 ):
     session.classroom.retention = Retention.KEEP
     session.classroom.save()
     analyse(session, upload("a.jpg", image_bytes(seed=7)), upload("b.jpg", image_bytes(seed=8)))
     assert len(stored_files(media_root)) == 2
-    assert services.set_retention(session.classroom, Retention.DELETE) == 2
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs eagerly
+        assert services.set_retention(session.classroom, Retention.DELETE) == 2
     assert stored_files(media_root) == []
     assert set(Photo.objects.values_list("image_state", flat=True)) == {ImageState.DELETED}
 

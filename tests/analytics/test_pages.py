@@ -321,7 +321,9 @@ def _stored_photo(session, seed=0, state="original") -> Photo:
     return photo
 
 
-def test_tightening_retention_asks_first_and_says_how_many_photos_change(web, session):
+def test_tightening_retention_asks_first_and_says_how_many_photos_change(
+    web, session, eager_celery, django_capture_on_commit_callbacks
+):
     classroom = session.classroom
     classroom.retention = "keep"
     classroom.save()
@@ -336,14 +338,17 @@ def test_tightening_retention_asks_first_and_says_how_many_photos_change(web, se
     assert classroom.retention == "keep"
     assert all(Photo.objects.get(pk=p.pk).image for p in photos)  # nothing touched yet
 
-    done = web.post(url, {"retention": "delete", "confirmed": "yes"}, follow=True)
-    assert b"Applied to 2 photo(s) already analysed" in done.content
+    with django_capture_on_commit_callbacks(execute=True):
+        done = web.post(url, {"retention": "delete", "confirmed": "yes"}, follow=True)
+    assert b"Applying it to 2 photo(s) already analysed, in the background" in done.content
     assert set(Photo.objects.values_list("image_state", flat=True)) == {"deleted"}
     # Loosening again changes no stored photo: no question.
     assert web.post(url, {"retention": "keep"}).status_code == 302
 
 
-def test_tightening_from_keep_to_blur_stores_the_protected_copy_at_once(web, session, media_root):
+def test_tightening_from_keep_to_blur_has_a_worker_store_the_protected_copy(
+    web, session, media_root, eager_celery, django_capture_on_commit_callbacks
+):
     from PIL import Image
 
     from ml.privacy import VERSION
@@ -355,7 +360,13 @@ def test_tightening_from_keep_to_blur_stores_the_protected_copy_at_once(web, ses
     kept.image.save("kept.jpg", ContentFile(image_bytes(seed=4)))
     original = kept.image.name
     url = reverse("analytics:retention", args=[classroom.pk])
-    web.post(url, {"retention": "blur", "confirmed": "yes"})
+    with django_capture_on_commit_callbacks() as sent:
+        web.post(url, {"retention": "blur", "confirmed": "yes"})
+    # The request only queued the work: blurring decodes and encodes images, a worker's job.
+    kept.refresh_from_db()
+    assert kept.image_state == "original" and (media_root / original).exists()
+    assert len(sent) == 1
+    sent[0]()  # after the commit: the task, run eagerly as a worker would
     kept.refresh_from_db()
     assert kept.image_state == "blurred" and kept.privacy_version == VERSION
     assert not (media_root / original).exists()
@@ -364,14 +375,31 @@ def test_tightening_from_keep_to_blur_stores_the_protected_copy_at_once(web, ses
         assert copy.format == "JPEG" and copy.size == (96, 72)
 
 
-def test_tightening_from_blur_to_delete_removes_the_blurred_copies(session, media_root):
+def test_tightening_from_blur_to_delete_removes_the_blurred_copies(
+    session, media_root, eager_celery, django_capture_on_commit_callbacks
+):
     classroom = session.classroom
     blurred = _stored_photo(session, 3, state="blurred")
     name = blurred.image.name
-    assert services.set_retention(classroom, "delete") == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.set_retention(classroom, "delete") == 1
     blurred.refresh_from_db()
     assert blurred.image_state == "deleted" and not blurred.image
     assert not (media_root / name).exists()
+
+
+def test_a_classroom_too_large_for_one_time_limit_continues_in_a_new_message(
+    session, media_root, eager_celery, django_capture_on_commit_callbacks
+):
+    photos = [_stored_photo(session, seed) for seed in (5, 6)]
+    session.classroom.retention = "delete"
+    session.classroom.save()
+    with django_capture_on_commit_callbacks() as sent:
+        # No time left: nothing is done, and the task is sent again for the rest.
+        assert services.apply_classroom_retention(session.classroom_id, 1e-9) == 0
+    assert len(sent) == 1 and all(Photo.objects.get(pk=p.pk).image for p in photos)
+    sent[0]()
+    assert set(Photo.objects.values_list("image_state", flat=True)) == {"deleted"}
 
 
 def test_reanalyse_asks_first_and_is_offered_only_while_an_original_is_stored(

@@ -163,10 +163,11 @@ def test_api_csv_and_trends_carry_the_corrected_shares(session, model_version, t
 
 def test_the_detection_modes_are_the_detectors(classroom):
     from analytics.choices import DetectionMode
-    from ml.detect import DEFAULT_MODE, MODES
+    from ml.detect import MODES
+    from ml.options import DEFAULT_DETECTION_MODE, DETECTION_MODES
 
-    assert set(DetectionMode.values) == set(MODES)
-    assert classroom.detection_mode == DEFAULT_MODE
+    assert list(MODES) == list(DETECTION_MODES) == DetectionMode.values
+    assert classroom.detection_mode == DEFAULT_DETECTION_MODE
 
 
 def test_analysis_uses_the_classrooms_detection_mode_and_stores_the_quantification(

@@ -11,6 +11,7 @@ from PIL import Image
 
 from analytics import services
 from analytics.models import Photo, Session
+from ml.safety import IMAGE_FORMATS
 from tests.analytics.conftest import (
     image_bytes,
     make_classroom,
@@ -50,7 +51,7 @@ def test_each_accepted_format_is_stored_under_a_random_name(session, media_root,
     assert (photo.width, photo.height, photo.status) == (96, 72, "queued")
     assert photo.original_name == "Emma Smith.weird"
     assert "Emma" not in photo.image.name  # a file name may carry a student's name
-    assert photo.image.name.endswith(services.ALLOWED_FORMATS[fmt])
+    assert photo.image.name.endswith(IMAGE_FORMATS[fmt])
     assert len(stored_files(media_root)) == 1
 
 

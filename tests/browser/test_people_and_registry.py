@@ -195,7 +195,7 @@ def test_admin_unlocks_a_locked_out_teacher_and_reads_the_audit_log(
 
 
 def test_teacher_sees_retention_choices_confirmations_and_the_results_own_model(
-    live_server, page, out_dir, settings, tmp_path
+    live_server, page, out_dir, settings, tmp_path, eager_celery
 ):
     from playwright.sync_api import expect
 
@@ -251,7 +251,7 @@ def test_teacher_sees_retention_choices_confirmations_and_the_results_own_model(
     shoot(page, out_dir, "4-retention-confirm")
     assert Classroom.objects.get(pk=kept.pk).retention == "keep"
     page.click("#confirm button[type=submit]")
-    expect(page.locator(".messages")).to_contain_text("Applied to 2 photo(s)")
+    expect(page.locator(".messages")).to_contain_text("Applying it to 2 photo(s)")
     assert set(Photo.objects.values_list("image_state", flat=True)) == {"deleted"}
     page.goto(f"{base}/sessions/{lesson.pk}/")
     expect(page.locator("#reanalyse")).to_have_count(0)  # no original left to analyse

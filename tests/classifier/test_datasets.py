@@ -191,3 +191,41 @@ def test_the_import_takes_its_image_and_zip_limits_from_the_settings(settings, m
     settings.EDUMOOD_MAX_DATASET_BYTES = 20_000  # lowered once the upload is stored
     job = run_queued(job)
     assert job.status == "failed" and "over the limit of 20,000 bytes" in job.error
+
+
+def test_the_dataset_page_draws_the_figures_the_import_stored(media, admin_user, client):
+    from classifier.datasets import dataset_figures
+
+    _, job = start_import("faces", user=admin_user, upload=upload(dataset_zip_bytes()))
+    version = DatasetVersion.objects.get(pk=run_queued(job).result["dataset_version"])
+    assert version.figures == dataset_figures(load_version(version))
+    assert set(version.figures) == {"class_distribution", "intensity_histograms", "sample_grid"}
+    # The page reads them from the row: the cache (and torch, to decode it) is not needed.
+    version.cache.storage.delete(version.cache.name)
+    client.force_login(admin_user)
+    page = client.get(f"/datasets/{version.dataset_id}/")
+    assert page.context["figures"] == version.figures
+    assert b'data-figure="sample_grid"' in page.content
+    # Lists of versions leave the figures (half a megabyte for 7 classes) out of their queries.
+    assert "figures" in DatasetVersion.objects.get(pk=version.pk).get_deferred_fields()
+
+
+def test_the_migration_stores_the_figures_of_versions_imported_before(media, admin_user, client):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("classifier.migrations.0007_dataset_version_figures")
+    _, job = start_import("faces", user=admin_user, upload=upload(dataset_zip_bytes()))
+    stored = DatasetVersion.objects.get(pk=run_queued(job).result["dataset_version"])
+    made = stored.figures
+    lost = DatasetVersion.objects.create(
+        dataset=stored.dataset, number=2, content_hash="1" * 64, cache="datasets/gone.npz"
+    )
+    DatasetVersion.objects.update(figures={})
+    migration.store_figures(apps, None)
+    assert DatasetVersion.objects.get(pk=stored.pk).figures == made
+    assert DatasetVersion.objects.get(pk=lost.pk).figures == {}  # an unreadable cache: none
+    client.force_login(admin_user)
+    page = client.get(f"/datasets/{stored.dataset_id}/?version=2")
+    assert b"No figures for this version" in page.content
