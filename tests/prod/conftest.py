@@ -25,11 +25,13 @@ def stack():
 
 
 @pytest.fixture(autouse=True)
-def show_logs_on_failure(request, stack):
+def show_logs_on_failure(request):
     yield
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
-        print(stack.tails())
+        for name in ("stack", "bucket_stack"):
+            if name in request.fixturenames:
+                print(request.getfixturevalue(name).tails())
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
