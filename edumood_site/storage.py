@@ -76,19 +76,36 @@ def rename(old: str, new: str) -> bool:
         except FileNotFoundError:
             return False
         return True
-    from botocore.exceptions import ClientError
-
     bucket = default_storage.bucket_name
     try:
         default_storage.connection.meta.client.copy_object(
             Bucket=bucket, Key=new, CopySource={"Bucket": bucket, "Key": old}
         )
-    except ClientError as error:
-        if error.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+    except Exception as error:
+        if _not_found(error):
             return False
         raise
     default_storage.delete(old)
     return True
+
+
+def modified_at(name: str) -> float | None:
+    """When a stored file was last written (a Unix time); None when nothing is stored there."""
+    try:
+        return default_storage.get_modified_time(name).timestamp()
+    except Exception as error:
+        if _not_found(error):
+            return None
+        raise
+
+
+def _not_found(error: Exception) -> bool:
+    """Whether an error of a storage says the file is not there: FileNotFoundError on disk, an
+    HTTP 404 from a bucket (boto3's ClientError, which the S3 storage passes on for some calls)."""
+    if isinstance(error, FileNotFoundError):
+        return True
+    response = getattr(error, "response", None) or {}
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
 
 
 def walk(folder: str) -> Iterator[str]:

@@ -30,7 +30,7 @@ from ml.safety import (
 )
 
 from ..models import Photo, Session
-from .consent import ConsentRequired
+from .consent import ConsentRequired, delete_photo_file
 
 logger = logging.getLogger(__name__)
 
@@ -422,21 +422,18 @@ def sweep_upload_leftovers(grace_seconds: float | None = None) -> int:
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         known |= set(Photo.objects.filter(image__in=chunk).values_list("image", flat=True))
-    field_storage = Photo._meta.get_field("image").storage
     for name in names:
         final = finals[name]
         if final in known and name == final:
             continue  # a photo's own file
-        try:
-            if field_storage.get_modified_time(name).timestamp() >= cutoff:
-                continue
-            if final in known:
-                publish_staged(final)  # committed, the rename not yet done
-            else:
-                field_storage.delete(name)
-                removed += 1
-        except FileNotFoundError:
-            pass  # its own process finished with it meanwhile
+        modified = storage.modified_at(name)
+        if modified is None or modified >= cutoff:
+            continue  # gone meanwhile (its own process finished with it), or in flight
+        if final in known:
+            publish_staged(final)  # committed, the rename not yet done
+        else:
+            delete_photo_file(name)
+            removed += 1
     if removed:
         logger.warning("Removed %d file(s) left behind by interrupted uploads", removed)
     return removed

@@ -15,13 +15,9 @@ LOGIN_PAIR_RATE = "6/hour"
 
 @pytest.fixture(scope="session")
 def stack():
-    prod = ProdStack(
-        {"EDUMOOD_LOGIN_PAIR_RATE": LOGIN_PAIR_RATE, "EDUMOOD_TOKEN_RATE": "1000/min"}
-    ).start()
-    try:
+    limits = {"EDUMOOD_LOGIN_PAIR_RATE": LOGIN_PAIR_RATE, "EDUMOOD_TOKEN_RATE": "1000/min"}
+    with ProdStack(limits) as prod:
         yield prod
-    finally:
-        prod.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -91,7 +91,8 @@ class Service:
 
 
 class ProdStack:
-    """Start with `start()`, always `stop()`; `url`, `env` and the services are attributes."""
+    """Start with `start()`, always `stop()` (or `with ProdStack() as stack:`); `url`, `env` and
+    the services are attributes."""
 
     def __init__(
         self, extra_env: dict | None = None, inference_concurrency: int = 2, storage="local"
@@ -229,6 +230,12 @@ class ProdStack:
         return service
 
     # --- the whole stack ---------------------------------------------------------------------
+
+    def __enter__(self) -> "ProdStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def start(self) -> "ProdStack":
         try:

@@ -9,11 +9,9 @@ import re
 import pytest
 import requests
 
-from tests.classifier.conftest import FAST_TRAIN, dataset_zip_bytes
-
 from .conftest import Api, group_photos
 from .stack import ProdStack
-from .test_stack import _ended, job, new_session, poll
+from .test_stack import import_dataset, new_session, poll, train
 
 pytestmark = pytest.mark.prod
 
@@ -22,11 +20,8 @@ TEACHER_PASSWORD = "Bucket-teacher-pass-9"
 
 @pytest.fixture(scope="module")
 def bucket_stack():
-    prod = ProdStack(storage="s3").start()
-    try:
+    with ProdStack(storage="s3") as prod:
         yield prod
-    finally:
-        prod.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -164,25 +159,7 @@ def test_an_analysis_whose_worker_is_killed_is_done_by_the_next_worker(bucket_st
 def test_a_model_trained_on_one_host_serves_on_another(bucket_stack, admin, teacher):
     """Import and training on the training worker, promotion on the web, analysis on the
     inference worker: the checkpoint reaches it through the bucket alone."""
-    started = admin.post(
-        "/api/datasets/",
-        data={"name": "bucket-faces"},
-        files={"file": ("faces.zip", dataset_zip_bytes(), "application/zip")},
-    )
-    assert started.status_code == 202, started.text
-    imported = poll(lambda: job(admin, started.json()["job"]), _ended, 180, "the import")
-    assert imported["status"] == "succeeded", imported["error"]
-    train = admin.post(
-        "/api/jobs/",
-        json={
-            "kind": "train",
-            "dataset_version": imported["result"]["dataset_version"],
-            "params": FAST_TRAIN,
-        },
-    )
-    assert train.status_code == 202, train.text
-    trained = poll(lambda: job(admin, train.json()["id"]), _ended, 300, "the training job")
-    assert trained["status"] == "succeeded", trained["error"]
+    trained = train(admin, import_dataset(admin, "bucket-faces"))
     version = trained["model_version"]
     keys = bucket_stack.s3.keys(bucket_stack.bucket)
     assert not [key for key in keys if key.startswith(("checkpoints/", "datasets/uploads/"))]
