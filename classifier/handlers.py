@@ -159,9 +159,9 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
 
     ml.train writes its checkpoint after every epoch (atomically), and it is stored at once
     (storage.WorkingCopy), so a job redelivered after its worker died, on this host or another,
-    resumes from the last stored epoch. Only a finished
-    run becomes a version: a cancelled one is no result to compare or promote, unless the
-    admin asked to keep it (`keep_if_cancelled`), and then its name says so.
+    resumes from the last stored epoch. Only a finished run becomes a version: a cancelled one
+    is no result to compare or promote, unless the admin asked to keep it
+    (`keep_if_cancelled`), and then its name says so.
     """
     from ml.history import loss_warning
     from ml.train import train
