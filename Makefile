@@ -50,7 +50,7 @@ prod-deps:  # PostgreSQL and Redis from Debian packages; installed with apt-get 
 
 test-prod: $(DEV_STAMP) prod-deps  # integration + contract tests, then a bounded load benchmark
 	$(PY) -m pytest tests/prod -m prod -p no:cacheprovider
-	$(PY) benchmarks/prod_load.py --clients 20 --photos 5 --budget 300
+	$(PY) benchmarks/prod_load.py --clients 20 --photos 5 --budget 300 --storage local,s3
 
 fuzz: $(DEV_STAMP)  # bounded schemathesis run against a throwaway server; fails on any 5xx
 	$(PY) scripts/fuzz_api.py

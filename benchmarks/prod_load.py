@@ -1,6 +1,7 @@
 """Load on the production stack: many teachers uploading photos at the same moment.
 
     nice -n 5 .venv/bin/python benchmarks/prod_load.py [--clients 20] [--photos 5] [--budget 600]
+        [--storage local,s3]
 
 Starts the stack of tests/prod/stack.py (PostgreSQL, Redis, gunicorn -w 2 with DEBUG off, an
 inference worker with -c 2, a training worker) on loopback, creates one teacher per client with
@@ -9,6 +10,10 @@ per photo (real classroom photos from the shared data, else generated ones; `mak
 runs it after the tests). Prints the upload latency (p50, p95, max), the upload errors and the
 time from the first upload until every photo is analysed (done or failed), then stops the
 stack. Bounded: it gives up waiting after --budget seconds. Figures are printed, not asserted.
+
+`--storage` runs it once per storage, one stack after the other, and prints them side by side:
+`local` (one MEDIA_ROOT on this disk) and `s3` (every file in a bucket of an S3 server on
+loopback, each host with its own empty media folder: tests/prod/stack.py).
 """
 
 import argparse
@@ -80,15 +85,9 @@ def analysed(base, clients) -> tuple[int, int, int]:
     return finished, total, faces
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--photos", type=int, default=5, help="photos per client")
-    parser.add_argument("--budget", type=float, default=600, help="seconds to wait for analysis")
-    args = parser.parse_args()
-    photos = group_photos(args.clients * args.photos)
-    source = "generated" if photos[0][0].startswith("generated") else "group-photos"
-    stack = ProdStack()
+def measure(storage: str, args, photos) -> dict:
+    """One run on a fresh stack with the given storage: its figures."""
+    stack = ProdStack(storage=storage)
     try:
         stack.start()
         tokens = stack.create_users([(f"load{i}", None, False) for i in range(args.clients)])
@@ -114,15 +113,51 @@ def main() -> None:
         stack.stop()
 
     latencies = np.array([seconds for seconds, _ in requests_done])
-    errors = [status for _, status in requests_done if status != 202]
+    return {
+        "p50": np.percentile(latencies, 50),
+        "p95": np.percentile(latencies, 95),
+        "max": latencies.max(),
+        "uploaded_in": uploaded_in,
+        "errors": [status for _, status in requests_done if status != 202],
+        "finished": finished,
+        "total": total,
+        "all_analysed_in": all_analysed_in,
+        "faces": faces,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--photos", type=int, default=5, help="photos per client")
+    parser.add_argument("--budget", type=float, default=600, help="seconds to wait for analysis")
+    parser.add_argument(
+        "--storage", default="local", help="comma-separated storages to compare: local, s3"
+    )
+    args = parser.parse_args()
+    storages = [name.strip() for name in args.storage.split(",") if name.strip()]
+    unknown = set(storages) - {"local", "s3"}
+    if unknown or not storages:
+        parser.error(f"--storage takes local and/or s3, not {args.storage!r}")
+    photos = group_photos(args.clients * args.photos)
+    source = "generated" if photos[0][0].startswith("generated") else "group-photos"
+    runs = {storage: measure(storage, args, photos) for storage in storages}
     print(f"{args.clients} clients x {args.photos} photos ({source}), one upload request each:")
     print(
-        f"  upload latency: p50 {np.percentile(latencies, 50):.2f} s, "
-        f"p95 {np.percentile(latencies, 95):.2f} s, max {latencies.max():.2f} s; "
-        f"all uploads answered after {uploaded_in:.1f} s; errors: {len(errors)} {errors[:5]}"
+        f"  {'storage':8} {'upload p50':>10} {'p95':>7} {'max':>7} {'answered':>9} "
+        f"{'analysed':>9} {'photos':>8} {'faces':>6}  errors"
     )
-    state = "all analysed" if finished == total else f"only {finished}/{total} analysed (budget)"
-    print(f"  {state} {all_analysed_in:.1f} s after the first upload; {faces} faces found")
+    for storage, run in runs.items():
+        print(
+            f"  {storage:8} {run['p50']:>8.2f} s {run['p95']:>5.2f} s {run['max']:>5.2f} s "
+            f"{run['uploaded_in']:>7.1f} s {run['all_analysed_in']:>7.1f} s "
+            f"{run['finished']:>3}/{run['total']:<4} {run['faces']:>6}  "
+            f"{len(run['errors'])} {run['errors'][:5]}"
+        )
+    print(
+        "  answered: all uploads answered, from the first; analysed: every photo done or "
+        "failed, from the first upload (photos: those analysed within --budget)"
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 
+from edumood_site import storage
 from edumood_site.figures import plain_figures
 from edumood_site.work import WorkCancelled
 from ml.errors import DataError
@@ -38,12 +40,9 @@ class DatasetImportError(Exception):
     plain = True  # a failed job shows the message alone (Job.failure_reason)
 
 
-def media_path(relative: str) -> Path:
-    return Path(settings.MEDIA_ROOT) / relative
-
-
 def save_upload(uploaded) -> str:
-    """Store an uploaded zip under MEDIA_ROOT before queueing its import; returns its path.
+    """Store an uploaded zip (through the storage: the import job may run on another host)
+    before queueing its import; returns its stored name.
 
     Rejects at once what the import would reject anyway: too big, or not a zip at all.
     """
@@ -51,27 +50,19 @@ def save_upload(uploaded) -> str:
         raise DatasetImportError(
             f"The file is {uploaded.size} bytes; the limit is {settings.EDUMOOD_MAX_DATASET_BYTES}."
         )
-    relative = f"{UPLOAD_DIR}/{uuid.uuid4().hex}.zip"
-    target = media_path(relative)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as out:
-        for chunk in uploaded.chunks():
-            out.write(chunk)
-    if not zipfile.is_zipfile(target):
-        target.unlink()
+    if not zipfile.is_zipfile(uploaded):
         raise DatasetImportError("The file is not a zip archive.")
-    if _flat_images(target):
-        target.unlink()
+    if _flat_images(uploaded):
         raise DatasetImportError(
             "The zip holds images outside class folders. Put each class's images in a folder "
             "named after the class (e.g. happy/001.png, sad/002.png) and zip those folders."
         )
-    return relative
+    return default_storage.save(f"{UPLOAD_DIR}/{uuid.uuid4().hex}.zip", uploaded)
 
 
-def _flat_images(zip_path: Path) -> bool:
+def _flat_images(zip_file) -> bool:
     """Whether a zip has images directly at its top level, where no folder names their class."""
-    with zipfile.ZipFile(zip_path) as archive:
+    with zipfile.ZipFile(zip_file) as archive:
         names = [PurePosixPath(n.replace("\\", "/")) for n in archive.namelist()]
     return any(len(n.parts) == 1 and n.suffix.lower() in IMAGE_EXTENSIONS for n in names)
 
@@ -232,7 +223,7 @@ def load_version(version: DatasetVersion):
     """The ml.data.ImageSet of a dataset version, read from its cache."""
     from ml.data import ImageSet
 
-    with np.load(version.cache.path, allow_pickle=False) as arrays:
+    with storage.local_copy(version.cache) as path, np.load(path, allow_pickle=False) as arrays:
         attributes = {
             key.removeprefix("attr__"): arrays[key].astype(object)
             for key in arrays.files
@@ -277,7 +268,7 @@ def import_dataset(job: Job) -> dict:
         return _import(job, dataset)
     finally:
         if job.params.get("upload"):
-            media_path(job.params["upload"]).unlink(missing_ok=True)
+            default_storage.delete(job.params["upload"])
         if not dataset.versions.exists() and not _other_imports_pending(job, dataset):
             dataset.delete()
 
@@ -304,15 +295,18 @@ def _other_imports_pending(job: Job, dataset: Dataset) -> bool:
 
 
 def _import(job: Job, dataset: Dataset) -> dict:
+    if not job.params.get("upload"):
+        return _import_from(job, dataset, resolve_server_folder(job.params["folder"]))
+    if not default_storage.exists(job.params["upload"]):
+        raise DatasetImportError("The uploaded file is gone; upload it again.")
+    with storage.local_copy(job.params["upload"]) as source:
+        return _import_from(job, dataset, source)
+
+
+def _import_from(job: Job, dataset: Dataset, source: Path) -> dict:
     from ml.data import attach_attributes, load_images
     from ml.eda import summarize
 
-    if job.params.get("upload"):
-        source = media_path(job.params["upload"])
-        if not source.is_file():
-            raise DatasetImportError("The uploaded file is gone; upload it again.")
-    else:
-        source = resolve_server_folder(job.params["folder"])
     count, total_bytes, others = _image_entries(source)
     if total_bytes > settings.EDUMOOD_MAX_DATASET_BYTES:
         raise DatasetImportError(
@@ -367,9 +361,10 @@ def _import(job: Job, dataset: Dataset) -> dict:
             + ("cropped to a face or resized" if decoder.mode != "never" else "resized")
         )
     figures = dataset_figures(data)
-    relative = f"datasets/{digest[:24]}.npz"
-    cache = media_path(relative)
-    write_cache(data, cache)
+    with tempfile.TemporaryDirectory(prefix="edumood-") as scratch:
+        cache = Path(scratch) / f"{digest[:24]}.npz"
+        write_cache(data, cache)
+        stored = storage.store(cache, f"datasets/{cache.name}")
     try:
         with transaction.atomic():
             last = dataset.versions.order_by("-number").values_list("number", flat=True).first()
@@ -377,7 +372,7 @@ def _import(job: Job, dataset: Dataset) -> dict:
                 dataset=dataset,
                 number=(last or 0) + 1,
                 content_hash=digest,
-                cache=relative,
+                cache=stored,
                 classes=list(data.classes),
                 image_size=int(data.images.shape[1]),
                 size=len(data),
@@ -391,7 +386,7 @@ def _import(job: Job, dataset: Dataset) -> dict:
                 import_job=job,
             )
     except BaseException:
-        cache.unlink(missing_ok=True)  # nothing half-imported: no row, no orphan cache
+        default_storage.delete(stored)  # nothing half-imported: no row, no orphan cache
         raise
     job.add_log(f"Stored {version}: {len(data)} images, {len(errors)} invalid entries")
     return {

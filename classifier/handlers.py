@@ -7,18 +7,21 @@ reports, metrics on the job's result). None of the ML itself lives here.
 """
 
 import platform
+import tempfile
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.db.models import F
 
+from edumood_site import storage
 from edumood_site.work import PROGRESS_WRITE_INTERVAL, Throttle, WorkCancelled
 from ml.errors import DataError
 from ml.options import AuditOptions, KFoldOptions, MitigateOptions, SplitOptions, from_params
 from ml.recipe import TrainConfig, override, recipe_names
 from ml.scorecard import MeasuredOn
 
-from .datasets import load_version, media_path
+from .datasets import load_version
 from .models import AuditReport, DatasetVersion, Job, ModelVersion
 from .services import (
     JobParamsError,
@@ -138,18 +141,16 @@ def score(checkpoint: dict, val_set) -> tuple[dict, dict | None]:
 def store_checkpoint(
     job: Job, checkpoint: dict, dataset_version, name: str, calibration: dict | None, measured_on
 ) -> ModelVersion:
-    """Write a checkpoint atomically under MEDIA_ROOT and register it as a model version."""
+    """Write a checkpoint to a scratch file and register it (stored) as a model version."""
     from ml.checkpoint import save_checkpoint
 
-    path = media_path(f"checkpoints/job-{job.pk}-final.pt")
-    save_checkpoint(path, checkpoint)
-    try:
+    with tempfile.TemporaryDirectory(prefix="edumood-") as scratch:
+        path = Path(scratch) / f"job-{job.pk}-final.pt"
+        save_checkpoint(path, checkpoint)
         version = register_model_version(
             path, name=name, job=job, user=job.requested_by, calibration=calibration,
             dataset_version=dataset_version, measured_on=measured_on,
         )  # fmt: skip
-    finally:
-        path.unlink(missing_ok=True)
     job.add_log(f"Model version #{version.pk} stored (trained on {checkpoint['device']})")
     return version
 
@@ -157,20 +158,28 @@ def store_checkpoint(
 def train_and_register(job: Job, train_set, val_set, config, dataset_version, name):
     """Train, score the best weights on the validation set, store them as a model version.
 
-    ml.train writes its checkpoint after every epoch (atomically) under MEDIA_ROOT, so a job
-    redelivered after its worker died resumes from the last finished epoch. Only a finished
-    run becomes a version: a cancelled one is no result to compare or promote, unless the
-    admin asked to keep it (`keep_if_cancelled`), and then its name says so.
+    ml.train writes its checkpoint after every epoch (atomically), and it is stored at once
+    (storage.WorkingCopy), so a job redelivered after its worker died, on this host or another,
+    resumes from the last stored epoch. Only a finished run becomes a version: a cancelled one
+    is no result to compare or promote, unless the admin asked to keep it
+    (`keep_if_cancelled`), and then its name says so.
     """
     from ml.history import loss_warning
     from ml.train import train
 
-    path = media_path(f"checkpoints/job-{job.pk}.pt")
-    checkpoint = train(
-        train_set, val_set, config, progress=training_progress(job),
-        should_stop=job.should_stop, checkpoint_path=path, resume=True,
-    )  # fmt: skip
-    path.unlink(missing_ok=True)
+    resume = storage.WorkingCopy(f"checkpoints/job-{job.pk}.pt")
+    report = training_progress(job)
+
+    def progress(p) -> None:
+        report(p)
+        resume.sync()  # the epoch's checkpoint, stored once ml.train has written it
+
+    with resume as path:
+        checkpoint = train(
+            train_set, val_set, config, progress=progress,
+            should_stop=job.should_stop, checkpoint_path=path, resume=True,
+        )  # fmt: skip
+    resume.discard()
     if checkpoint.get("stopped_early"):
         job.add_log(
             f"Stopped early after epoch {checkpoint['epoch']} of {config.epochs}: no validation "
@@ -370,11 +379,12 @@ def mitigate_job(job: Job) -> dict:
     options = from_params(MitigateOptions, params)
     attribute, strategy = options.attribute, options.strategy
     job.add_log(f"Retraining {before} with {strategy} on {attribute}; auditing on {subset}")
-    result = mitigate(
-        train_set, val_set, eval_set, attribute, strategy, train_config(recipe),
-        baseline_checkpoint=before.checkpoint.path, progress=training_progress(job),
-        should_stop=job.should_stop, source=eval_version.attribute_source,
-    )  # fmt: skip
+    with storage.local_copy(before.checkpoint) as baseline:
+        result = mitigate(
+            train_set, val_set, eval_set, attribute, strategy, train_config(recipe),
+            baseline_checkpoint=baseline, progress=training_progress(job),
+            should_stop=job.should_stop, source=eval_version.attribute_source,
+        )  # fmt: skip
     mitigated = result.pop("checkpoints")["mitigated"]
     if result["cancelled"]:
         raise WorkCancelled(result)

@@ -11,6 +11,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from edumood_site import storage
 from ml.options import SplitOptions, from_params
 from ml.scorecard import MeasuredOn, build_scorecard, shipped_scorecard
 
@@ -307,7 +308,8 @@ def load_classifier(version: ModelVersion):
     key = (version.pk, version.checkpoint_sha256)
     classifier = _CLASSIFIERS.get(key)
     if classifier is None:
-        classifier = Classifier.load(version.checkpoint.path, device=settings.EDUMOOD_DEVICE)
+        with storage.local_copy(version.checkpoint) as path:
+            classifier = Classifier.load(path, device=settings.EDUMOOD_DEVICE)
         _CLASSIFIERS.clear()
         _CLASSIFIERS[key] = classifier
     return classifier

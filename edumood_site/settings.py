@@ -157,6 +157,53 @@ WHITENOISE_USE_FINDERS = not EDUMOOD_STATIC_COLLECTED
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 
+
+def s3_storage(*, bucket, endpoint_url, access_key, secret_key, region, addressing_style) -> dict:
+    """STORAGES["default"] for an S3-compatible bucket (MinIO, Ceph, a cloud bucket), private.
+
+    No object gets an ACL of its own (they are the bucket's: never public-read), and a URL the
+    storage would make is signed and expires in 5 minutes; the app itself serves images, after
+    its permission checks and with its access log (analytics.views.photo_image). Names are
+    random or content hashes, so an upload may write its name without asking whether it is
+    taken (file_overwrite). Empty credentials leave them to boto3 (an instance role).
+    """
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url or None,
+            "access_key": access_key or None,
+            "secret_key": secret_key or None,
+            "region_name": region,
+            "addressing_style": addressing_style,
+            "signature_version": "s3v4",
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": 300,
+            "file_overwrite": True,
+            # Objects read through the storage spool to disk above this (a dataset cache, a
+            # checkpoint), not to memory.
+            "max_memory_size": 16 * 1024 * 1024,
+        },
+    }
+
+
+# Where photos, blurred copies, dataset archives and caches, and checkpoints live: `local`
+# (MEDIA_ROOT: one machine, `make run`) or `s3`, a bucket that web servers and workers on other
+# hosts share with nothing else but the database and the broker. Every read and write goes
+# through Django's storage API (edumood_site/storage.py gives the ml library paths).
+EDUMOOD_STORAGE = env_choice("EDUMOOD_STORAGE", ("local", "s3"), "local")
+if EDUMOOD_STORAGE == "s3":
+    STORAGES["default"] = s3_storage(
+        bucket=env_str("EDUMOOD_S3_BUCKET"),
+        endpoint_url=env_str("EDUMOOD_S3_ENDPOINT_URL", ""),
+        access_key=env_str("EDUMOOD_S3_ACCESS_KEY_ID", ""),
+        secret_key=env_str("EDUMOOD_S3_SECRET_ACCESS_KEY", ""),
+        region=env_str("EDUMOOD_S3_REGION", "us-east-1"),
+        # MinIO and Ceph want path-style addressing (http://host/bucket/key); AWS accepts both.
+        addressing_style=env_choice("EDUMOOD_S3_ADDRESSING_STYLE", ("path", "virtual"), "path"),
+    )
+
 # Upload limits: a batch is rejected per file, never half-stored.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

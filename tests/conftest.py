@@ -124,6 +124,42 @@ def redis_url(tmp_path_factory):
     process.wait(10)
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 server on a free loopback port, for the whole session (tests/s3.py)."""
+    from tests.s3 import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, settings, tmp_path):
+    """Stored files in a fresh private bucket of the loopback S3 server, configured as
+    EDUMOOD_STORAGE=s3 configures them; MEDIA_ROOT is an empty folder that must stay empty.
+    Request it before fixtures that store files (model_version). Yields (server, bucket)."""
+    from edumood_site.settings import s3_storage
+
+    bucket = s3_server.bucket()
+    env = s3_server.env(bucket)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": s3_storage(
+            bucket=bucket, endpoint_url=env["EDUMOOD_S3_ENDPOINT_URL"],
+            access_key=env["EDUMOOD_S3_ACCESS_KEY_ID"],
+            secret_key=env["EDUMOOD_S3_SECRET_ACCESS_KEY"], region=env["EDUMOOD_S3_REGION"],
+            addressing_style=env["EDUMOOD_S3_ADDRESSING_STYLE"],
+        ),
+    }  # fmt: skip
+    settings.MEDIA_ROOT = media = tmp_path / "unused-media"
+    yield s3_server, bucket
+    # A fixture requested later (model_version) may have pointed MEDIA_ROOT elsewhere.
+    roots = {media, Path(settings.MEDIA_ROOT)}
+    leftovers = sorted(str(p) for root in roots if root.exists() for p in root.rglob("*"))
+    assert leftovers == [], "a file was written to local media while storage is the bucket"
+
+
 class CeleryProcess:
     """A real `celery` subprocess (a worker, beat) in its own process group, started with
     `env`; `start()` waits until its log shows `READY`."""

@@ -81,7 +81,7 @@ def test_the_renamed_log_in_limit_stops_the_start_rather_than_vanish():
 def settings_variables() -> set[str]:
     """The environment variables edumood_site/settings.py reads (all through edumood_site.env)."""
     source = (ROOT / "edumood_site" / "settings.py").read_text()
-    return set(re.findall(r"env_\w+\(\s*\"([A-Z_]+)\"", source))
+    return set(re.findall(r"env_\w+\(\s*\"([A-Z][A-Z0-9_]*)\"", source))
 
 
 def test_the_readme_settings_table_lists_every_variable_the_settings_read():

@@ -4,7 +4,6 @@ sentence a teacher understands: what is wrong with it and what to do."""
 
 import hashlib
 import logging
-import os
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
+from edumood_site import storage
 from ml.errors import ImageProblem, InvalidImage, UnsafeArchive
 from ml.safety import (
     IMAGE_FORMATS,
@@ -31,7 +31,7 @@ from ml.safety import (
 )
 
 from ..models import Photo, Session
-from .consent import ConsentRequired
+from .consent import ConsentRequired, delete_photo_file
 
 logger = logging.getLogger(__name__)
 
@@ -390,52 +390,50 @@ def _publish(staged: list[str], owner: int) -> None:
 def publish_staged(name: str) -> bool:
     """Rename a committed photo's staging file (`name` with or without its suffix) to its
     final name; False when there is none (already renamed)."""
-    storage = Photo._meta.get_field("image").storage
     final = name.removesuffix(STAGING_SUFFIX)
-    try:
-        os.replace(storage.path(final + STAGING_SUFFIX), storage.path(final))
-    except FileNotFoundError:
-        return False
-    return True
+    return storage.rename(final + STAGING_SUFFIX, final)
 
 
 def sweep_upload_leftovers(grace_seconds: float | None = None) -> int:
     """Remove what a crashed upload left behind, once older than the grace period; how many.
 
-    Request bodies spooled to FILE_UPLOAD_TEMP_DIR, and photo files that no row names, are
-    deleted; a staging file whose row was committed is renamed into place instead. The grace
-    period spares the files of uploads still in progress in other processes.
+    Request bodies spooled to FILE_UPLOAD_TEMP_DIR (this host's disk), and stored photo files
+    that no row names (on disk or in the bucket: listed through the storage), are deleted; a
+    staging file whose row was committed is renamed into place instead. The grace period
+    spares the files of uploads still in progress in other processes. Only the names no row
+    holds as they are cost a look at their age (one request each in a bucket).
     """
     if grace_seconds is None:
         grace_seconds = settings.EDUMOOD_UPLOAD_LEFTOVER_SECONDS
     cutoff = time.time() - grace_seconds
-    storage = Photo._meta.get_field("image").storage
-    root = Path(storage.location)
-    leftovers = [
-        path
-        for folder in (Path(settings.FILE_UPLOAD_TEMP_DIR), root / PHOTOS_FOLDER)
-        if folder.is_dir()
-        for path in folder.rglob("*")
-        if path.is_file() and path.stat().st_mtime < cutoff
-    ]
-    names = {path: path.relative_to(root).as_posix() for path in leftovers if root in path.parents}
-    finals = {path: name.removesuffix(STAGING_SUFFIX) for path, name in names.items()}
-    known = set()
-    wanted = list(finals.values())
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        known |= set(Photo.objects.filter(image__in=chunk).values_list("image", flat=True))
+    spool = Path(settings.FILE_UPLOAD_TEMP_DIR)
     removed = 0
-    for path in leftovers:
-        final = finals.get(path)
+    for path in spool.rglob("*") if spool.is_dir() else ():
         try:
-            if final in known and names[path] != final:
-                publish_staged(final)  # committed, the rename not yet done
-            elif final not in known:
+            if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()
                 removed += 1
         except FileNotFoundError:
             pass  # its own process finished with it meanwhile
+    names = list(storage.walk(PHOTOS_FOLDER))
+    finals = {name: name.removesuffix(STAGING_SUFFIX) for name in names}
+    known = set()
+    wanted = list(set(finals.values()))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        known |= set(Photo.objects.filter(image__in=chunk).values_list("image", flat=True))
+    for name in names:
+        final = finals[name]
+        if final in known and name == final:
+            continue  # a photo's own file
+        modified = storage.modified_at(name)
+        if modified is None or modified >= cutoff:
+            continue  # gone meanwhile (its own process finished with it), or in flight
+        if final in known:
+            publish_staged(final)  # committed, the rename not yet done
+        else:
+            delete_photo_file(name)
+            removed += 1
     if removed:
         logger.warning("Removed %d file(s) left behind by interrupted uploads", removed)
     return removed

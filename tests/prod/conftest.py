@@ -15,21 +15,19 @@ LOGIN_PAIR_RATE = "6/hour"
 
 @pytest.fixture(scope="session")
 def stack():
-    prod = ProdStack(
-        {"EDUMOOD_LOGIN_PAIR_RATE": LOGIN_PAIR_RATE, "EDUMOOD_TOKEN_RATE": "1000/min"}
-    ).start()
-    try:
+    limits = {"EDUMOOD_LOGIN_PAIR_RATE": LOGIN_PAIR_RATE, "EDUMOOD_TOKEN_RATE": "1000/min"}
+    with ProdStack(limits) as prod:
         yield prod
-    finally:
-        prod.stop()
 
 
 @pytest.fixture(autouse=True)
-def show_logs_on_failure(request, stack):
+def show_logs_on_failure(request):
     yield
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
-        print(stack.tails())
+        for name in ("stack", "bucket_stack"):
+            if name in request.fixturenames:
+                print(request.getfixturevalue(name).tails())
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

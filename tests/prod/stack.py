@@ -8,6 +8,11 @@ shipped model), starts `gunicorn -w 2` with DEBUG off, one Celery worker per que
 `celery beat` (the periodic sweeps), and stops and removes all of it on `stop()`. Used by
 tests/prod (`make test-prod`) and benchmarks/prod_load.py. Needs the Debian packages
 postgresql and redis-server (`make test-prod` installs them when it runs as root).
+
+With `storage="s3"` it is the layout of several hosts (deploy/docker-compose.yml): an S3 server
+on loopback (moto's, tests/s3.py) holds every stored file in a private bucket, and the web
+processes and each worker get their own empty var/ and media folders, as on separate machines:
+they share nothing but PostgreSQL, Redis and the bucket.
 """
 
 import json
@@ -24,12 +29,15 @@ from pathlib import Path
 import requests
 
 from tests.conftest import ROOT, free_port, wait_until
+from tests.s3 import S3Server
 
 PYTHON = sys.executable
 ADMIN_PASSWORD = "Prod-stack-admin-" + secrets.token_urlsafe(8)
 # Short enough for a test to see a killed worker's job come back within a minute.
 STALE_SECONDS = 10
 VISIBILITY_TIMEOUT = 20
+# The machines of the layout: the web processes (and manage.py), and a worker per queue.
+HOSTS = ("web", "worker-inference", "worker-training", "beat")
 
 
 def postgres_bin(tool: str) -> Path:
@@ -84,14 +92,20 @@ class Service:
 
 
 class ProdStack:
-    """Start with `start()`, always `stop()`; `url`, `env` and the services are attributes."""
+    """Start with `start()`, always `stop()` (or `with ProdStack() as stack:`); `url`, `env` and
+    the services are attributes."""
 
-    def __init__(self, extra_env: dict | None = None, inference_concurrency: int = 2):
+    def __init__(
+        self, extra_env: dict | None = None, inference_concurrency: int = 2, storage="local"
+    ):
         self.work = Path(tempfile.mkdtemp(prefix="edumood-prod-"))
         self.logs = self.work / "logs"
         self.logs.mkdir()
         self.extra_env = extra_env or {}
         self.inference_concurrency = inference_concurrency
+        self.storage = storage
+        self.s3: S3Server | None = None
+        self.bucket = ""
         self.services: dict[str, Service] = {}
         self.pg_dir: Path | None = None
         self.pg_user = None
@@ -163,10 +177,29 @@ class ProdStack:
         )
         return f"redis://127.0.0.1:{port}"
 
+    def host_env(self, host: str) -> dict:
+        """The environment of the processes of one host ("web", "worker-inference", ...): with
+        a bucket, a var/ and media folder of its own (empty: nothing on its disk is shared)."""
+        if self.storage == "local":
+            return self.env
+        folder = self.work / "hosts" / host
+        return {
+            **self.env,
+            "EDUMOOD_VAR_DIR": str(folder / "var"),
+            "MEDIA_ROOT": str(folder / "media"),
+        }
+
+    def media_files(self) -> list[str]:
+        """Every file in the hosts' local media folders (none while the bucket holds them)."""
+        roots = [Path(self.host_env(host)["MEDIA_ROOT"]) for host in HOSTS]
+        return sorted(
+            str(p) for root in roots if root.exists() for p in root.rglob("*") if p.is_file()
+        )
+
     def manage(self, *args: str) -> str:
         done = subprocess.run(
-            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-            stdin=subprocess.DEVNULL, timeout=600,
+            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.host_env("web"), capture_output=True,
+            text=True, stdin=subprocess.DEVNULL, timeout=600,
         )  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}")
@@ -178,7 +211,7 @@ class ProdStack:
             [PYTHON, "-m", "celery", "-A", "edumood_site", "worker", "-Q", queue,
              "-c", str(concurrency), "-n", f"{queue}-{secrets.token_hex(3)}@%h", "-l", "INFO"],
             self.logs / f"worker-{queue}.log",
-            env=self.env,
+            env=self.host_env(f"worker-{queue}"),
         )  # fmt: skip
 
     def start_worker(self, queue: str, concurrency: int = 1) -> Service:
@@ -204,7 +237,7 @@ class ProdStack:
             "beat",
             [PYTHON, "-m", "celery", "-A", "edumood_site", "beat", "-l", "INFO"],
             self.logs / "beat.log",
-            env=self.env,
+            env=self.host_env("beat"),
         ).start()
         self.services["beat"] = service
         wait_until(
@@ -219,6 +252,12 @@ class ProdStack:
 
     # --- the whole stack ---------------------------------------------------------------------
 
+    def __enter__(self) -> "ProdStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def start(self) -> "ProdStack":
         try:
             self._start()
@@ -231,6 +270,11 @@ class ProdStack:
     def _start(self) -> None:
         database_url = self._start_postgres()
         redis_url = self._start_redis()
+        storage_env = {}
+        if self.storage == "s3":
+            self.s3 = S3Server(self.logs / "s3.log").start()
+            self.bucket = self.s3.bucket()
+            storage_env = self.s3.env(self.bucket)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.env = {
@@ -250,6 +294,7 @@ class ProdStack:
             "EDUMOOD_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "PYTHONUNBUFFERED": "1",
             "OMP_NUM_THREADS": "1",
+            **storage_env,
             **self.extra_env,
         }
         self.manage("migrate", "--noinput")
@@ -262,7 +307,7 @@ class ProdStack:
              # The serving process's id in each line: tests check that both workers answered.
              "--access-logformat", '%(p)s "%(r)s" %(s)s'],
             self.logs / "gunicorn.log",
-            env=self.env,
+            env=self.host_env("web"),
         ).start()  # fmt: skip
         self.start_worker("inference", self.inference_concurrency)
         self.start_worker("training", 1)
@@ -299,11 +344,16 @@ class ProdStack:
         return reply.json()["token"]
 
     def tails(self) -> str:
-        return "\n".join(service.tail() for service in self.services.values())
+        logs = [service.tail() for service in self.services.values()]
+        if self.s3 is not None:
+            logs.append(f"--- s3 ({self.s3.log}) ---\n{self.s3.log.read_text()[-2000:]}")
+        return "\n".join(logs)
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
             service.stop()
+        if self.s3 is not None:
+            self.s3.stop()
         if self.pg_dir is not None and (self.pg_dir / "data" / "postmaster.pid").exists():
             subprocess.run(
                 [postgres_bin("pg_ctl"), "-D", self.pg_dir / "data", "-m", "immediate", "stop"],

@@ -90,12 +90,11 @@ def test_a_burst_of_health_checks_does_not_hold_up_an_upload(stack, teacher):
     assert analysed["status"] == "done", analysed
 
 
-@pytest.fixture(scope="module")
-def dataset_version(admin) -> int:
-    """A dataset imported through the API (an import job on the training worker)."""
+def import_dataset(admin: Api, name: str) -> int:
+    """A dataset imported through the API (an import job on the training worker): its version."""
     started = admin.post(
         "/api/datasets/",
-        data={"name": "faces"},
+        data={"name": name},
         files={"file": ("faces.zip", dataset_zip_bytes(), "application/zip")},
     )
     assert started.status_code == 202, started.text
@@ -104,14 +103,25 @@ def dataset_version(admin) -> int:
     return imported["result"]["dataset_version"]
 
 
-def test_a_training_job_runs_on_the_training_worker(admin, dataset_version):
-    train = admin.post(
+def train(admin: Api, dataset_version: int) -> dict:
+    """A quick training job run to success on the training worker: the job."""
+    started = admin.post(
         "/api/jobs/",
         json={"kind": "train", "dataset_version": dataset_version, "params": FAST_TRAIN},
     )
-    assert train.status_code == 202, train.text
-    trained = poll(lambda: job(admin, train.json()["id"]), _ended, 300, "the training job")
+    assert started.status_code == 202, started.text
+    trained = poll(lambda: job(admin, started.json()["id"]), _ended, 300, "the training job")
     assert trained["status"] == "succeeded", trained["error"]
+    return trained
+
+
+@pytest.fixture(scope="module")
+def dataset_version(admin) -> int:
+    return import_dataset(admin, "faces")
+
+
+def test_a_training_job_runs_on_the_training_worker(admin, dataset_version):
+    trained = train(admin, dataset_version)
     assert trained["model_version"] and trained["attempts"] == 1
 
 
