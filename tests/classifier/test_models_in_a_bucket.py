@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from classifier.choices import JobKind
+from classifier.jobs import create_job
 from classifier.models import ModelVersion
-from classifier.services import create_job, load_classifier
+from classifier.services import load_classifier
 from edumood_site.storage import WorkingCopy
 from tests.classifier.conftest import FAST_TRAIN, run_queued
 
