@@ -225,7 +225,7 @@ class Photo(BackgroundWork):
     privacy_version = models.PositiveSmallIntegerField(default=0)
 
     QUEUED, RUNNING, TERMINAL = PhotoStatus.QUEUED, PhotoStatus.ANALYSING, TERMINAL_PHOTO_STATUSES
-    TASK = "analytics.analyze_photo"
+    TASK = "analytics.analyse_photo"
     WORKER_STOPPED = "The worker stopped while analysing this photo; retry."
     # Each teacher's photos share one window of the inference queue (BackgroundWork.dispatch).
     FAIR_SHARE = "session__classroom__owner"

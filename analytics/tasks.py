@@ -5,8 +5,8 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(bind=True, name="analytics.analyze_photo")
-def analyze_photo(self, photo_id: int) -> None:
+@shared_task(bind=True, name="analytics.analyse_photo")
+def analyse_photo(self, photo_id: int) -> None:
     """Analyse one photo (queued on `inference` with its time limit by services)."""
     _, soft_limit = self.request.timelimit or (None, None)
     services.analyse_photo(photo_id, soft_time_limit=soft_limit)

@@ -4,7 +4,7 @@
     nice -n 10 .venv/bin/python benchmarks/photo_latency.py --fer 1400
 
 Latency (group photos): milliseconds per photo to load, detect, crop and classify, with all
-faces of a photo in one forward pass (as analyze_photo does) and with one forward pass per
+faces of a photo in one forward pass (as analyse_image does) and with one forward pass per
 face, on 1 torch thread (--torch-threads) and 2 onnxruntime threads; also for the photos
 with 20-40 faces, and for those enlarged to a 1600 px long side (the size of a classroom
 photo; the group photos are 1024 px wide). Each detection mode (ml.detect.MODES) runs in

@@ -186,7 +186,7 @@ def _job_links(job: Job) -> list[tuple[str, str]]:
         url = reverse("classifier:audit", args=[result["audit"]])
         links.append((f"Audit #{result['audit']}", url))
     if "before" in result and "after" in result:
-        url = reverse("classifier:fairness_compare")
+        url = reverse("classifier:fairness-compare")
         query = f"?before={result['before']['audit']}&after={result['after']['audit']}"
         links.append(("Before / after", url + query))
     return links

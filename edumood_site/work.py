@@ -16,6 +16,12 @@ not ahead of everyone else in the broker. A row still queued `EDUMOOD_RESEND_SEC
 message went out lost that message (a crash between commit and publish, a wedged publish, a
 broker restart): the sweep sends it again; a duplicate is harmless, the claim runs it once.
 
+Every kind of work moves queued -> running -> one terminal state, and its model names those
+roles (`QUEUED`, `RUNNING`, `TERMINAL`): that is all this module reads. The stored words differ
+by audience, one mapping: a job (admins) is queued / running / succeeded, failed or cancelled;
+a photo (teachers) is queued / analysing (running) / done (succeeded) or failed, and is never
+cancelled (it is deleted). Pages and the API show each row's own words.
+
 Tasks are sent by name (each app's tasks.py registers them), so services and tasks never import
 each other: tasks call services, services enqueue names.
 """

@@ -9,7 +9,7 @@ from ml.errors import MLError
 
 # One module per subcommand, each with `add_parser(subparsers)`, in the order --help lists them.
 COMMANDS = [
-    "train", "evaluate", "kfold", "audit", "mitigate", "ensemble", "predict", "detect", "analyze",
+    "train", "evaluate", "kfold", "audit", "mitigate", "ensemble", "predict", "detect", "analyse",
     "eda",
 ]  # fmt: skip
 

@@ -75,7 +75,7 @@ def crop_faces(
 
 
 @dataclass
-class FaceResult:
+class ClassifiedFace:
     """One face of a photo: where it is and what the classifier reads in it."""
 
     box: FaceBox
@@ -99,7 +99,7 @@ class PhotoAnalysis:
 
     width: int
     height: int
-    faces: list[FaceResult]
+    faces: list[ClassifiedFace]
 
     def to_dict(self) -> dict:
         """The JSON form used by the CLI and the web layer."""
@@ -110,7 +110,7 @@ class PhotoAnalysis:
         }
 
 
-def analyze_photo(
+def analyse_image(
     image: Image.Image | bytes | str | Path,
     classifier: "Classifier",
     detector: Detector | None = None,
@@ -131,7 +131,7 @@ def analyze_photo(
     for box, row in zip(boxes, probabilities, strict=True):
         label = classifier.classes[int(row.argmax())]
         faces.append(
-            FaceResult(
+            ClassifiedFace(
                 box=box if scale == 1 else box.scaled(scale).clipped(width, height),
                 probabilities={c: float(p) for c, p in zip(classifier.classes, row, strict=True)},
                 label=label,

@@ -124,7 +124,7 @@ def open_image(
 
     With `max_side`, a photo with a longer side is reduced once, as it is decoded (a JPEG is
     decoded straight at 1/2 to 1/8 scale), and everything after works on the small copy; its
-    upright size before the reduction is in `image.info["full_size"]` (analyze_photo reports
+    upright size before the reduction is in `image.info["full_size"]` (analyse_image reports
     boxes in it).
     """
     name = str(source) if isinstance(source, str | Path) else ""

@@ -96,7 +96,7 @@ def test_pages_added_for_issue_15_allow_a_strict_content_security_policy(
         reverse("accounts:people"): 200,
         reverse("accounts:password"): 200,
         reverse("classifier:models"): 200,
-        reverse("classifier:model_promote", args=[version.pk]): 200,
+        reverse("classifier:model-promote", args=[version.pk]): 200,
         reverse("analytics:session-reanalyse", args=[session.pk]): 200,
         "/no-such-page/": 404,
     }

@@ -89,7 +89,7 @@ def _stop_if_deleted(photo: Photo) -> None:
 
 def _analyse(photo: Photo):
     from ml.detect import get_detector
-    from ml.photo import DETECT_MAX_SIDE, analyze_photo
+    from ml.photo import DETECT_MAX_SIDE, analyse_image
     from ml.safety import open_image
 
     version = active_model_version()
@@ -110,7 +110,7 @@ def _analyse(photo: Photo):
     detector = get_detector(
         mode=session.classroom.detection_mode, gallery=session.kind == SessionKind.ONLINE
     )
-    return version, analyze_photo(image, classifier, detector)
+    return version, analyse_image(image, classifier, detector)
 
 
 def _store_results(photo: Photo, version, analysis) -> None:

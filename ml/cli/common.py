@@ -194,7 +194,7 @@ def run_per_file(files: list[Path], work) -> tuple[list[dict], bool]:
 
 
 def add_detector_options(parser: argparse.ArgumentParser) -> None:
-    """Options that tune the default detector (shared by `detect` and `analyze`)."""
+    """Options that tune the default detector (shared by `detect` and `analyse`)."""
     parser.add_argument(
         "--mode", choices=MODES, default=DEFAULT_DETECTION_MODE, help="detection settings"
     )

@@ -50,7 +50,7 @@ def test_fairness_is_linked_from_the_nav_and_the_model_page(admin_client, audit)
 
 def test_compare_without_audits_explains_instead_of_a_404(admin_client, audit):
     for query in ({}, {"before": audit.pk}, {"before": "x", "after": 999}):
-        response = admin_client.get(reverse("classifier:fairness_compare"), query, follow=True)
+        response = admin_client.get(reverse("classifier:fairness-compare"), query, follow=True)
         assert response.status_code == 200
         assert "Pick two audits to compare" in response.content.decode()
 
@@ -60,7 +60,7 @@ def test_a_group_without_samples_shows_no_data(admin_client, audit):
     assert "no data: no images of this group" in page
     assert "<td>Senior</td><td>0</td><td>0.000" not in page
     compared = admin_client.get(
-        reverse("classifier:fairness_compare"), {"before": audit.pk, "after": audit.pk}
+        reverse("classifier:fairness-compare"), {"before": audit.pk, "after": audit.pk}
     ).content.decode()
     assert "<td>Senior</td><td>–</td><td>–</td>" in compared
 
@@ -85,7 +85,7 @@ def test_model_pages_show_the_scorecard_from_training_then_from_evaluation(
     measured = MeasuredOn("all of faces v2", 300, True, None)
     record_measurement(trained, {"accuracy": 0.61, "macro_f1": 0.52}, measured, "evaluation job #7")
     compared = admin_client.get(
-        reverse("classifier:model_compare"), {"ids": [model_version.pk, trained.pk]}
+        reverse("classifier:model-compare"), {"ids": [model_version.pk, trained.pk]}
     ).content.decode()
     assert "0.520" in compared and "evaluation job #7" in compared and "all of faces v2" in compared
     listed = admin_client.get(reverse("classifier:models")).content.decode()
@@ -106,7 +106,7 @@ def test_a_finished_job_offers_no_retry_and_no_epoch_or_eta(admin_client):
     assert "Retry with the same parameters" not in page
     assert '<span data-field="training" hidden>' in page
     assert 'id="loss-warning"' in page and "rose from 1.900" in page
-    refused = admin_client.post(reverse("classifier:job_retry", args=[done.pk]), follow=True)
+    refused = admin_client.post(reverse("classifier:job-retry", args=[done.pk]), follow=True)
     assert "Only a failed or cancelled job can be retried" in refused.content.decode()
     failed = _job(status="failed")
     page = admin_client.get(reverse("classifier:job", args=[failed.pk])).content.decode()
@@ -139,7 +139,7 @@ def test_the_job_forms_show_the_lr_default_of_each_optimizer(admin_client, impor
     from classifier.handlers import train_config
 
     for kind in ("train", "kfold"):
-        page = admin_client.get(reverse("classifier:job_start", args=[kind])).content.decode()
+        page = admin_client.get(reverse("classifier:job-start", args=[kind])).content.decode()
         assert 'placeholder="default: 0.1 for sgd, 0.002 for adamw"' in page
     # The form as a page submits it untouched: every initial value, lr left empty.
     data = {n: f.initial for n, f in TrainForm.base_fields.items() if f.initial is not None}

@@ -125,11 +125,11 @@ def _pages(objects):
         reverse("classifier:dataset", args=[objects["dataset"]]),
         reverse("classifier:jobs"),
         reverse("classifier:job", args=[objects["job"]]),
-        reverse("classifier:job_start", args=["train"]),
-        reverse("classifier:job_start", args=["audit"]),
+        reverse("classifier:job-start", args=["train"]),
+        reverse("classifier:job-start", args=["audit"]),
         reverse("classifier:models"),
         reverse("classifier:model", args=[objects["model"]]),
-        reverse("classifier:model_promote", args=[objects["model"]]),
+        reverse("classifier:model-promote", args=[objects["model"]]),
         reverse("classifier:audit", args=[objects["audit"]]),
     ]
 
@@ -146,7 +146,7 @@ def test_teachers_get_403_on_every_admin_action_and_page_staff_see_the_pages(
         assert getattr(client, method)(url).status_code == 403, (method, url)
     for url in _pages(objects):
         assert client.get(url).status_code == 403, url
-    promote_url = reverse("classifier:model_promote", args=[objects["model"]])
+    promote_url = reverse("classifier:model-promote", args=[objects["model"]])
     assert client.post(promote_url).status_code == 403
     assert not ModelVersion.objects.filter(is_active=True).exists()
     assert Job.objects.filter(status=JobStatus.QUEUED).count() == 0
@@ -162,19 +162,19 @@ def test_teachers_get_403_on_every_admin_action_and_page_staff_see_the_pages(
     audit_page = client.get(reverse("classifier:audit", args=[objects["audit"]])).content.decode()
     assert "Attribute labels: Annotator" in audit_page and "audit_0" in audit_page
     same_twice = f"?ids={objects['model']}&ids={objects['model']}"
-    compare = client.get(reverse("classifier:model_compare") + same_twice)
+    compare = client.get(reverse("classifier:model-compare") + same_twice)
     assert compare.status_code == 302  # one distinct version is not a comparison
 
 
 def test_the_start_form_and_the_upload_form_queue_jobs(admin_client, imported_version, media):
-    page = admin_client.get(reverse("classifier:job_start", args=["train"]))
+    page = admin_client.get(reverse("classifier:job-start", args=["train"]))
     form = page.context["form"]
     # What a browser sends for the page's fields as shown, with a few changed; an unticked
     # checkbox is not sent at all.
     data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
     data = {k: v for k, v in data.items() if v is not True and v is not False}
     data.update(dataset_version=imported_version.pk, epochs=1, batch_size=16, lr=0.05)
-    response = admin_client.post(reverse("classifier:job_start", args=["train"]), data)
+    response = admin_client.post(reverse("classifier:job-start", args=["train"]), data)
     job = Job.objects.get(kind=JobKind.TRAIN)
     assert response.status_code == 302 and response["Location"] == reverse(
         "classifier:job", args=[job.pk]

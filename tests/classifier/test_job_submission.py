@@ -29,7 +29,7 @@ def test_an_evaluation_or_audit_whose_classes_the_model_lacks_is_refused_at_subm
         message = str(reply.json())
         assert "animals v1 has classes cat, dog that test model does not predict" in message
     page = admin_client.post(
-        reverse("classifier:job_start", args=["evaluate"]),
+        reverse("classifier:job-start", args=["evaluate"]),
         {"model_version": model_version.pk, "dataset_version": animals.pk},
     )
     assert page.status_code == 200 and "does not predict" in page.content.decode()
@@ -64,7 +64,7 @@ def test_cancel_says_what_was_kept_and_the_jobs_list_names_each_job(admin_client
 
     animals = _animals()
     job = create_job("train", {"dataset_version": animals.pk, "epochs": 1})
-    reply = admin_client.post(reverse("classifier:job_cancel", args=[job.pk]), follow=True)
+    reply = admin_client.post(reverse("classifier:job-cancel", args=[job.pk]), follow=True)
     assert "It had not started: nothing was made, nothing is lost." in reply.content.decode()
     # The API's job says it too, and so does a running training job once it stops.
     job = admin_client.get(f"/api/jobs/{job.pk}/").json()
@@ -101,7 +101,7 @@ def test_the_training_form_shows_basic_fields_first_and_a_measured_speed(admin_c
         result={"history": [{"epoch": e} for e in (1, 2, 3)]},
         started_at=start, finished_at=start + timedelta(seconds=100),
     )  # fmt: skip
-    page = admin_client.get(reverse("classifier:job_start", args=["train"])).content.decode()
+    page = admin_client.get(reverse("classifier:job-start", args=["train"])).content.decode()
     basic, advanced = page.split('<details id="advanced"')
     for name in ("dataset_version", "arch", "epochs", "name"):
         assert f'name="{name}"' in basic and f'name="{name}"' not in advanced
@@ -113,7 +113,7 @@ def test_the_training_form_shows_basic_fields_first_and_a_measured_speed(admin_c
     assert estimate == {"speeds": {"edu-vgg-s": 24.0}, "sizes": {str(animals.pk): 1000}}
     # A field under "Advanced" with an error opens it.
     refused = admin_client.post(
-        reverse("classifier:job_start", args=["train"]),
+        reverse("classifier:job-start", args=["train"]),
         {"dataset_version": animals.pk, "arch": "edu-vgg-s", "epochs": 1, "batch_size": 0},
     ).content.decode()
     assert '<details id="advanced" open>' in refused

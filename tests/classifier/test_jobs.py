@@ -103,7 +103,7 @@ def test_mitigation_trains_a_new_version_and_audits_before_and_after(
     assert set(job.result["comparison"]) == {"Young", "Mid", "Senior"}
     assert sum(job.result["train_groups"].values()) == 38  # the training part of the split
     page = admin_client.get(reverse("classifier:job", args=[job.pk])).content.decode()
-    compare_url = reverse("classifier:fairness_compare")
+    compare_url = reverse("classifier:fairness-compare")
     assert f"{compare_url}?before={before_audit.pk}&amp;after={after_audit.pk}" in page
     page = admin_client.get(f"{compare_url}?before={before_audit.pk}&after={after_audit.pk}")
     assert page.status_code == 200

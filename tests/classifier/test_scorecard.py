@@ -141,7 +141,7 @@ def test_a_reference_scorecard_is_not_replaced_by_a_look_at_own_data():
 def test_promoting_a_broken_model_needs_the_confirmation_box(admin_client):
     good = make_version("good", metrics_of(matrix(mostly_right)), active=True)
     bad = make_version("angry-only", metrics_of(matrix(only_angry)))
-    url = reverse("classifier:model_promote", args=[bad.pk])
+    url = reverse("classifier:model-promote", args=[bad.pk])
     page = admin_client.get(url).content.decode()
     assert 'id="quality-flags"' in page and 'name="confirm_flags"' in page
     compare = page.split('id="promote-compare"')[1].split("</table>")[0]
@@ -159,7 +159,7 @@ def test_promoting_a_broken_model_needs_the_confirmation_box(admin_client):
 def test_promoting_the_good_model_back_over_a_broken_one_is_not_called_worse(admin_client):
     good = make_version("good", metrics_of(matrix(mostly_right)))
     make_version("angry-only", metrics_of(matrix(only_angry)), active=True)
-    page = admin_client.get(reverse("classifier:model_promote", args=[good.pk])).content.decode()
+    page = admin_client.get(reverse("classifier:model-promote", args=[good.pk])).content.decode()
     assert "▼ worse" not in page and "worse-warning" not in page
     note = page.split('id="comparison-note"')[1].split("</p>")[0]
     assert "The active model is flagged (predicts one class; near chance)" in note
@@ -168,18 +168,18 @@ def test_promoting_the_good_model_back_over_a_broken_one_is_not_called_worse(adm
 def test_worse_is_said_only_of_numbers_measured_on_one_reference_set(admin_client):
     make_version("strong", metrics_of(matrix(mostly_right)), active=True)
     weak = make_version("weak", metrics_of(matrix(half_right)))
-    page = admin_client.get(reverse("classifier:model_promote", args=[weak.pk])).content.decode()
+    page = admin_client.get(reverse("classifier:model-promote", args=[weak.pk])).content.decode()
     warning = page.split('id="worse-warning"')[1].split("</div>")[0]
     assert "Accuracy, Macro-F1" in warning
     own = make_version("own", metrics_of(matrix(lambda i, n: [n // 7] * 7)), reference=False)
-    page = admin_client.get(reverse("classifier:model_promote", args=[own.pk])).content.decode()
+    page = admin_client.get(reverse("classifier:model-promote", args=[own.pk])).content.decode()
     assert "worse-warning" not in page and "Not comparable" in page
 
 
 def test_a_better_unflagged_model_is_promoted_without_warnings(admin_client):
     make_version("weak", metrics_of(matrix(half_right)), active=True)
     better = make_version("better", metrics_of(matrix(mostly_right)))
-    url = reverse("classifier:model_promote", args=[better.pk])
+    url = reverse("classifier:model-promote", args=[better.pk])
     page = admin_client.get(url).content.decode()
     assert "quality-flags" not in page and "worse-warning" not in page
     assert 'name="confirm_flags"' not in page
@@ -198,7 +198,7 @@ def test_more_flagged_audit_groups_than_the_active_model_count_as_worse(admin_cl
             model_version=version, dataset_version=data, attributes=["age"], source="annotator",
             result={"findings": findings},
         )  # fmt: skip
-    page = admin_client.get(reverse("classifier:model_promote", args=[candidate.pk]))
+    page = admin_client.get(reverse("classifier:model-promote", args=[candidate.pk]))
     text = page.content.decode()
     warning = text.split('id="worse-warning"')[1].split("</div>")[0]
     assert "on: Flagged groups in the latest bias audit." in warning
@@ -221,7 +221,7 @@ def test_the_api_refuses_a_broken_promotion_with_409_unless_confirmed(admin_clie
 def test_the_compare_page_marks_the_better_figure_only_where_comparable(admin_client):
     strong = make_version("strong", metrics_of(matrix(mostly_right)))
     weak = make_version("weak", metrics_of(matrix(half_right)))
-    url = reverse("classifier:model_compare") + f"?ids={strong.pk}&ids={weak.pk}"
+    url = reverse("classifier:model-compare") + f"?ids={strong.pk}&ids={weak.pk}"
     page = admin_client.get(url).content.decode()
     accuracy = page.split("<th>Accuracy</th>")[1].split("</tr>")[0]
     assert accuracy.count("▲ better") == 1

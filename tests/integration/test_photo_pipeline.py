@@ -126,7 +126,7 @@ def test_deleting_a_session_mid_analysis_leaves_no_error_in_the_worker(
         may get more than one message: sending is at least once)."""
         log = worker.log_path.read_text(errors="replace")
         received = log.count(" received")
-        ended = log.count("Task analytics.analyze_photo[") - received
+        ended = log.count("Task analytics.analyse_photo[") - received
         return "was deleted during its analysis" in log and ended >= received
 
     wait_until(settled, 60, message="the analysis to stop and every task to end")

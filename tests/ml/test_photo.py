@@ -17,9 +17,9 @@ from ml.errors import InvalidImage
 from ml.labels import FER_CLASSES, STATE_COLOURS, default_state_mapping
 from ml.models import build_model
 from ml.photo import (
-    FaceResult,
+    ClassifiedFace,
     PhotoAnalysis,
-    analyze_photo,
+    analyse_image,
     annotate,
     crop_faces,
     detect_faces,
@@ -234,7 +234,7 @@ def test_crop_is_a_square_of_the_box_height_centred_and_edge_padded():
 
 def test_all_faces_of_a_photo_are_classified_in_one_call(classifier):
     image, truth = scene()
-    analysis = analyze_photo(image, classifier)
+    analysis = analyse_image(image, classifier)
     assert classifier.calls == [3]
     assert (analysis.width, analysis.height) == image.size
     assert_boxes_on([f.box for f in analysis.faces], truth)
@@ -252,7 +252,7 @@ def test_a_huge_photo_is_reduced_once_and_its_faces_reported_in_its_own_pixels(c
     data = encoded(image.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
     opened = open_image(data, max_side=300)
     assert opened.size == (225, 150) and opened.info["full_size"] == (900, 600)
-    analysis = analyze_photo(opened, classifier)
+    analysis = analyse_image(opened, classifier)
     assert (analysis.width, analysis.height) == (900, 600)
     assert_boxes_on([f.box for f in analysis.faces], truth, tolerance=0.3)
 
@@ -260,7 +260,7 @@ def test_a_huge_photo_is_reduced_once_and_its_faces_reported_in_its_own_pixels(c
 def test_photo_without_faces_gives_an_empty_list_and_no_forward_pass(classifier):
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    analysis = analyze_photo(encoded(Image.fromarray(noise)), classifier)
+    analysis = analyse_image(encoded(Image.fromarray(noise)), classifier)
     assert analysis.faces == [] and (analysis.width, analysis.height) == (640, 480)
     assert classifier.calls == []
 
@@ -268,7 +268,7 @@ def test_photo_without_faces_gives_an_empty_list_and_no_forward_pass(classifier)
 def test_annotation_draws_each_box_in_its_state_colour():
     image = Image.new("RGB", (400, 300), (255, 255, 255))
     faces = [
-        FaceResult(FaceBox(20 + 90 * i, 100, 60, 80, 0.99), {"x": 1.0}, "x", state)
+        ClassifiedFace(FaceBox(20 + 90 * i, 100, 60, 80, 0.99), {"x": 1.0}, "x", state)
         for i, state in enumerate(STATE_COLOURS)
     ]
     out = annotate(image, PhotoAnalysis(400, 300, faces))
@@ -281,7 +281,7 @@ def test_annotation_draws_each_box_in_its_state_colour():
 # --- CLI ------------------------------------------------------------------------------------
 
 
-def test_cli_analyze_prints_faces_and_writes_annotated_photos(tmp_path, capsys):
+def test_cli_analyse_prints_faces_and_writes_annotated_photos(tmp_path, capsys):
     weights = tmp_path / "model.pt"
     save_checkpoint(weights, tiny_checkpoint())
     photos = tmp_path / "photos"
@@ -291,7 +291,7 @@ def test_cli_analyze_prints_faces_and_writes_annotated_photos(tmp_path, capsys):
     (photos / "broken.jpg").write_bytes(b"not a photo")
     out = tmp_path / "annotated"
 
-    code = main(["analyze", "--weights", str(weights), str(photos), "--json",
+    code = main(["analyse", "--weights", str(weights), str(photos), "--json",
                  "--annotate", str(out)])  # fmt: skip
     results = {r["file"].rsplit("/", 1)[1]: r for r in json.loads(capsys.readouterr().out)}
     assert code == 2  # one photo failed

@@ -1,4 +1,4 @@
-"""`python -m ml analyze`: find and classify every face in photos; optional annotated copies."""
+"""`python -m ml analyse`: find and classify every face in photos; optional annotated copies."""
 
 import argparse
 from collections import Counter
@@ -7,16 +7,16 @@ from pathlib import Path
 from PIL import Image
 
 from ml.cli import common
-from ml.photo import analyze_photo, annotate
+from ml.photo import analyse_image, annotate
 from ml.predict import Classifier
 from ml.privacy import protected_copy
 from ml.safety import open_image
 
 
 def add_parser(subparsers) -> None:
-    """Register `python -m ml analyze --weights CKPT|default FILE_OR_DIR... [--annotate DIR]`."""
+    """Register `python -m ml analyse --weights CKPT|default FILE_OR_DIR... [--annotate DIR]`."""
     parser = subparsers.add_parser(
-        "analyze", help="find and classify every face in photos (boxes, probabilities, states)"
+        "analyse", help="find and classify every face in photos (boxes, probabilities, states)"
     )
     parser.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
     parser.add_argument("--weights", default="default", help="checkpoint path or 'default'")
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     def one(path: Path) -> dict:
         image = open_image(path)
-        analysis = analyze_photo(image, classifier, detector)
+        analysis = analyse_image(image, classifier, detector)
         result = {"file": str(path), **analysis.to_dict()}
         if args.annotate:
             name, n = f"{path.stem}.jpg", 1
