@@ -9,6 +9,7 @@ from PIL import Image
 
 from ml.__main__ import main
 from ml.detect import (
+    MODES,
     FaceBox,
     GalleryDetector,
     RetinaFaceDetector,
@@ -37,7 +38,10 @@ def test_get_detector_is_built_once_per_process_and_options():
     assert get_detector(long_side=800) is get_detector(long_side=800)
     assert get_detector(long_side=800) is not get_detector()
     assert get_detector(mode="fast") is not get_detector(mode="thorough")
-    assert get_detector(mode="fast").upscale == 1 and get_detector(mode="thorough").flip
+    fast, thorough = get_detector(mode="fast"), get_detector(mode="thorough")
+    assert fast.upscale == thorough.upscale == 2 and thorough.flip and not fast.flip
+    assert fast.fine_max_area == 2 and thorough.fine_max_area == float("inf")
+    assert thorough.score_threshold < fast.score_threshold
     assert get_detector(mode="fast").centerface and get_detector(mode="thorough").centerface
     gallery = get_detector(gallery=True)
     assert isinstance(gallery, GalleryDetector) and gallery is get_detector(gallery=True)
@@ -118,7 +122,9 @@ def test_score_detections_counts_recall_by_size_and_false_boxes():
 def test_real_group_photos_recall_and_false_boxes(data_dir):
     """Every 10th photo of group-photos (11 photos): a regression floor under the benchmark's
     full-set figures (benchmarks/detect_eval.py). RetinaFace alone found 54 of the 58 faces
-    >= 20 px (0.931); fused with CenterFace, 55."""
+    >= 20 px (0.931); fused with CenterFace, 55; with the second look, 56. Its two boxes on no
+    annotated face are two pupils' faces the annotation left out (looked at by eye:
+    benchmarks/group_photos_review.csv)."""
     folder = data_dir / "group-photos"
     if not folder.is_dir():
         pytest.skip(f"{folder} not found")
@@ -126,8 +132,60 @@ def test_real_group_photos_recall_and_false_boxes(data_dir):
     names = sorted(truth)[::10]
     found = {n: get_detector().detect(open_image(folder / "images" / n)) for n in names}
     score = score_detections(found, {n: truth[n] for n in names})
-    assert score["recall"][20] >= 0.94 and score["recall"][40] >= 0.97, score
-    assert score["false_per_photo"] <= 0.1, score
+    assert score["recall"][20] >= 0.96 and score["recall"][40] == 1.0, score
+    left_out = np.array([[376, 240, 25, 24], [255, 292, 35, 31]], dtype=np.float64)
+    pupils = "29_Students_Schoolkids_Students_Schoolkids_29_130.jpg"
+    unannotated = {
+        n: [
+            b for b in found[n] if iou_matrix(_xywh([b]), truth[n][:, :4].astype(float)).max() < 0.5
+        ]
+        for n in names
+    }
+    assert sum(map(len, unannotated.values())) == len(unannotated[pupils]) == 2, unannotated
+    assert (iou_matrix(_xywh(unannotated[pupils]), left_out).max(1) >= 0.5).all()
+
+
+def _xywh(boxes: list[FaceBox]) -> np.ndarray:
+    return np.array([[b.x, b.y, b.w, b.h] for b in boxes], dtype=np.float64)
+
+
+class _Recording(RetinaFaceDetector):
+    """A detector that notes each look it takes: (group, pixels seen)."""
+
+    def _views(self, image, factor, group, region=None, centerface=False):
+        x0, y0, x1, y1 = region or (0, 0, *image.size)
+        self.looks.append((group, (x1 - x0) * (y1 - y0) * factor**2))
+        return super()._views(image, factor, group, region, centerface)
+
+
+def test_the_second_look_goes_where_faces_are_doubtful_and_finds_more(data_dir):
+    """Clear large faces get no second look; in a crowded meeting photo it covers most of the
+    photo, at most fine_max_area first looks (2 in the fast mode, where 2x would be 4), and
+    finds annotated faces that one look scored under the threshold."""
+    image, _ = scene(size=(1000, 700), faces=((40, 60, 70), (300, 200, 110), (650, 250, 200)))
+    detector = _Recording(**MODES["fast"])
+    detector.looks = []
+    detector.detect(image)
+    assert [group for group, _ in detector.looks] == [0, 2]  # the first look and the coarse one
+    folder = data_dir / "group-photos"
+    name = "11_Meeting_Meeting_11_Meeting_Meeting_11_560.jpg"
+    if not (folder / "images" / name).is_file():
+        pytest.skip(f"{folder} not found")
+    photo = open_image(folder / "images" / name)
+    looks, found = {}, {}
+    for area in (MODES["fast"]["fine_max_area"], float("inf")):
+        detector = _Recording(**{**MODES["fast"], "fine_max_area": area})
+        detector.looks = []
+        found[area] = detector.detect(photo)
+        looks[area] = dict(detector.looks)
+    first = looks[2.0][0]
+    assert 1.5 * first < looks[2.0][1] <= 2.0 * first * 1.01 < looks[float("inf")][1]
+    one_look = RetinaFaceDetector(**{**MODES["fast"], "upscale": 1.0}).detect(photo)
+    truth = {name: load_annotations(folder)[name]}
+    with_second, with_one = (
+        score_detections({name: f}, truth)["recall"][20] for f in (found[2.0], one_look)
+    )
+    assert with_second > with_one, (with_second, with_one)
 
 
 def _pupils_photo(data_dir) -> Path:
@@ -216,26 +274,31 @@ def _assert_each_face_found_once(boxes: list[FaceBox], faces: list[tuple]) -> No
     assert len(boxes) == len(faces), boxes  # no box off the faces
 
 
-def test_every_small_face_of_a_classroom_is_found(data_dir):
+@pytest.mark.parametrize("mode", ["fast", "thorough"])
+def test_every_small_face_of_a_classroom_is_found(data_dir, mode):
     """29 students 32-64 px tall in a 1600 px classroom photo (FER2013 faces in drawn heads
-    and shoulders; those found alone at 48 px). One pass at long side 1152 (the "fast" mode,
-    the default) sees them at 23-46 px, where these tight faces score low: it missed 4
-    of the smallest."""
+    and shoulders; those found alone at 48 px). The first look at long side 1152 sees them at
+    23-46 px, where these tight faces score low: one look alone (the fast mode before the
+    second look) missed 2 of the smallest."""
     faces = [f for f in fer_faces(data_dir, 80, seed=0) if _findable_alone(f, 48, 0.9)]
     classroom = classroom_scene(faces[:30], width=1600, face_sides=(32, 64), seed=0)
     assert len(classroom.faces) >= 25
-    thorough = get_detector(mode="thorough")
-    _assert_each_face_found_once(thorough.detect(classroom.image), classroom.faces)
+    one_look = RetinaFaceDetector(centerface=True, score_threshold=0.55)
+    assert sum(any(_centre_in(b, r) for b in one_look.detect(classroom.image))
+               for r in classroom.faces) < len(classroom.faces)  # fmt: skip
+    detector = get_detector(mode=mode)
+    _assert_each_face_found_once(detector.detect(classroom.image), classroom.faces)
 
 
-def test_every_face_of_a_5x5_meeting_gallery_is_found(data_dir):
-    """24 faces in a 1600 px 5x5 gallery (one tile without video; faces found alone at 144
-    px, as in benchmarks/gallery_eval.py): each face is 97 px, 70 px at long side 1152, where
-    one pass (the "fast" mode, the default) missed 3."""
+@pytest.mark.parametrize("mode", ["fast", "thorough"])
+def test_every_face_of_a_5x5_meeting_gallery_is_found(data_dir, mode):
+    """24 faces in a 1600 px 5x5 gallery detected as a whole photo (one tile without video;
+    faces found alone at 144 px, as in benchmarks/gallery_eval.py): each face is 97 px, 70 px
+    at long side 1152, where one look alone missed 2."""
     faces = [f for f in fer_faces(data_dir, 40, seed=0) if _findable_alone(f, 144, 0.5)][:24]
     gallery = meeting_screenshot(faces, 1600, 5, 5, empty=1, seed=0)
-    thorough = get_detector(mode="thorough")
-    _assert_each_face_found_once(thorough.detect(gallery.image), gallery.faces)
+    detector = get_detector(mode=mode)
+    _assert_each_face_found_once(detector.detect(gallery.image), gallery.faces)
 
 
 @pytest.mark.parametrize(
