@@ -24,3 +24,10 @@ def apply_retention(self, classroom_id: int) -> None:
     `inference` by services.set_retention): blurring is image work, kept out of the request."""
     _, soft_limit = self.request.timelimit or (None, None)
     services.apply_classroom_retention(classroom_id, soft_time_limit=soft_limit)
+
+
+@shared_task(name="analytics.resend_pending_retention")
+def resend_pending_retention() -> int:
+    """Send again the retention of classrooms whose photos still wait for it (on the beat
+    schedule: settings.CELERY_BEAT_SCHEDULE)."""
+    return services.resend_pending_retention()

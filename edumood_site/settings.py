@@ -297,6 +297,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": _LEFTOVER_SWEEP_SECONDS,
         "options": {"queue": "inference", "expires": _LEFTOVER_SWEEP_SECONDS},
     },
+    # Photos still stored in a form their classroom's retention setting no longer allows (its
+    # task's message lost): the task is sent again (analytics.services.resend_pending_retention).
+    "resend-pending-retention": {
+        "task": "analytics.resend_pending_retention",
+        "schedule": EDUMOOD_RESEND_SECONDS,
+        "options": {"queue": "inference", "expires": EDUMOOD_RESEND_SECONDS},
+    },
 }
 # Beat keeps its schedule in memory, not in a file: the intervals are short, and every entry
 # runs as beat starts anyway.

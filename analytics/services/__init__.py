@@ -43,6 +43,7 @@ from .consent import (
     protect_stored_copy,
     record_access,
     record_consent,
+    resend_pending_retention,
     set_retention,
 )
 from .exports import FaceDetailHidden, activities_csv, faces_csv, sessions_csv
@@ -62,7 +63,8 @@ __all__ = [
     "combined_versions", "compare_kinds", "dashboard_headline", "delete_photo_file", "faces_csv",
     "model_versions_used", "photos_retention_changes", "privacy_receipt", "protect_stored_copy",
     "quantify_session", "reanalysable_photos", "reanalyse_session", "record_access",
-    "record_consent", "retry_photo", "session_summaries", "session_summary", "session_timeline",
+    "record_consent", "resend_pending_retention", "retry_photo", "session_summaries",
+    "session_summary", "session_timeline",
     "sessions_csv", "set_retention",
     "sweep_upload_leftovers", "uncorrected_reason", "upload_photos",
 ]  # fmt: skip

@@ -7,6 +7,7 @@ from functools import partial
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import Q
 
 from accounts.choices import AuditAction
 from accounts.services import audit
@@ -114,6 +115,33 @@ def set_retention(classroom: Classroom, retention: str) -> int:
     if changes:
         transaction.on_commit(partial(enqueue, RETENTION_TASK, classroom.pk, "inference"))
     return changes
+
+
+def resend_pending_retention() -> int:
+    """Send the retention task again for every classroom whose analysed photos still hold an
+    image its setting blurs or deletes (beat runs this every EDUMOOD_RESEND_SECONDS); returns
+    how many classrooms.
+
+    set_retention's message has no row of its own for the background-work sweep to resend, so a
+    message lost in a broker restart would leave originals stored that the teacher asked to be
+    protected. A task still on its way is sent twice: harmless, a changed photo is skipped.
+    """
+    pending = Q()
+    for retention, states in RETENTION_ACTS_ON.items():
+        if states:
+            pending |= Q(session__classroom__retention=retention, image_state__in=states)
+    classrooms = (
+        Photo.objects.filter(pending, status=PhotoStatus.DONE)
+        .exclude(image="")
+        .exclude(image=None)
+        .order_by()  # the model's ordering would make DISTINCT keep one row per photo
+        .values_list("session__classroom", flat=True)
+        .distinct()
+    )
+    classroom_ids = list(classrooms)
+    for classroom_id in classroom_ids:
+        enqueue(RETENTION_TASK, classroom_id, "inference")
+    return len(classroom_ids)
 
 
 def apply_classroom_retention(classroom_id: int, soft_time_limit: float | None = None) -> int:

@@ -274,6 +274,21 @@ def test_tightening_retention_applies_to_photos_already_analysed(
     assert set(Photo.objects.values_list("image_state", flat=True)) == {ImageState.DELETED}
 
 
+def test_a_retention_change_whose_message_was_lost_is_applied_by_the_periodic_resend(
+    session, model_version, analyse, media_root
+):
+    session.classroom.retention = Retention.KEEP
+    session.classroom.save()
+    analyse(session, upload("a.jpg", image_bytes(seed=7)), upload("b.jpg", image_bytes(seed=8)))
+    # Outside django_capture_on_commit_callbacks the task is never sent: a lost message.
+    assert services.set_retention(session.classroom, Retention.DELETE) == 2
+    assert len(stored_files(media_root)) == 2
+    assert services.resend_pending_retention() == 1  # the task runs eagerly
+    assert stored_files(media_root) == []
+    assert set(Photo.objects.values_list("image_state", flat=True)) == {ImageState.DELETED}
+    assert services.resend_pending_retention() == 0
+
+
 @pytest.mark.parametrize("target", ["classroom", "session"])
 def test_deleting_a_classroom_or_session_deletes_its_files(
     session, media_root, analyse, django_capture_on_commit_callbacks, target

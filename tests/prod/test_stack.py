@@ -144,7 +144,7 @@ def test_a_job_whose_worker_is_killed_is_delivered_again_and_finishes(
 
 
 def test_beat_sends_the_periodic_sweeps_and_the_inference_worker_runs_them(stack):
-    """Both entries of the beat schedule run at beat's start; the recovery sweep every few s."""
+    """Every entry of the beat schedule runs at beat's start; the recovery sweep every few s."""
     log = stack.services["worker-inference"].log
 
     def runs(task: str) -> int:
@@ -152,6 +152,7 @@ def test_beat_sends_the_periodic_sweeps_and_the_inference_worker_runs_them(stack
         return len(re.findall(pattern, log.read_bytes()))
 
     poll(lambda: runs("analytics.sweep_upload_leftovers"), bool, 60, "the leftover sweep")
+    poll(lambda: runs("analytics.resend_pending_retention"), bool, 60, "the retention resend")
     first = runs("edumood_site.sweep_background_work")
     poll(lambda: runs("edumood_site.sweep_background_work"), lambda n: n > first, 60, "a sweep")
 
