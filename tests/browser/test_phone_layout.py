@@ -59,11 +59,14 @@ def _admin_charts(model_version) -> dict[str, str]:
         "confusion_matrix_normalised": [[0.83, 0.17, 0], [0.13, 0.75, 0.13], [0, 0.33, 0.67]],
     }  # fmt: skip
     model_version.save()
+    # A result shaped as the k-fold handler writes it, so the page shows what admins see.
     fold = {"accuracy": 0.6, "macro_precision": 0.55, "macro_recall": 0.5, "macro_f1": 0.52}
+    folds = [{"fold": i, "n_train": 16, "n_val": 0, "n_test": 8, **fold} for i in range(3)]
     Job.objects.create(
-        kind=JobKind.KFOLD, status=JobStatus.SUCCEEDED,
+        kind=JobKind.KFOLD, status=JobStatus.SUCCEEDED, progress=1.0,
         params={"model_version": model_version.pk, "k": 3},
-        result={"folds": [fold] * 3, "mean": fold, "std": dict.fromkeys(fold, 0.0)},
+        result={"k": 3, "n": 24, "config": {"arch": "edu-vgg-s", "epochs": 2}, "folds": folds,
+                "mean": fold, "std": dict.fromkeys(fold, 0.0)},
     )  # fmt: skip
     dataset = Dataset.objects.create(name="Faces")
     version = DatasetVersion.objects.create(
