@@ -120,8 +120,15 @@ def test_retention_and_deletion_remove_the_objects_from_the_bucket(bucket_stack,
     assert len(session_keys(bucket_stack, teacher, session)) == 2  # the originals, kept
     changed = teacher.patch(f"/api/classrooms/{classroom}/", json={"retention": "delete"})
     assert changed.status_code == 200, changed.text
-    assert session_keys(bucket_stack, teacher, session) == []
-    assert {teacher.get(f"/api/photos/{pk}/").json()["image_state"] for pk in ids} == {"deleted"}
+    poll(  # a worker applies the new setting once the change is committed (set_retention)
+        lambda: (
+            {teacher.get(f"/api/photos/{pk}/").json()["image_state"] for pk in ids},
+            session_keys(bucket_stack, teacher, session),
+        ),
+        lambda state: state == ({"deleted"}, []),
+        60,
+        "the retention change to delete the originals from the bucket",
+    )
 
     assert teacher.patch(f"/api/classrooms/{classroom}/", json={"retention": "keep"}).ok
     other = teacher.post(
