@@ -83,6 +83,16 @@ def test_admin_pages_fit_a_phone(
         if found:
             sideways[name] = found
     assert sideways == {}
+    # On a phone each fold's row is a card of "metric: value" lines; the mean ± std row too.
+    page.goto(live_server.url + paths["job-kfold"])
+    summary = page.evaluate(
+        """() => [...document.querySelectorAll("tr.summary td")]
+          .filter((td) => getComputedStyle(td).display !== "none")
+          .map((td) => getComputedStyle(td, "::before").content + td.textContent)"""
+    )
+    assert [line.split(":")[0] for line in summary] == [
+        '"Accuracy', '"Macro P', '"Macro R', '"Macro F1'
+    ], summary
 
 
 def _dashboard_classroom(model_version, titles=("Lesson 1", "Lesson 2", "Lesson 3")):
