@@ -91,7 +91,10 @@ def test_admin_pages_fit_a_phone(
           .map((td) => getComputedStyle(td, "::before").content + td.textContent)"""
     )
     assert [line.split(":")[0] for line in summary] == [
-        '"Accuracy', '"Macro P', '"Macro R', '"Macro F1'
+        '"Accuracy',
+        '"Macro P',
+        '"Macro R',
+        '"Macro F1',
     ], summary
 
 
