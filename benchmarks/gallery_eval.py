@@ -58,21 +58,37 @@ def findable_alone(face: Image.Image) -> bool:
     return bool((scores[boxes[:, 3] > 60] >= 0.5).any())
 
 
-def galleries(data_dir: Path, seed: int = 0):
-    """The benchmark's screenshots as (grid, width, context, Gallery, its faces' images)."""
-    cases = [(g, w, c) for g in GRIDS for w in WIDTHS for c in (False, True)]
-    need = sum(g[0] * g[1] - 1 for g, _, _ in cases)
-    faces = fer_faces(data_dir, need, seed=seed)
+def layouts(grids=GRIDS, repeats: int = 1) -> list[tuple]:
+    """(grid, width, context) of each screenshot: every grid at every width, bare and in a head."""
+    return [(g, w, c) for g in grids for w in WIDTHS for c in (False, True) for _ in range(repeats)]
+
+
+def faces_needed(cases: list[tuple]) -> int:
+    """How many faces fill the screenshots of `cases` (one tile of each shows no video)."""
+    return sum(columns * rows - 1 for (columns, rows), _, _ in cases)
+
+
+def fill_galleries(faces: list[Image.Image], cases: list[tuple], seed: int = 0):
+    """Screenshots of `faces` in the tiles of `cases`, in order, as (grid, width, context,
+    Gallery, the positions in `faces` of its faces)."""
     rng = np.random.default_rng(seed)
     used = 0
     for i, (grid, width, context) in enumerate(cases):
         columns, rows = grid
-        batch = faces[used : used + columns * rows - 1]
-        used += len(batch)
-        gallery = meeting_screenshot(batch, width, columns, rows, empty=1,
+        positions = range(used, used + columns * rows - 1)
+        used += len(positions)
+        gallery = meeting_screenshot([faces[p] for p in positions], width, columns, rows, empty=1,
                                      face_height=float(rng.uniform(0.45, 0.75)), seed=seed + i,
                                      context=context)  # fmt: skip
-        yield grid, width, context, gallery, batch
+        yield grid, width, context, gallery, positions
+
+
+def galleries(data_dir: Path, seed: int = 0):
+    """The benchmark's screenshots as (grid, width, context, Gallery, its faces' images)."""
+    cases = layouts()
+    faces = fer_faces(data_dir, faces_needed(cases), seed=seed)
+    for grid, width, context, gallery, positions in fill_galleries(faces, cases, seed):
+        yield grid, width, context, gallery, [faces[p] for p in positions]
 
 
 def screenshots(data_dir: Path, seed: int = 0) -> list[dict]:

@@ -28,6 +28,7 @@ from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.gallery_eval import faces_needed, fill_galleries, layouts  # noqa: E402
 from ml.checkpoint import load_checkpoint  # noqa: E402
 from ml.data import load_images  # noqa: E402
 from ml.detect import get_detector  # noqa: E402
@@ -35,10 +36,8 @@ from ml.evaluate import classification_metrics, predict_labels, true_labels_for 
 from ml.labels import STATES  # noqa: E402
 from ml.photo import crop_faces  # noqa: E402
 from ml.predict import Classifier, resolve_weights  # noqa: E402
-from tests.ml.gallery import meeting_screenshot  # noqa: E402
 
 GALLERY_GRIDS = ((3, 2), (4, 3), (5, 4), (6, 5))
-GALLERY_WIDTHS = (1280, 1600, 1920)
 
 
 def _resample(size: int):
@@ -104,35 +103,23 @@ def score(classifier: Classifier, val, y_true: np.ndarray, images: np.ndarray | 
 
 def gallery_faces(val, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
     """Crops (N, size, size) of the val faces the gallery detector found in generated meeting
-    screenshots, each face's index into val, and how many faces were pasted in all."""
-    rng = np.random.default_rng(seed)
+    screenshots (gallery_eval's layouts), each face's index into val, and how many faces were
+    pasted in all."""
     # Three screenshots per (grid, width, context): about 1,150 faces, a 95 % interval of about
     # +-2.7 points on an accuracy near 0.68.
-    cases = [
-        (g, w, c)
-        for g in GALLERY_GRIDS
-        for w in GALLERY_WIDTHS
-        for c in (False, True)
-        for _ in "abc"
-    ]
-    picked = rng.choice(len(val), size=sum(g[0] * g[1] - 1 for g, _, _ in cases), replace=False)
+    cases = layouts(GALLERY_GRIDS, repeats=3)
+    picked = np.random.default_rng(seed).choice(len(val), faces_needed(cases), replace=False)
+    faces = [Image.fromarray(val.images[j]).convert("RGB") for j in picked]
     detector = get_detector(gallery=True)
-    crops, indices, used = [], [], 0
-    for i, ((columns, rows), width, context) in enumerate(cases):
-        batch = picked[used : used + columns * rows - 1]
-        used += len(batch)
-        faces = [Image.fromarray(val.images[j]).convert("RGB") for j in batch]
-        height = float(rng.uniform(0.45, 0.75))
-        gallery = meeting_screenshot(
-            faces, width, columns, rows, empty=1, face_height=height, seed=seed + i, context=context
-        )
+    crops, indices = [], []
+    for _, _, _, gallery, positions in fill_galleries(faces, cases, seed):
         boxes = detector.detect(gallery.image)
-        for j, (x, y, w, h) in zip(batch, gallery.faces, strict=True):
+        for p, (x, y, w, h) in zip(positions, gallery.faces, strict=True):
             on = [b for b in boxes if x <= b.x + b.w / 2 < x + w and y <= b.y + b.h / 2 < y + h]
             if len(on) == 1:
                 crops.append(crop_faces(gallery.image, on, size)[0])
-                indices.append(j)
-    return np.stack(crops), np.asarray(indices, dtype=np.int64), used
+                indices.append(picked[p])
+    return np.stack(crops), np.asarray(indices, dtype=np.int64), len(picked)
 
 
 def report(
