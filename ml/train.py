@@ -260,6 +260,7 @@ def train(
     ctx = _model_and_optimiser(config, data, len(train_set.classes), world, steps)
     checkpoint = new_checkpoint(unwrap(ctx.model), train_set.classes, config, device, world)
     standing = _restore(ctx, checkpoint, previous) if previous is not None else Standing()
+    _keep_resume_state(checkpoint, ctx, standing)
     monitor = _Monitor(ctx, checkpoint, progress, should_stop, rank, world)
     save = checkpoint_path is not None and rank == 0
     for epoch in range(checkpoint["epoch"] + 1, config.epochs + 1):
@@ -573,11 +574,18 @@ def _record_epoch(
         # A finished checkpoint carries only what inference needs (it ships, so keep it small).
         checkpoint["optimizer"] = checkpoint["resume"] = None
     else:
-        checkpoint["optimizer"] = ctx.optimizer.state_dict()
-        checkpoint["resume"] = {
-            "model": cpu_state(ctx.model),
-            "scheduler": ctx.scheduler.state_dict() if ctx.scheduler is not None else None,
-            "best_score": standing.best_score,
-            "stale": standing.stale,
-        }
+        _keep_resume_state(checkpoint, ctx, standing)
     return finished
+
+
+def _keep_resume_state(checkpoint: Checkpoint, ctx: EpochContext, standing: Standing) -> None:
+    """What a resumed run continues from: the latest weights, optimiser, scheduler and standing.
+    Kept from the start of a run, so a run cancelled before its first epoch ends resumes too
+    (a checkpoint without it counts as finished)."""
+    checkpoint["optimizer"] = ctx.optimizer.state_dict()
+    checkpoint["resume"] = {
+        "model": cpu_state(ctx.model),
+        "scheduler": ctx.scheduler.state_dict() if ctx.scheduler is not None else None,
+        "best_score": standing.best_score,
+        "stale": standing.stale,
+    }

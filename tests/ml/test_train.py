@@ -120,6 +120,34 @@ def test_cancel_between_batches_then_resume_completes(tmp_path):
     assert load_checkpoint(path)["resume"] is None
 
 
+def stop_at(batch: int):
+    """A should_stop that asks to stop at the given batch of a run (counting from 1)."""
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] == batch
+
+    return stop
+
+
+@pytest.mark.parametrize("resumed_before", [False, True])
+def test_a_run_cancelled_in_its_first_epoch_resumes_to_the_end(tmp_path, resumed_before):
+    """Cancelled before any epoch of the run was recorded: in a fresh run (nothing trained yet)
+    or in the first epoch after a resume. The saved checkpoint must still be resumable."""
+    path = tmp_path / "run.pt"
+    train_set, val_set = tiny(n_per_class=8), tiny(n_per_class=4, seed=1)
+    config = TrainConfig(epochs=3, **FAST)
+    if resumed_before:  # 3 batches per epoch: stops in epoch 2, after epoch 1 was saved
+        train(train_set, val_set, config, should_stop=stop_at(5), checkpoint_path=path)
+    run = train(train_set, val_set, config, should_stop=stop_at(2), checkpoint_path=path,
+                resume=resumed_before)  # fmt: skip
+    assert run["cancelled"] and run["epoch"] == (1 if resumed_before else 0)
+    assert load_checkpoint(path)["resume"] is not None
+    resumed = train(train_set, val_set, config, checkpoint_path=path, resume=True)
+    assert not resumed["cancelled"] and [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+
+
 def test_early_stopping_stops_on_a_plateau(tmp_path):
     train_set, val_set = tiny(n_per_class=8), tiny(n_per_class=4, seed=1)
     config = TrainConfig(epochs=20, patience=1, **{**FAST, "lr": 1e-7})
