@@ -95,14 +95,20 @@
   }
 
   // Where a face's detail opens: beside its box, on the side of the photo with more room (a
-  // phone shows it as a sheet along the bottom of the screen instead, by CSS).
+  // phone shows it as a sheet along the bottom of the screen instead, by CSS). Called once it
+  // is shown: a detail taller than the room under a short photo opens upwards, so that it never
+  // runs past the page's content onto the footer.
   function placeBeside(popover, face, width, height) {
     const left = face.box.x / width, right = (face.box.x + face.box.w) / width;
     const top = face.box.y / height, bottom = (face.box.y + face.box.h) / height;
     popover.style.left = left + right < 1 ? `${right * 100}%` : "";
     popover.style.right = left + right < 1 ? "" : `${(1 - left) * 100}%`;
-    popover.style.top = top + bottom < 1 ? `${top * 100}%` : "";
-    popover.style.bottom = top + bottom < 1 ? "" : `${(1 - bottom) * 100}%`;
+    const stage = popover.parentElement.getBoundingClientRect();
+    const roomBelow = document.querySelector("main").getBoundingClientRect().bottom -
+      (stage.top + top * stage.height);
+    const below = top + bottom < 1 && popover.offsetHeight <= roomBelow;
+    popover.style.top = below ? `${top * 100}%` : "";
+    popover.style.bottom = below ? "" : `${(1 - bottom) * 100}%`;
   }
 
   // The photo, its boxes and their numbers, larger, in a modal dialog (Escape closes it).
@@ -160,8 +166,11 @@
       const close = el("button", { type: "button", class: "close", "aria-label": "Close", text: "×" });
       close.addEventListener("click", () => { select(null); boxes[index].focus(); });
       popover.replaceChildren(faceDetail(faces[index], index, close));
-      placeBeside(popover, faces[index], width, height);
       popover.hidden = false;
+      placeBeside(popover, faces[index], width, height);
+      popover.querySelector("details").addEventListener("toggle", () => {
+        placeBeside(popover, faces[index], width, height); // taller now: it may need to open upwards
+      });
     }
     popover.closeFace = () => select(null);
     faces.forEach((face, index) => {

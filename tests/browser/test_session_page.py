@@ -63,10 +63,17 @@ def test_face_popover_sheet_and_lightbox(
     expect(expressions.first).to_be_hidden()  # under the closed "details"
     detail.locator("summary").click()
     expect(expressions.first).to_be_visible()
-    # The popover sits beside its box: box 2 is on the right, so the detail opens to its left.
+    # The popover sits beside its box: box 2 is on the right, so the detail opens to its left,
+    # from the box's top down, or (taller than the room under this short photo, as here) from
+    # its bottom up, never over the footer.
     popover, bounds = page.locator(".face-popover").bounding_box(), box.bounding_box()
     assert abs(popover["x"] + popover["width"] - bounds["x"]) < 12, (popover, bounds)
-    assert abs(popover["y"] - bounds["y"]) < 12
+    bottom = popover["y"] + popover["height"]
+    assert abs(bottom - (bounds["y"] + bounds["height"])) < 12, (popover, bounds)
+    assert (
+        bottom
+        <= page.locator("main").bounding_box()["y"] + page.locator("main").bounding_box()["height"]
+    )
     page.screenshot(path=out_dir / "1-face-popover-1366.png", full_page=True)
 
     page.set_viewport_size(PHONE)
