@@ -174,8 +174,11 @@ _SHARED = ("classes", "input_size", "normalisation", "input_blur", "state_mappin
 def combine_checkpoints(checkpoints: list[Checkpoint]) -> Checkpoint:
     """One ensemble checkpoint from finished checkpoints of the same classes and inputs.
 
-    The first keeps its place (and its metrics and history) at the top level, so a reader that
-    knows no ensembles still finds a complete model there; the others become `members`.
+    The first keeps its place (weights, arch and config) at the top level, so a reader that
+    knows no ensembles still finds a complete model there; the others become `members`. The
+    top-level metrics and history describe the combination, not the first model: `models`,
+    each model's own metrics (`member_metrics`, in order), and no training curve (no run
+    trained the combination). `ml ensemble --val` adds the combination's val accuracy.
     """
     if len(checkpoints) < 2:
         raise CheckpointError("an ensemble needs at least two checkpoints")
@@ -189,7 +192,10 @@ def combine_checkpoints(checkpoints: list[Checkpoint]) -> Checkpoint:
             raise CheckpointError(
                 f"checkpoint {number} is an unfinished run or already an ensemble"
             )
-    combined = Checkpoint(**{**first, "optimizer": None, "resume": None})
+    metrics = {"models": len(checkpoints), "member_metrics": [c["metrics"] for c in checkpoints]}
+    combined = Checkpoint(
+        **{**first, "optimizer": None, "resume": None, "metrics": metrics, "history": []}
+    )
     combined["members"] = [
         Member(arch=c["arch"], config=c["config"], metrics=c["metrics"], state_dict=c["state_dict"])
         for c in checkpoints[1:]

@@ -56,3 +56,17 @@ def test_a_worker_keeps_one_loaded_model_not_every_version_it_saw(model_version,
     load_classifier(model_version)
     load_classifier(newer)
     assert list(services._CLASSIFIERS) == [(newer.pk, newer.checkpoint_sha256)]
+
+
+@pytest.mark.django_db
+def test_an_ensemble_is_registered_and_shown_as_one(model_version, tmp_path, admin_client):
+    from ml.checkpoint import combine_checkpoints, load_checkpoint, save_checkpoint
+
+    single = load_checkpoint(model_version.checkpoint.path)
+    members = [{**single, "metrics": {"val_accuracy": accuracy}} for accuracy in (0.61, 0.58)]
+    save_checkpoint(tmp_path / "pair.pt", combine_checkpoints(members))
+    pair = register_model_version(tmp_path / "pair.pt", name="pair")
+    assert pair.metrics["models"] == 2 and pair.history == []  # not the first model's run
+    page = admin_client.get(f"/models/{pair.pk}/").content.decode()
+    assert "edu-vgg-s × 2 (an ensemble" in page
+    assert "scored on its own validation data: 0.610 and 0.580." in page

@@ -12,8 +12,9 @@ from ml.checkpoint import (
 from ml.cli import common
 from ml.data import load_images
 from ml.device import model_input
+from ml.evaluate import evaluate_classifier
 from ml.int8 import activation_ranges
-from ml.predict import resolve_weights
+from ml.predict import Classifier, resolve_weights
 
 
 def add_parser(subparsers) -> None:
@@ -34,6 +35,11 @@ def add_parser(subparsers) -> None:
         type=int,
         default=2048,
         help="images drawn from --calibrate, the same for the same data (default: 2048)",
+    )
+    parser.add_argument(
+        "--val",
+        help="validation images (folder of class folders): the combination's accuracy, as "
+        "served (int8 where calibrated), is stored in its metrics",
     )
     parser.add_argument("--out", required=True, help="the combined checkpoint")
     common.add_json_flag(parser)
@@ -57,13 +63,25 @@ def run(args) -> int:
         combined["int8"] = [
             activation_ranges(model.eval(), batches) for model in models_from_checkpoint(combined)
         ]
+    if args.val:
+        val = load_images(
+            common.require_path(args.val, "validation images"), combined["input_size"]
+        )
+        metrics = evaluate_classifier(Classifier(combined, device="cpu"), val)
+        combined["metrics"] = {
+            **combined["metrics"],
+            "val_accuracy": metrics["accuracy"],
+            "val_macro_f1": metrics["macro_f1"],
+        }
     save_checkpoint(args.out, combined)
     models = 1 + len(combined.get("members") or [])
-    payload = {"out": str(args.out), "models": models, "int8": "int8" in combined}
+    measured = {k: v for k, v in combined["metrics"].items() if k.startswith("val_")}
+    payload = {"out": str(args.out), "models": models, "int8": "int8" in combined, **measured}
     common.emit(
         args,
         payload,
         f"saved {args.out}: {models} model(s)"
-        + (", int8 activation ranges recorded" if "int8" in combined else ""),
+        + (", int8 activation ranges recorded" if "int8" in combined else "")
+        + (f", val accuracy {payload['val_accuracy']:.4f}" if "val_accuracy" in payload else ""),
     )
     return 0

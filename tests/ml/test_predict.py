@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from ml.checkpoint import combine_checkpoints, new_checkpoint, save_checkpoint
+from ml.data import load_images
 from ml.errors import CheckpointError, InvalidImage
+from ml.evaluate import evaluate_classifier
 from ml.models import build_model
 from ml.predict import Classifier, resolve_weights
 from ml.recipe import TrainConfig
@@ -90,6 +92,11 @@ def two_members():
 def test_an_ensemble_averages_its_members(two_members):
     combined = combine_checkpoints(list(two_members))
     assert len(combined["members"]) == 1 and combined["resume"] is None
+    # Its metrics are the combination's (the first model's are among the members' own).
+    assert combined["history"] == [] and combined["metrics"] == {
+        "models": 2,
+        "member_metrics": [c["metrics"] for c in two_members],
+    }
     faces = make_image_set(CLASSES, 4, size=32, seed=5).images
     each = [Classifier(c, device="cpu", precision="fp32").predict_proba(faces) for c in two_members]
     ensemble = Classifier(combined, device="cpu", precision="fp32")
@@ -117,9 +124,13 @@ def test_int8_serving_follows_the_float_model(two_members, tmp_path, make_image_
         save_checkpoint(paths[-1], checkpoint)
     train_images = make_image_folder(classes=CLASSES, n_per_class=16, size=32)
     out = tmp_path / "ensemble.pt"
-    argv = ["ensemble", "--members", *paths, "--calibrate", train_images, "--out", out]
+    val_images = make_image_folder(CLASSES, 8, 32, root=tmp_path / "val", seed=3)
+    argv = ["ensemble", "--members", *paths, "--calibrate", train_images, "--val", val_images,
+            "--out", out]  # fmt: skip
     assert main([str(a) for a in argv]) == 0
     served = Classifier.load(out, device="cpu")
+    val = evaluate_classifier(served, load_images(val_images, 32))
+    assert served.checkpoint["metrics"]["val_accuracy"] == val["accuracy"]  # as served: int8
     exact = Classifier(torch.load(out, weights_only=True), device="cpu", int8=False)
     assert served.int8 and not exact.int8 and len(served.models) == 2
     faces = make_image_set(CLASSES, 10, size=32, seed=7).images
