@@ -481,7 +481,10 @@
   const input = document.getElementById("file-input");
   const dropzone = document.getElementById("dropzone");
   if (input && dropzone) {
-    input.addEventListener("change", () => { uploadAll(Array.from(input.files)); input.value = ""; });
+    const uploadChosen = () => { uploadAll(Array.from(input.files)); input.value = ""; };
+    input.addEventListener("change", uploadChosen);
+    // Files chosen while the page was still loading (before this listener) are not lost.
+    if (input.files.length) uploadChosen();
     ["dragenter", "dragover"].forEach((type) => dropzone.addEventListener(type, (event) => {
       event.preventDefault();
       dropzone.classList.add("over");

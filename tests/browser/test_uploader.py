@@ -135,3 +135,38 @@ def test_refused_files_are_listed_in_plain_words_and_the_good_ones_kept(
     assert overflow <= 0, f"{overflow} px of horizontal scroll at {width} px"
     stored = Photo.objects.filter(session=session).values_list("original_name", flat=True)
     assert sorted(stored) == ["good.jpg", "mixed.zip/in.jpg"]
+
+
+def test_photos_chosen_before_the_page_script_ran_are_uploaded(
+    live_server, celery_broker, settings, tmp_path
+):
+    """On a slow connection a teacher can pick photos before the uploader's script has run."""
+    from playwright.sync_api import expect, sync_playwright
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    teacher = get_user_model().objects.create_user("teacher", password="a-long-test-password")
+    classroom = Classroom.objects.create(owner=teacher, name="6A")
+    Consent.objects.create(
+        classroom=classroom, obtained_from="parents", method="written", obtained_on=date(2026, 1, 5)
+    )
+    session = Session.objects.create(classroom=classroom, title="Reading")
+    photo = tmp_path / "early.jpg"
+    photo.write_bytes(image_bytes(seed=3))
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(f"{live_server.url}/sessions/{session.pk}/")
+        page.fill("#id_username", "teacher")
+        page.fill("#id_password", "a-long-test-password")
+        held = []  # the uploader's script, held back until the photo is chosen
+        page.route("**/analytics.js", lambda route: held.append(route))
+        page.click("button[type=submit]")
+        page.set_input_files("#file-input", str(photo))
+        expect(page.locator("#uploads li")).to_have_count(0)  # no script yet: nothing happens
+        held[0].continue_()
+        expect(page.locator("#uploads li[data-outcome]")).to_have_count(1, timeout=30_000)
+        outcome = page.locator("#uploads li").get_attribute("data-outcome")
+        browser.close()
+    assert outcome == "stored"
+    assert list(Photo.objects.values_list("original_name", flat=True)) == ["early.jpg"]
