@@ -291,8 +291,6 @@ def crowd_targets(data: ImageSet, votes_csv: str | Path, weight: float) -> np.nd
     The label keeps a share because evaluation is against the FER2013 labels, which the crowd's
     majority contradicts for about a third of the images.
     """
-    if not 0 <= weight <= 1:
-        raise DataError(f"crowd-vote weight must be between 0 and 1, got {weight}")
     voted = attach_attributes(data, votes_csv)
     columns = {FERPLUS_TO_FER[c]: c for c in FERPLUS_TO_FER if c in voted.attributes}
     missing = sorted(set(data.classes) - set(columns))
@@ -309,6 +307,20 @@ def crowd_targets(data: ImageSet, votes_csv: str | Path, weight: float) -> np.nd
     totals = votes.sum(1, keepdims=True)
     has_votes = totals[:, 0] > 0
     shares = np.where(has_votes[:, None], votes / np.maximum(totals, 1e-12), one_hot)
+    return blend_targets(data, shares, weight)
+
+
+def blend_targets(data: ImageSet, shares: np.ndarray, weight: float) -> np.ndarray:
+    """Soft training targets (N, C) float32: (1 - weight) x each image's one-hot label +
+    weight x its row of `shares` (distributions over the dataset's classes)."""
+    if not 0 <= weight <= 1:
+        raise DataError(f"soft-target weight must be between 0 and 1, got {weight}")
+    if shares.shape != (len(data), len(data.classes)):
+        raise DataError(
+            f"soft targets must be one distribution over {len(data.classes)} classes per image "
+            f"({len(data)}), got shape {shares.shape}"
+        )
+    one_hot = np.eye(len(data.classes))[data.labels]
     return ((1 - weight) * one_hot + weight * shares).astype(np.float32)
 
 

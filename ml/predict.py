@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from ml.checkpoint import Checkpoint, load_checkpoint, models_from_checkpoint
+from ml.data import ImageSet, blend_targets
 from ml.device import autocast, autocast_dtype, model_input, prepare_model, resolve_device
 from ml.errors import CheckpointError, InvalidImage
 from ml.labels import to_state
@@ -132,3 +133,16 @@ class Classifier:
     def state_of(self, label: str) -> str:
         """The classroom state of a predicted class name."""
         return to_state(label, self.state_mapping)
+
+
+def distillation_targets(data: ImageSet, teacher: Classifier, weight: float) -> np.ndarray:
+    """Soft training targets (N, C) for a student: each image's label blended with `teacher`'s
+    probabilities for it (`weight` the teacher's share; see ml.data.blend_targets).
+
+    The teacher must know the dataset's classes in the same order.
+    """
+    if list(teacher.classes) != list(data.classes):
+        raise CheckpointError(
+            f"the teacher's classes {teacher.classes} differ from the dataset's {data.classes}"
+        )
+    return blend_targets(data, teacher.predict_proba(data.images), weight)

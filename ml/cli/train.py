@@ -1,8 +1,10 @@
 """`python -m ml train`: train a model on an image folder or zip, checkpointing every epoch."""
 
+from ml.checkpoint import load_checkpoint
 from ml.cli import common
 from ml.data import crowd_targets, load_images, stratified_split
 from ml.options import SplitOptions
+from ml.predict import Classifier, distillation_targets, resolve_weights
 from ml.train import train
 
 # The CLI may train without validation (the epoch with the lowest training loss is kept); a web
@@ -18,16 +20,29 @@ def add_parser(subparsers) -> None:
     common.add_options(parser, SplitOptions, notes=VAL_FRACTION_NOTE)
     parser.add_argument("--out", required=True, help="checkpoint path (written after every epoch)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    parser.add_argument(
+    targets = parser.add_mutually_exclusive_group()
+    targets.add_argument(
         "--crowd-votes",
         help="CSV of crowd vote counts per training image (FER+ columns) used as soft targets; "
         "pass it again with --resume",
+    )
+    targets.add_argument(
+        "--teacher",
+        help="checkpoint (or 'default') whose mirror-averaged probabilities on the training "
+        "images are soft targets (distillation); pass it again with --resume",
     )
     parser.add_argument(
         "--crowd-weight",
         type=float,
         default=0.5,
         help="share of each soft target taken from the votes, the rest from the label "
+        "(default: 0.5)",
+    )
+    parser.add_argument(
+        "--teacher-weight",
+        type=float,
+        default=0.5,
+        help="share of each soft target taken from the teacher, the rest from the label "
         "(default: 0.5)",
     )
     common.add_train_options(parser)
@@ -49,7 +64,16 @@ def run(args) -> int:
         train_set, val_set = stratified_split(data, args.val_fraction, config.seed)
     else:
         train_set, val_set = data, None
-    soft_targets = crowd_targets(train_set, votes, args.crowd_weight) if votes else None
+    if votes:
+        soft_targets = crowd_targets(train_set, votes, args.crowd_weight)
+    elif args.teacher:
+        teacher = Classifier(
+            load_checkpoint(resolve_weights(args.teacher)), config.device, mirror_average=True
+        )
+        soft_targets = distillation_targets(train_set, teacher, args.teacher_weight)
+        del teacher
+    else:
+        soft_targets = None
     progress = common.TrainProgress()
     try:
         checkpoint = train(

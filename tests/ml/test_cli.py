@@ -68,6 +68,18 @@ def test_train_json_then_evaluate_and_predict(make_image_folder, tmp_path, capsy
     assert sum(rows[0]["probabilities"].values()) == pytest.approx(1, abs=1e-3)
 
 
+def test_a_student_trains_on_its_teachers_soft_targets(
+    make_image_folder, weights, tmp_path, capsys
+):
+    data = make_image_folder(n_per_class=6, size=32)
+    argv = ["train", "--data", data, "--val", data, "--out", tmp_path / "student.pt"]
+    argv += ["--epochs", 1, "--batch-size", 6, "--input-size", 32, "--json"]
+    code, stdout, _ = run(capsys, *argv, "--teacher", weights, "--teacher-weight", 0.7)
+    assert code == 0 and json.loads(stdout)["epochs_run"] == 1
+    code, _, err = run(capsys, *argv, "--teacher", weights, "--teacher-weight", 1.5)
+    assert code == 2 and "between 0 and 1" in err
+
+
 def test_human_output(make_image_folder, weights, capsys):
     data = make_image_folder(n_per_class=2, size=32)
     code, stdout, _ = run(capsys, "evaluate", "--weights", weights, "--data", data)
@@ -93,6 +105,7 @@ def test_error_paths_are_one_line_with_status_2(make_image_folder, weights, tmp_
     cases = [
         (train + [data, "--crowd-votes", tmp_path / "nope.csv"], "does not exist"),
         (train + [data, "--val", data, "--crowd-votes", votes], "no votes for ['a', 'b']"),
+        (train + [data, "--val", data, "--teacher", weights], "differ from the dataset's"),
         (train + [tmp_path / "nope"], "does not exist"),
         (train + [tmp_path / "one"], "two classes"),
         (train + [tmp_path / "empty"], "no readable images"),

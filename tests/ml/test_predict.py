@@ -9,7 +9,7 @@ from ml.data import load_images
 from ml.errors import CheckpointError, InvalidImage
 from ml.evaluate import evaluate_classifier
 from ml.models import build_model
-from ml.predict import Classifier, resolve_weights
+from ml.predict import Classifier, distillation_targets, resolve_weights
 from ml.recipe import TrainConfig
 from tests.ml.conftest import make_image_set
 
@@ -71,6 +71,19 @@ def test_bad_faces_and_weights_raise(checkpoint_file, tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         Classifier.load(tmp_path / "missing.pt")
     assert resolve_weights("x.pt").name == "x.pt"
+
+
+def test_distillation_targets_blend_each_label_with_the_teachers_probabilities(checkpoint_file):
+    teacher = Classifier.load(checkpoint_file, device="cpu")
+    data = make_image_set(CLASSES, 4, size=32)
+    probabilities = teacher.predict_proba(data.images)
+    one_hot = np.eye(len(CLASSES))[data.labels]
+    targets = distillation_targets(data, teacher, weight=0.7)
+    assert targets.shape == (12, 3) and targets.dtype == np.float32
+    np.testing.assert_allclose(targets, 0.3 * one_hot + 0.7 * probabilities, atol=1e-6)
+    np.testing.assert_allclose(distillation_targets(data, teacher, 0.0), one_hot)
+    with pytest.raises(CheckpointError, match="differ from the dataset's"):
+        distillation_targets(make_image_set(("angry", "sad", "happy")), teacher, 0.5)
 
 
 def _trained(seed: int):
