@@ -82,7 +82,7 @@ def latency(folder: Path, classifier: Classifier, detector: Detector, names: lis
     return rows
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarize(rows: list[dict]) -> dict:
     out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     common = out["load"] + out["detect"] + out["crop"]
     out["total_batched"] = common + out["classify_batched"]
@@ -196,11 +196,11 @@ def main() -> int:
         if args.only and args.only not in mode:
             continue
         rows = latency(folder, classifier, detector, names)
-        result[f"{mode}: all"] = summarise(rows)
+        result[f"{mode}: all"] = summarize(rows)
         in_crowd = [r for r, n in zip(rows, names, strict=True) if n in crowded]
-        result[f"{mode}: 20-40 faces"] = summarise(in_crowd)
+        result[f"{mode}: 20-40 faces"] = summarize(in_crowd)
         rows = latency(folder, classifier, detector, crowded, long_side=1600)
-        result[f"{mode}: 20-40 faces at 1600 px"] = summarise(rows)
+        result[f"{mode}: 20-40 faces at 1600 px"] = summarize(rows)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0

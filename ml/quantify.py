@@ -324,7 +324,7 @@ def quantify_parts(
         shares, replicates, predicted = _bootstrap(
             posteriors, predicted_states, calibration, method, resamples, rng
         )
-        each.append(_summarise(method, states, shares, replicates, predicted, level, tail))
+        each.append(_summarize(method, states, shares, replicates, predicted, level, tail))
         sizes.append(len(predicted))
         total_shares += len(predicted) * shares
         total_replicates += len(predicted) * replicates
@@ -359,7 +359,7 @@ def _bootstrap(posteriors, predicted_states, calibration, method, resamples, rng
     return shares, replicates, predicted
 
 
-def _summarise(method, states, shares, replicates, predicted, level, tail) -> Quantification:
+def _summarize(method, states, shares, replicates, predicted, level, tail) -> Quantification:
     low, high = np.quantile(replicates, [tail, 1 - tail], axis=0)
     intervals = np.stack([np.minimum(low, shares), np.maximum(high, shares)], axis=1)
     raw = np.bincount(predicted, minlength=len(states)) / len(predicted)

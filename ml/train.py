@@ -1,6 +1,6 @@
 """Training: plain train_one_epoch / evaluate functions, early stopping, resumable checkpoints.
 
-train() reads as its steps: the data on the device, the model and optimiser, the loop of
+train() reads as its steps: the data on the device, the model and optimizer, the loop of
 epochs, checkpointing; train_one_epoch takes what every epoch shares as one EpochContext.
 
 The whole dataset lives on the training device as uint8; batches are sliced, augmented and
@@ -69,9 +69,9 @@ class DeviceSet:
 
 @dataclass
 class EpochContext:
-    """What every epoch of a run shares, as torchvision's references pass the model, optimiser
+    """What every epoch of a run shares, as torchvision's references pass the model, optimizer
     and `args`: the model being trained (inside its DataParallel/DDP wrapper, if any), its
-    optimiser and per-batch scheduler, the training set on the device, the recipe (batch size,
+    optimizer and per-batch scheduler, the training set on the device, the recipe (batch size,
     normalisation, augmentation, label smoothing), the autocast dtype and the steps per epoch."""
 
     model: nn.Module
@@ -238,7 +238,7 @@ def train(
     `soft_targets` (N, C) replace the labels in the loss (ml.data.crowd_targets).
 
     The steps, in order: the run's device and seeds; the data on the device; the model and
-    optimiser; the first checkpoint (or the one resumed); the loop of epochs, which records
+    optimizer; the first checkpoint (or the one resumed); the loop of epochs, which records
     and saves each epoch in the checkpoint.
     """
     _check_sets(train_set, val_set)
@@ -257,7 +257,7 @@ def train(
         train_set, val_set, config, device, sample_weights, sampler_weights, soft_targets
     )
     steps = steps_per_epoch(math.ceil(len(train_set) / world), config.batch_size)
-    ctx = _model_and_optimiser(config, data, len(train_set.classes), world, steps)
+    ctx = _model_and_optimizer(config, data, len(train_set.classes), world, steps)
     checkpoint = new_checkpoint(unwrap(ctx.model), train_set.classes, config, device, world)
     standing = _restore(ctx, checkpoint, previous) if previous is not None else Standing()
     _keep_resume_state(checkpoint, ctx, standing)
@@ -347,13 +347,13 @@ def _per_sample(values: np.ndarray | None, n: int, name: str, device) -> torch.T
     return torch.as_tensor(values / values.mean(), dtype=torch.float32, device=device)
 
 
-# --- step 2: model and optimiser ------------------------------------------------------------
+# --- step 2: model and optimizer ------------------------------------------------------------
 
 
-def _model_and_optimiser(
+def _model_and_optimizer(
     config: TrainConfig, data: DeviceSet, n_classes: int, world: int, steps: int
 ) -> EpochContext:
-    """A fresh model on the data's device (wrapped for DDP or several GPUs), its optimiser and
+    """A fresh model on the data's device (wrapped for DDP or several GPUs), its optimizer and
     a scheduler over the whole run's steps."""
     device = data.images.device
     model = prepare_model(build_model(config.arch, n_classes, config.input_size), device)
@@ -536,7 +536,7 @@ def _previous_run(path: str | Path, train_set: ImageSet) -> Checkpoint:
 
 
 def _restore(ctx: EpochContext, checkpoint: Checkpoint, previous: Checkpoint) -> Standing:
-    """Continue an unfinished run: its record so far, latest weights, optimiser and scheduler."""
+    """Continue an unfinished run: its record so far, latest weights, optimizer and scheduler."""
     for key in ("metrics", "history", "epoch", "state_dict"):
         checkpoint[key] = previous[key]
     unwrap(ctx.model).load_state_dict(previous["resume"]["model"])
@@ -579,7 +579,7 @@ def _record_epoch(
 
 
 def _keep_resume_state(checkpoint: Checkpoint, ctx: EpochContext, standing: Standing) -> None:
-    """What a resumed run continues from: the latest weights, optimiser, scheduler and standing.
+    """What a resumed run continues from: the latest weights, optimizer, scheduler and standing.
     Kept from the start of a run, so a run cancelled before its first epoch ends resumes too
     (a checkpoint without it counts as finished)."""
     checkpoint["optimizer"] = ctx.optimizer.state_dict()

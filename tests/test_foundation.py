@@ -137,6 +137,40 @@ def test_the_readme_layout_names_every_module():
     assert missing == []
 
 
+def test_every_periodic_entry_names_a_task_the_workers_register():
+    from django.conf import settings
+
+    from edumood_site.celery import app
+
+    app.loader.import_default_modules()  # the apps' tasks modules, as a worker's start loads them
+    entries = {name: entry["task"] for name, entry in settings.CELERY_BEAT_SCHEDULE.items()}
+    assert entries and {n: t for n, t in entries.items() if t not in app.tasks} == {}
+
+
+# One spelling per word in identifiers: "analyse" as the product says it, "optimizer" and
+# "summarize" as PyTorch and the code around them do.
+SPELLINGS = {"analyz": "analys", "optimis": "optimiz", "summaris": "summariz"}
+
+
+def test_identifiers_use_one_spelling_per_word():
+    import io
+    import tokenize
+
+    offenders = []
+    packages = ("ml", "edumood_site", "accounts", "classifier", "analytics", "benchmarks")
+    for package in (*packages, "scripts", "tests"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+            for token in tokens:
+                if token.type != tokenize.NAME:
+                    continue
+                for wrong, right in SPELLINGS.items():
+                    if wrong in token.string.lower():
+                        where = f"{path.relative_to(ROOT)}:{token.start[0]}"
+                        offenders.append(f"{where} {token.string} ({right}...)")
+    assert offenders == []
+
+
 def test_ml_package_never_imports_django_or_the_apps_and_the_library_never_its_cli():
     offenders = []
     for path in (ROOT / "ml").rglob("*.py"):
