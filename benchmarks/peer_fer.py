@@ -140,8 +140,8 @@ def main() -> int:
     ours.predict_proba(val.images[:256])  # warm-up: oneDNN builds kernels per shape
     rows = []
     for name, run in (
-        (f"EduMood {ours.arch} ({args.weights}), batched 256", ours_batched),
-        (f"EduMood {ours.arch} ({args.weights}), one face per call", ours_single),
+        (f"EduMood {ours.description} ({args.weights}), batched 256", ours_batched),
+        (f"EduMood {ours.description} ({args.weights}), one face per call", ours_single),
         ("fer mini-Xception, detect_emotions", fer_public),
         ("fer mini-Xception, whole face 64x64", fer_whole_face),
     ):

@@ -176,7 +176,7 @@ def main() -> int:
             return 0
         print(f"{result['detected']}/{result['faces']} pasted FER val faces detected; accuracy "
               f"of the original crops on them {result['original_accuracy']:.3f} "
-              f"({classifier.arch}, val accuracy "
+              f"({classifier.description}, val accuracy "
               f"{classifier.metrics.get('val_accuracy')})")  # fmt: skip
         for group, (rate, count) in result["detection_by_group"].items():
             print(f"  detected {rate:.3f} of {count:4d} faces with {group}")
@@ -214,7 +214,7 @@ def main() -> int:
               f"the process {s['cpu_batched']:.1f} ms), per face "
               f"{s['total_per_face']:.1f} ms/photo")  # fmt: skip
     print(f"torch threads {args.torch_threads}, onnxruntime threads 2, cpus {os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.1f}, model {classifier.arch}")  # fmt: skip
+          f"load average {os.getloadavg()[0]:.1f}, model {classifier.description}")  # fmt: skip
     return 0
 
 

@@ -572,9 +572,11 @@ MODES = {
 }
 # The latency budget (a 1600 px photo of 30 faces analysed in 1 s on 2 cores) is for "fast":
 # benchmarks/photo_latency.py on the 17 photos of 20-40 faces enlarged to 1600 px, end to end,
-# measured 0.64 s wall per photo (median 0.62 s, 95th percentile 0.99 s) and 0.58 s of CPU
-# time, on 2 cores shared with a training run (load average 6-8); uncapped, the second look
-# took up to 1.6 s of CPU time on one of them. Thorough: 1.49 s wall, 0.97 s CPU per photo.
+# measured on idle cores (load average 1.2, 2026-12-03, classifier v4) 0.27 s wall per photo
+# (median 0.27 s, 95th percentile 0.37 s; 0.48 s of CPU time, 22.5 faces found on average),
+# RetinaFace alone 0.07 s; thorough 0.43 s (95th percentile 0.77 s). On 2 cores shared with a
+# training run (load average 6-8), fast took 0.64 s (95th percentile 0.99 s); uncapped, the
+# second look took up to 1.6 s of CPU time on one of these photos.
 # The default is DEFAULT_DETECTION_MODE.
 
 

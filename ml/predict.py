@@ -76,6 +76,13 @@ class Classifier:
             models = [quantize(m, r, example) for m, r in zip(models, ranges, strict=True)]
         self.models = models
 
+    @property
+    def description(self) -> str:
+        """The architecture, how many networks are averaged and how they are served, in words:
+        "edu-vgg-s", "edu-vgg-s x 2, int8"."""
+        networks = f" x {len(self.models)}" if len(self.models) > 1 else ""
+        return self.arch + networks + (", int8" if self.int8 else "")
+
     @classmethod
     def load(cls, weights: str | Path = "default", device: str = "auto") -> "Classifier":
         """Load a checkpoint file, or the shipped default model for "default"."""

@@ -43,9 +43,10 @@ LEVEL = 0.90
 # With 500 replicates a bound moves by about 1 point (standard deviation) from seed to seed; a
 # PACC session takes 50-120 ms on the shared 2-core machine (EM 0.3-0.7 s).
 RESAMPLES = 500
-# The session size from which the median widest 90 % interval of the four shares is within
-# +-20 points (benchmarks/quantify_eval.py, default model, PACC: 0.22 at 60 faces, 0.20 at 80,
-# 0.18 at 100). The engagement index alone is within +-20 points from 20 faces (0.19).
+# The smallest session size at which every simulated session's four 90 % intervals lie within
+# +-20 points (benchmarks/quantify_eval.py --sweep-sizes, default model v4, PACC: 3 % of
+# sessions at 20 faces, 50 % at 40, 82 % at 60, 100 % at 80; MODEL_CARD.md, "Corrected shares").
+# The engagement share alone is within +-18 points from 20 faces.
 MIN_FACES = 80
 # Probabilities are stored rounded; rows further than this from summing to 1 are not posteriors.
 SUM_TOLERANCE = 1e-3

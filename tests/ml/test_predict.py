@@ -113,7 +113,8 @@ def test_an_ensemble_averages_its_members(two_members):
     faces = make_image_set(CLASSES, 4, size=32, seed=5).images
     each = [Classifier(c, device="cpu", precision="fp32").predict_proba(faces) for c in two_members]
     ensemble = Classifier(combined, device="cpu", precision="fp32")
-    assert len(ensemble.models) == 2
+    assert len(ensemble.models) == 2 and ensemble.description == "edu-vgg-s x 2"
+    assert Classifier(two_members[0], device="cpu").description == "edu-vgg-s"
     assert np.allclose(ensemble.predict_proba(faces), (each[0] + each[1]) / 2, atol=1e-5)
 
 
@@ -146,6 +147,7 @@ def test_int8_serving_follows_the_float_model(two_members, tmp_path, make_image_
     assert served.checkpoint["metrics"]["val_accuracy"] == val["accuracy"]  # as served: int8
     exact = Classifier(torch.load(out, weights_only=True), device="cpu", int8=False)
     assert served.int8 and not exact.int8 and len(served.models) == 2
+    assert served.description == "edu-vgg-s x 2, int8"
     faces = make_image_set(CLASSES, 10, size=32, seed=7).images
     p_int8, p_float = served.predict_proba(faces), exact.predict_proba(faces)
     assert np.allclose(p_int8.sum(1), 1, atol=1e-4)
