@@ -2,7 +2,7 @@
 
 import plotly.graph_objects as go
 
-from ml.options import FOLD_METRICS
+from ml.options import REPORTED_METRICS
 
 LAYOUT = {"margin": {"l": 50, "r": 20, "t": 50, "b": 50}, "height": 360}
 
@@ -80,7 +80,7 @@ def kfold_chart(result: dict) -> go.Figure | None:
         return None
     figure = go.Figure()
     x = list(range(1, len(folds) + 1))
-    for metric in FOLD_METRICS:
+    for metric in REPORTED_METRICS:
         figure.add_scatter(
             x=x, y=[fold.get(metric) for fold in folds], mode="markers", name=metric,
             marker={"size": 10},

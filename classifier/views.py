@@ -226,7 +226,7 @@ def model_list(request):
 def kfold_summary(result: dict) -> list[tuple[str, float, float]]:
     """(metric, mean, std) rows of an ml.cv.kfold result."""
     mean, std = result.get("mean") or {}, result.get("std") or {}
-    return [(metric, mean.get(metric), std.get(metric)) for metric in charts.FOLD_METRICS]
+    return [(metric, mean.get(metric), std.get(metric)) for metric in charts.REPORTED_METRICS]
 
 
 @staff_required

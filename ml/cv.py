@@ -11,7 +11,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from ml.data import ImageSet, stratified_split
 from ml.errors import DataError
 from ml.evaluate import classification_metrics, predict_labels
-from ml.options import FOLD_METRICS, KFoldOptions, SplitOptions
+from ml.options import REPORTED_METRICS, KFoldOptions, SplitOptions
 from ml.predict import Classifier
 from ml.recipe import TrainConfig
 from ml.train import Progress, train
@@ -58,7 +58,7 @@ def scaled_progress(progress: Callable[[Progress], None] | None, start: float, s
 def _summary(folds: list[dict]) -> tuple[dict, dict]:
     """Mean and sample standard deviation (ddof=1) of each fold metric."""
     mean, std = {}, {}
-    for metric in FOLD_METRICS:
+    for metric in REPORTED_METRICS:
         values = np.array([fold[metric] for fold in folds], dtype=np.float64)
         mean[metric] = float(values.mean()) if len(values) else None
         std[metric] = float(values.std(ddof=1)) if len(values) > 1 else None
@@ -120,7 +120,7 @@ def kfold(
                 "n_val": len(val_set) if val_set is not None else 0,
                 "n_test": len(test_set),
                 "best_epoch": checkpoint["metrics"].get("best_epoch"),
-                **{metric: metrics[metric] for metric in FOLD_METRICS},
+                **{metric: metrics[metric] for metric in REPORTED_METRICS},
             }
         )
         oof_true.append(test_set.labels)

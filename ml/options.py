@@ -129,8 +129,9 @@ class SplitOptions:
     )
 
 
-# The metrics every fold reports, with their mean and std across folds.
-FOLD_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+# The metrics every k-fold fold (with their mean and std across folds) and every audited group
+# report.
+REPORTED_METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 
 
 @dataclass

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ml.cli import common
 from ml.data import ImageSet, attach_attributes, load_images
-from ml.fairness import audit_classifier
+from ml.fairness import BOOTSTRAP_RESAMPLES, audit_classifier
 from ml.options import AuditOptions
 from ml.predict import Classifier
 
@@ -15,7 +15,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--weights", required=True, help="checkpoint path or 'default'")
     add_data_options(parser)
     common.add_options(parser, AuditOptions, names=["attributes"])
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument(
+        "--n-boot", type=int, default=BOOTSTRAP_RESAMPLES, help="bootstrap resamples"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     common.add_json_flag(parser)

@@ -4,7 +4,7 @@ from ml.cli import common
 from ml.cv import kfold
 from ml.data import attach_attributes, load_images
 from ml.errors import DataError
-from ml.options import FOLD_METRICS, KFoldOptions, SplitOptions
+from ml.options import REPORTED_METRICS, KFoldOptions, SplitOptions
 
 
 def add_parser(subparsers) -> None:
@@ -22,13 +22,13 @@ def add_parser(subparsers) -> None:
 
 def format_result(result: dict) -> str:
     """A per-fold table and the mean ± std line."""
-    lines = [f"{'fold':>4} {'n_test':>6} " + " ".join(f"{m:>15}" for m in FOLD_METRICS)]
+    lines = [f"{'fold':>4} {'n_test':>6} " + " ".join(f"{m:>15}" for m in REPORTED_METRICS)]
     for fold in result["folds"]:
         lines.append(f"{fold['fold'] + 1:>4} {fold['n_test']:>6} "
-                     + " ".join(f"{fold[m]:>15.4f}" for m in FOLD_METRICS))  # fmt: skip
+                     + " ".join(f"{fold[m]:>15.4f}" for m in REPORTED_METRICS))  # fmt: skip
     if result["folds"]:
         cells = []
-        for m in FOLD_METRICS:
+        for m in REPORTED_METRICS:
             std = result["std"][m]
             cells.append(f"{result['mean'][m]:.4f}" + (f"±{std:.4f}" if std is not None else ""))
         lines.append(f"{'mean':>4} {'':>6} " + " ".join(f"{c:>15}" for c in cells))
