@@ -260,15 +260,14 @@ def _attribute_counts(data) -> dict:
 def import_dataset(job: Job) -> dict:
     """Decode, crop and check every image, then store one immutable version, or nothing.
 
-    Whatever the outcome (stored, identical to a version already stored, failed), the uploaded
-    zip is removed, and so is a dataset the import left without any version.
+    Whatever the outcome (stored, identical to a version already stored, failed), a dataset the
+    import left without any version is removed; the uploaded zip goes when the job closes
+    (Job._discard_working_files).
     """
     dataset = Dataset.objects.get(pk=job.params["dataset"])
     try:
         return _import(job, dataset)
     finally:
-        if job.params.get("upload"):
-            default_storage.delete(job.params["upload"])
         if not dataset.versions.exists() and not _other_imports_pending(job, dataset):
             dataset.delete()
 

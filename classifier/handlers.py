@@ -167,7 +167,7 @@ def train_and_register(job: Job, train_set, val_set, config, dataset_version, na
     from ml.history import loss_warning
     from ml.train import train
 
-    resume = storage.WorkingCopy(f"checkpoints/job-{job.pk}.pt")
+    resume = storage.WorkingCopy(job.resume_point)
     report = training_progress(job)
 
     def progress(p) -> None:

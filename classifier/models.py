@@ -1,6 +1,7 @@
 """Model lifecycle: background jobs (and, built on them, datasets and model versions)."""
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -131,11 +132,28 @@ class Job(BackgroundWork):
     def request_cancel(self) -> None:
         """Ask a running job to stop; a queued job is cancelled at once."""
         Job.objects.filter(pk=self.pk).update(cancel_requested=True)
-        Job.objects.filter(pk=self.pk, status=JobStatus.QUEUED).update(
+        cancelled_while_queued = Job.objects.filter(pk=self.pk, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELLED, finished_at=timezone.now(),
             message=f"Cancelled. {self.cancel_outcome()}"[:500],
         )  # fmt: skip
         self.refresh_from_db()
+        if cancelled_while_queued:
+            self._discard_working_files()
+
+    @property
+    def resume_point(self) -> str:
+        """The stored name of a training run's checkpoint while it runs (storage.WorkingCopy)."""
+        return f"checkpoints/job-{self.pk}.pt"
+
+    def _discard_working_files(self) -> None:
+        """Remove what is stored only for the job to run, once it has ended however it ended
+        (finished, failed, given up after its workers died, cancelled while queued): the
+        uploaded zip of an import and a training run's resume point."""
+        names = [self.resume_point]
+        if self.params.get("upload"):
+            names.append(self.params["upload"])
+        for name in names:
+            default_storage.delete(name)
 
     def cancel_outcome(self) -> str:
         """What a cancelled job of this kind keeps, in words for the admin who cancels it."""
@@ -165,6 +183,7 @@ class Job(BackgroundWork):
         if self.held_claim().update(**fields):
             for name, value in fields.items():
                 setattr(self, name, value)
+            self._discard_working_files()
 
 
 def checkpoint_upload_to(instance, filename: str) -> str:

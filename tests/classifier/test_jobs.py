@@ -1,15 +1,20 @@
 """Job handlers on small generated datasets: train, evaluate, audit, mitigate, cancel."""
 
+from datetime import timedelta
+
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.urls import reverse
+from django.utils import timezone
 
 from classifier.choices import JobKind, JobStatus
 from classifier.handlers import train_job
-from classifier.jobs import create_job
+from classifier.jobs import create_job, start_import
 from classifier.models import AuditReport, Job, ModelVersion
 from edumood_site.work import WorkCancelled
 
-from .conftest import FAST_TRAIN, run_queued
+from .conftest import FAST_TRAIN, dataset_zip_bytes, run_queued, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -177,3 +182,33 @@ def test_mitigating_a_version_validated_on_a_separate_dataset_version_works(
     after = ModelVersion.objects.get(pk=job.result["model_version"])
     assert after.card.measured_on.name == f"all of {imported_version}"
     assert after.card.measured_on.size == 48
+
+
+def _stored(name: str) -> str:
+    return default_storage.save(name, ContentFile(b"kept only while the job runs"))
+
+
+def test_an_import_cancelled_while_queued_leaves_no_uploaded_zip(media, admin_user):
+    _, job = start_import("faces", user=admin_user, upload=upload(dataset_zip_bytes()))
+    assert default_storage.exists(job.params["upload"])
+    job.request_cancel()
+    assert job.status == JobStatus.CANCELLED and not default_storage.exists(job.params["upload"])
+
+
+def test_a_job_that_fails_or_is_given_up_leaves_no_resume_point(media):
+    failing = create_job(JobKind.TRAIN, {**FAST_TRAIN, "dataset_version": 999})
+    assert _stored(failing.resume_point) == failing.resume_point
+    assert run_queued(failing).status == JobStatus.FAILED
+    assert not default_storage.exists(failing.resume_point)
+
+    # A run whose workers all died: the sweep gives up on it.
+    abandoned = create_job(JobKind.TRAIN, {**FAST_TRAIN, "dataset_version": 999})
+    _stored(abandoned.resume_point)
+    Job.objects.filter(pk=abandoned.pk).update(
+        status=JobStatus.RUNNING, attempts=Job.MAX_ATTEMPTS,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )  # fmt: skip
+    assert Job.recover_abandoned() == 1
+    abandoned.refresh_from_db()
+    assert abandoned.status == JobStatus.FAILED and "Gave up" in abandoned.error
+    assert not default_storage.exists(abandoned.resume_point)
