@@ -91,8 +91,10 @@ class JobViewSet(
         job = create_job(form.kind, form.params(), user=request.user)
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
+    # This router also routes `<id>/<action>.json/` and passes the suffix as `format`: every
+    # action takes it, or that route answers 500.
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, pk=None, format=None):
         job = self.get_object()
         if job.is_terminal:
             return Response({"detail": f"The job already {job.status}."}, status=409)
@@ -100,7 +102,7 @@ class JobViewSet(
         return Response(s.JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["post"])
-    def retry(self, request, pk=None):
+    def retry(self, request, pk=None, format=None):
         job = self.get_object()
         if not job.is_terminal:
             return Response({"detail": "The job has not ended yet."}, status=409)
@@ -134,7 +136,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Admi
     filterset_fields = ["arch", "source", "is_active", "dataset_version"]
 
     @action(detail=True, methods=["post"])
-    def promote(self, request, pk=None):
+    def promote(self, request, pk=None, format=None):
         version = self.get_object()
         body = s.PromoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
