@@ -71,7 +71,7 @@ def run(args) -> int:
             load_checkpoint(resolve_weights(args.teacher)), config.device, mirror_average=True
         )
         soft_targets = distillation_targets(train_set, teacher, args.teacher_weight)
-        del teacher
+        del teacher  # its networks are not needed for training: free their memory first
     else:
         soft_targets = None
     progress = common.TrainProgress()
